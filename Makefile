@@ -1,0 +1,46 @@
+# essbasic: `make` builds the C core for Lua 5.4 and LuaJIT; `make test` runs every suite; `make demo` runs the
+# sandbox demo. Targets that need system packages install the missing ones first (tools/install-deps).
+
+LUA54_INC   ?= /usr/include/lua5.4
+LUAJIT_INC  ?= /usr/include/luajit-2.1
+CC          ?= cc
+OPTFLAGS    ?= -O2 -g
+WARNFLAGS    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+CFLAGS_CORE  = -std=gnu99 -fPIC -fvisibility=hidden $(OPTFLAGS) $(WARNFLAGS) \
+               -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED $(EXTRA_CFLAGS)
+LDLIBS_CORE  = -lcurl -lcrypto $(EXTRA_LDFLAGS)
+
+SRCS = src/core.c src/crypto.c src/json.c src/http.c src/clock.c
+HDRS = $(wildcard src/*.h)
+
+CORE54 = build/5.4/essbasic/core.so
+CORE51 = build/5.1/essbasic/core.so
+
+.PHONY: all deps test check fuzz bench demo sandbox schema lint clean
+
+all: $(CORE54) $(CORE51)
+
+$(CORE54): $(SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CORE) -I$(LUA54_INC) -shared -o $@ $(SRCS) $(LDLIBS_CORE)
+
+$(CORE51): $(SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CORE) -I$(LUAJIT_INC) -shared -o $@ $(SRCS) $(LDLIBS_CORE)
+
+deps:
+	@tools/install-deps
+
+lint: deps
+	luacheck -q lua spec examples bench tools sandbox
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tools/run-tests
+
+schema:
+	lua5.4 tools/gen_schema.lua ../shared/spec/essbasic-2021-05-26.api.json > lua/essbasic/schema.lua.new
+	mv lua/essbasic/schema.lua.new lua/essbasic/schema.lua
+
+clean:
+	rm -rf build

@@ -1,0 +1,12 @@
+/* Each part of essbasic.core adds its functions to the module table on top of the stack. */
+#ifndef ESSBASIC_CORE_H
+#define ESSBASIC_CORE_H
+
+#include "compat.h"
+
+void essbasic_open_crypto(lua_State *L); /* crypto.c: hashes, HMAC, TC3 signer, base64, AES */
+void essbasic_open_json(lua_State *L);   /* json.c: encoder and decoder */
+void essbasic_open_http(lua_State *L);   /* http.c: libcurl sessions (easy and multi) */
+void essbasic_open_clock(lua_State *L);  /* clock.c: monotonic time and sleeping */
+
+#endif
