@@ -1,0 +1,49 @@
+-- The error object every essbasic failure comes back as: `nil, err`.
+-- Fields: code, message, request_id, http_status, kind, attempts, and per kind: problems (validation),
+-- network (transport), outcome_unknown (a creating call that may have reached the server).
+-- Nothing here may hold key material: messages are built by the callers from non-secret parts only.
+
+local setmetatable, getmetatable, tostring, type = setmetatable, getmetatable, tostring, type
+local concat = table.concat
+
+local M = {}
+
+local Error = {}
+Error.__index = Error
+Error.__name = "essbasic.error"
+
+function Error.__tostring(e)
+  local parts = { "essbasic: ", tostring(e.code), ": ", tostring(e.message) }
+  if e.request_id then parts[#parts + 1] = " [request_id=" .. tostring(e.request_id) .. "]" end
+  if e.http_status then parts[#parts + 1] = " [http_status=" .. tostring(e.http_status) .. "]" end
+  if e.attempts and e.attempts > 1 then parts[#parts + 1] = " [attempts=" .. tostring(e.attempts) .. "]" end
+  return concat(parts)
+end
+
+-- The client-side codes, in the official SDKs' ClientError.* style (see docs/internals.md).
+M.NETWORK = "ClientError.NetworkError"
+M.HTTP_STATUS = "ClientError.HttpStatusCodeError"
+M.PARSE_JSON = "ClientError.ParseJsonError"
+M.RESPONSE_TOO_LARGE = "ClientError.ResponseTooLarge"
+M.REQUEST_TOO_LARGE = "ClientError.RequestTooLarge"
+M.ENCODE = "ClientError.EncodeError"
+M.CREDENTIAL = "ClientError.CredentialError"
+M.OUTCOME_UNKNOWN = "ClientError.OutcomeUnknown"
+M.RATE_LIMITED = "ClientError.RateLimited"
+M.DEADLINE = "ClientError.DeadlineExceeded"
+M.HEADER_VALUE = "ClientError.InvalidHeaderValue"
+M.PHASE = "ClientError.BlockingCallNotAllowed"
+
+-- fields: a table with at least code and message; it becomes the error object (no copy).
+function M.new(fields)
+  if type(fields) ~= "table" then error("errors.new expects a table", 2) end
+  if type(fields.code) ~= "string" then error("errors.new: code must be a string", 2) end
+  if fields.message == nil then fields.message = fields.code end
+  return setmetatable(fields, Error)
+end
+
+function M.is_error(v)
+  return getmetatable(v) == Error
+end
+
+return M

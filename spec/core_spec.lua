@@ -1,0 +1,17 @@
+local core = require("essbasic.core")
+
+describe("essbasic.core clock", function()
+  it("has a monotonic clock that advances across a sleep", function()
+    local t0 = core.monotonic()
+    core.sleep(0.02)
+    local dt = core.monotonic() - t0
+    assert.is_true(dt >= 0.019, "slept " .. dt)
+    assert.is_true(dt < 1)
+  end)
+  it("refuses a negative sleep", function()
+    assert.has_error(function() core.sleep(-1) end)
+  end)
+  it("reports wall-clock time close to os.time()", function()
+    assert.is_true(math.abs(core.time() - os.time()) < 2)
+  end)
+end)
