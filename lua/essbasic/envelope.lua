@@ -1,0 +1,59 @@
+-- The essbasic response envelope, both ways:
+--   success  {"Response": {..., "RequestId": "…"}}
+--   failure  {"Response": {"Error": {"Code": "…", "Message": "…"}, "RequestId": "…"}}
+--   legacy   {"code": <non-zero>, "message": "…", "codeDesc": "…"}
+-- decode() is what the client does with every answer; error_body()/success_body() are what the sandbox sends.
+
+local json = require("essbasic.json")
+local errors = require("essbasic.errors")
+
+local type, tostring, sub, gsub = type, tostring, string.sub, string.gsub
+
+local M = {}
+
+-- A short, printable excerpt of a body that is not an envelope (an HTML 502 page, say) for the message.
+local function excerpt(body)
+  local s = gsub(sub(body or "", 1, 160), "[%c]", " ")
+  if #(body or "") > 160 then s = s .. "…" end
+  return s
+end
+
+-- status, body → Response table, or nil and an error object.
+function M.decode(status, body)
+  local doc = json.decode(body)
+  local resp = type(doc) == "table" and doc.Response
+  if type(resp) == "table" then
+    local e = resp.Error
+    if type(e) == "table" and e.Code ~= nil then
+      return nil, errors.new{ kind = "service", code = tostring(e.Code), message = tostring(e.Message or e.Code),
+        request_id = resp.RequestId, http_status = status }
+    end
+    if status ~= 200 then
+      return nil, errors.new{ kind = "http", code = errors.HTTP_STATUS, http_status = status,
+        request_id = resp.RequestId, message = "HTTP " .. tostring(status) .. " with a success envelope" }
+    end
+    return resp
+  end
+  if type(doc) == "table" and doc.code ~= nil and doc.code ~= 0 then
+    return nil, errors.new{ kind = "service", code = tostring(doc.codeDesc or doc.code),
+      message = tostring(doc.message or doc.codeDesc), http_status = status }
+  end
+  if status ~= 200 then
+    return nil, errors.new{ kind = "http", code = errors.HTTP_STATUS, http_status = status,
+      message = "HTTP " .. tostring(status) .. ": " .. excerpt(body) }
+  end
+  return nil, errors.new{ kind = "parse", code = errors.PARSE_JSON, http_status = status,
+    message = (doc == nil and "the body is not JSON: " or "the JSON has no Response object: ") .. excerpt(body) }
+end
+
+function M.error_body(code, message, request_id)
+  return json.encode({ Response = { Error = { Code = code, Message = message }, RequestId = request_id } })
+end
+
+-- response: the Response members; hint: the response struct's fields (lists stay lists when empty).
+function M.success_body(response, request_id, hint)
+  response.RequestId = request_id
+  return json.encode({ Response = response }, hint and { Response = { fields = hint } })
+end
+
+return M

@@ -1,0 +1,31 @@
+-- essbasic: Tencent Cloud e-signature API for partner platforms (essbasic 2021-05-26) from Lua and OpenResty.
+--   local essbasic = require("essbasic")
+--   local client = essbasic.new{ secret_id = "...", secret_key = "..." }
+--   local resp, err = client:ChannelCreateFlowGroupByFiles{ ... }
+-- Nothing here does I/O at require time; the parts load on first use.
+
+local client = require("essbasic.client")
+
+local M = {
+  VERSION = client.VERSION,
+  API_VERSION = "2021-05-26",
+}
+
+function M.new(opts)
+  return client.new(opts)
+end
+
+-- essbasic.json, essbasic.errors, essbasic.flow, essbasic.callback, essbasic.credentials, … on first use.
+local LAZY = { json = true, errors = true, flow = true, callback = true, credentials = true, api = true,
+  validate = true }
+
+return setmetatable(M, {
+  __index = function(t, k)
+    if LAZY[k] then
+      local mod = require("essbasic." .. k)
+      rawset(t, k, mod)
+      return mod
+    end
+    return nil
+  end,
+})
