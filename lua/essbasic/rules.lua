@@ -1,0 +1,395 @@
+-- Constraints that the essbasic 2021-05-26 spec states only in its prose (api.json `document` texts), written by
+-- hand beside the generated schema. Every entry names its source: "Struct.Member" means that member's document
+-- in api.json; "digest §N" means /work/shared/research/spec-digest.md. Data only, plus three format predicates.
+--
+-- Error codes: `code` is a preference list. The validator uses the first code that the Go SDK lists for the
+-- action being validated (schema.actions[A].errors, from action-errors.json); the last entry is a platform-wide
+-- common code that every action may return, so there is always an answer.
+
+local type, tonumber, find, pairs, pcall, require = type, tonumber, string.find, pairs, pcall, require
+local floor = math.floor
+
+local M = {}
+
+-- Platform-wide common codes (Tencent Cloud API 3.0 common errors; digest §5.3): used when the schema itself is
+-- violated rather than a prose rule.
+M.codes = {
+  missing = "MissingParameter",       -- a required member is absent (or an empty string)
+  unknown = "UnknownParameter",       -- a member name the structure does not have
+  type = "InvalidParameter",          -- wrong JSON type: the API answers type mismatches with InvalidParameter
+  disabled = "InvalidParameter",      -- a member marked disabled (internal or retired) was sent
+  action = "InvalidAction",           -- an action name the API does not have
+  value = "InvalidParameter",         -- fallback for prose rules without a more specific code
+}
+
+--------------------------------------------------------------------------------------------------------------
+-- Enumerations: ordered lists of allowed values (enum_sets below gives the same as sets).
+--------------------------------------------------------------------------------------------------------------
+M.enums = {
+  -- FlowApproverInfo.ApproverType
+  ApproverType = { "PERSON", "PERSON_AUTO_SIGN", "ORGANIZATION", "ENTERPRISESERVER" },
+  -- ChannelCreateFlowGroupByFilesRequest.ApproverVerifyType (flow-group level)
+  ApproverVerifyType = { "VerifyCheck", "MobileCheck" },
+  -- FlowApproverInfo.IdCardType, CreateSignUrlsRequest.IdCardType
+  IdCardType = { "ID_CARD", "HONGKONG_AND_MACAO", "HONGKONG_MACAO_AND_TAIWAN" },
+  -- Component.ComponentType: fill-in fields, then signing fields
+  ComponentType = {
+    "TEXT", "MULTI_LINE_TEXT", "CHECK_BOX", "FILL_IMAGE", "DYNAMIC_TABLE", "ATTACHMENT", "SELECTOR", "DATE",
+    "DISTRICT", "VIRTUAL_COMBINATION",
+    "SIGN_SEAL", "SIGN_DATE", "SIGN_SIGNATURE", "SIGN_PAGING_SIGNATURE", "SIGN_PAGING_SEAL", "SIGN_OPINION",
+    "SIGN_VIRTUAL_COMBINATION", "SIGN_MULTI_LINE_TEXT", "SIGN_SELECTOR", "SIGN_LEGAL_PERSON_SEAL",
+  },
+  -- ComponentLimit.ComponentType
+  ComponentLimitComponentType = { "SIGN_SEAL", "SIGN_PAGING_SEAL", "SIGN_LEGAL_PERSON_SEAL", "SIGN_SIGNATURE" },
+  -- Component.GenerateMode
+  GenerateMode = { "NORMAL", "FIELD", "KEYWORD" },
+  -- FlowApproverInfo.NotifyType. The member's own enumeration block spells the last value "NODE", its prose
+  -- (and the meaning, "do not notify") says NONE: read as a typo, NONE only.
+  NotifyType = { "SMS", "EMAIL", "ALL", "NONE" },
+  -- ApproverOption.FlowReadLimit
+  FlowReadLimit = { "LimitReadTimeAndBottom", "LimitReadTime", "LimitBottom", "NoReadTimeAndBottom" },
+  -- ApproverOption.ApproverMobileMode ("" is the documented default)
+  ApproverMobileMode = { "REPLACE", "GIVEN", "VALIDATE", "" },
+  -- Component.KeywordOrder
+  KeywordOrder = { "Positive", "Reverse" },
+  -- Component.RelativeLocation
+  RelativeLocation = { "Middle", "Below", "Right", "LowerRight", "UpperRight" },
+  -- FlowApproverInfo.ComponentLimitType (signature styles for SIGN_SIGNATURE)
+  ComponentLimitType = { "HANDWRITE", "HANDWRITTEN_ESIGN", "OCR_ESIGN", "ESIGN", "IMG_ESIGN", "SYSTEM_ESIGN" },
+  -- FlowApproverInfo.ApproverVerifyTypes: 1 face, 2 mobile match
+  ApproverVerifyTypes = { 1, 2 },
+  -- FlowApproverInfo.ApproverSignTypes: 1 face, 2 signing password, 3 carrier three-factor, 5 fingerprint, 6 FaceID
+  ApproverSignTypes = { 1, 2, 3, 5, 6 },
+  -- FlowFileInfo.FlowDisplayType: 0 合同, 1 文件, 2 协议, 3 文书
+  FlowDisplayType = { 0, 1, 2, 3 },
+  -- ApproverOption.FillType: 1 dynamic signer (0 is the Go zero value, "no supplement", the default)
+  FillType = { 0, 1 },
+  -- FlowApproverInfo.SignTypeSelector: 0 signer chooses, 1 first method recommended
+  SignTypeSelector = { 0, 1 },
+  -- FlowApproverInfo.SignEndpoints
+  SignEndpoints = { "link" },
+  -- Intention.IntentionType: 1 Q&A, 2 nod
+  IntentionType = { 1, 2 },
+  -- RuleIdConfig.Speed
+  Speed = { 0, 1, 2, 3 },
+  -- ChannelCancelFlowRequest.CancelMessageFormat, ChannelBatchCancelFlowsRequest.CancelMessageFormat
+  CancelMessageFormat = { 0, 1, 2, 3 },
+  -- DescribeCancelFlowsTaskRequest.CancelType
+  CancelType = { 0, 1 },
+  -- CreateSignUrlsRequest.Endpoint
+  Endpoint = { "WEIXINAPP", "CHANNEL", "APP", "LONGURL2WEIXINAPP" },
+  -- CreateSignUrlsRequest.GenerateType
+  GenerateType = { "ALL", "CHANNEL", "NOT_CHANNEL", "PERSON", "FOLLOWER", "RECIPIENT" },
+  -- CreateSignUrlsRequest.Hides
+  Hides = { 0, 1, 2, 3, 4, 5 },
+  -- UploadFilesRequest.BusinessType
+  BusinessType = { "TEMPLATE", "DOCUMENT", "SEAL", "ARCHIVE", "BUSINESSLICENSE" },
+}
+
+M.enum_sets = {}
+for name, list in pairs(M.enums) do
+  local set = {}
+  for i = 1, #list do set[list[i]] = true end
+  M.enum_sets[name] = set
+end
+
+--------------------------------------------------------------------------------------------------------------
+-- Formats
+--------------------------------------------------------------------------------------------------------------
+M.formats = {}
+
+-- FlowApproverInfo.Mobile: 11 digits, mainland numbers only, no +86. Component.ComponentValue gives the
+-- mainland ranges: 13x-19x.
+function M.formats.mobile(s)
+  return type(s) == "string" and #s == 11 and find(s, "^1[3-9]%d%d%d%d%d%d%d%d%d$") ~= nil
+end
+
+-- FlowApproverInfo.IdCardNumber by FlowApproverInfo.IdCardType (ID_CARD when absent, its documented default):
+-- ID_CARD 18 characters, digits and uppercase X (X only as the check character); HONGKONG_AND_MACAO 11
+-- characters, H or M then 10 digits; HONGKONG_MACAO_AND_TAIWAN the same format as ID_CARD.
+function M.formats.id_card(id_type, number)
+  if type(number) ~= "string" then return false end
+  if id_type == nil or id_type == "ID_CARD" or id_type == "HONGKONG_MACAO_AND_TAIWAN" then
+    return #number == 18 and find(number, "^%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d[%dX]$") ~= nil
+  elseif id_type == "HONGKONG_AND_MACAO" then
+    return #number == 11 and find(number, "^[HM]%d%d%d%d%d%d%d%d%d%d$") ~= nil
+  end
+  return false
+end
+
+-- FlowFileInfo.Deadline: Unix seconds, "ten-digit", at most 33162419560 (year 3020, which is 11 digits).
+M.UNIX_SECONDS_MIN = 1000000000
+M.UNIX_SECONDS_MAX = 33162419560
+function M.formats.unix_seconds(n)
+  if type(n) == "string" then n = tonumber(n) end
+  return type(n) == "number" and n == floor(n) and n >= M.UNIX_SECONDS_MIN and n <= M.UNIX_SECONDS_MAX
+end
+
+-- Checks that take the whole structure (used by the validator's struct checks below).
+M.struct_formats = {}
+function M.struct_formats.id_card(t, check)
+  local number = t[check.number_field]
+  if number == nil then return true end
+  return M.formats.id_card(t[check.type_field], number)
+end
+
+--------------------------------------------------------------------------------------------------------------
+-- Per-member limits, keyed "Struct.Member". Keys of an entry:
+--   max_chars/min_chars  length in UTF-8 characters (names are Chinese: characters, not bytes)
+--   min_items/max_items  list length
+--   min/max              numeric range
+--   enum                 name in M.enums (for lists: every element)
+--   format               name in M.formats (for lists: every element); allow_zero: 0 also passes
+--   code                 preference list (see the top of this file); source: where the text says so
+--------------------------------------------------------------------------------------------------------------
+local CARD = { "InvalidParameter.CardNumber", "InvalidParameter" }
+local MOBILE = { "InvalidParameter.Mobile", "InvalidParameter" }
+local COMPONENT_TYPE = { "InvalidParameter.UnsupportedComponentType", "InvalidParameter.ComponentType",
+  "InvalidParameter" }
+local CANCEL_REASON = { "InvalidParameter.CancelReason", "InvalidParameter.ParamError", "InvalidParameter" }
+local FLOW_IDS = { "LimitExceeded.FlowIds", "InvalidParameter.FlowIds", "InvalidParameter.ParamError",
+  "InvalidParameter" }
+
+M.limits = {
+  -- ChannelCreateFlowGroupByFiles
+  ["ChannelCreateFlowGroupByFilesRequest.FlowFileInfos"] = { min_items = 2, max_items = 50,
+    code = { "InvalidParameter" },
+    source = "ChannelCreateFlowGroupByFilesRequest.FlowFileInfos (at least 2, at most 50 contracts)" },
+  ["ChannelCreateFlowGroupByFilesRequest.FlowGroupName"] = { max_chars = 200, code = { "InvalidParameter" },
+    source = "ChannelCreateFlowGroupByFilesRequest.FlowGroupName (length at most 200)" },
+  ["ChannelCreateFlowGroupByFilesRequest.ApproverVerifyType"] = { enum = "ApproverVerifyType",
+    code = { "InvalidParameter.ApproverVerifyType", "InvalidParameter" },
+    source = "ChannelCreateFlowGroupByFilesRequest.ApproverVerifyType" },
+
+  ["FlowFileInfo.FileIds"] = { min_items = 1, max_items = 1,
+    code = { "InvalidParameter.FlowFileIds", "InvalidParameter" },
+    source = "FlowFileInfo.FileIds (only a single file is supported)" },
+  ["FlowFileInfo.FlowName"] = { min_chars = 1, max_chars = 200,
+    code = { "InvalidParameter.FlowName", "InvalidParameter" },
+    source = "FlowFileInfo.FlowName (at most 200 characters)" },
+  ["FlowFileInfo.FlowApprovers"] = { min_items = 1, max_items = 5,
+    code = { "InvalidParameter.FlowApprovers", "InvalidParameter" },
+    source = "FlowFileInfo.FlowApprovers (at most 5 parties); errors.json InvalidParameter.FlowApprovers" ..
+      " (the number of participants may be neither empty nor above the limit)" },
+  ["FlowFileInfo.Deadline"] = { format = "unix_seconds", allow_zero = true,
+    code = { "InvalidParameter.FlowDeadLine", "InvalidParameter" },
+    source = "FlowFileInfo.Deadline (ten-digit Unix seconds, max 33162419560); 0 as in examples.json" },
+  ["FlowFileInfo.FlowDescription"] = { max_chars = 1000,
+    code = { "InvalidParameter.FlowDescription", "InvalidParameter" },
+    source = "FlowFileInfo.FlowDescription (at most 1000 characters)" },
+  ["FlowFileInfo.FlowType"] = { max_chars = 255, code = { "InvalidParameter.FlowType", "InvalidParameter" },
+    source = "FlowFileInfo.FlowType (at most 255 characters)" },
+  ["FlowFileInfo.CustomerData"] = { max_chars = 1000, code = { "InvalidParameter.CustomerData", "InvalidParameter" },
+    source = "FlowFileInfo.CustomerData (at most 1000 characters)" },
+  ["FlowFileInfo.FlowDisplayType"] = { enum = "FlowDisplayType", code = { "InvalidParameter" },
+    source = "FlowFileInfo.FlowDisplayType (0-3)" },
+
+  -- FlowApproverInfo (a signer) and what it contains
+  ["FlowApproverInfo.ApproverType"] = { enum = "ApproverType",
+    code = { "InvalidParameter.ApproverType", "InvalidParameter" }, source = "FlowApproverInfo.ApproverType" },
+  ["FlowApproverInfo.IdCardType"] = { enum = "IdCardType", code = { "InvalidParameter.CardType", "InvalidParameter" },
+    source = "FlowApproverInfo.IdCardType" },
+  ["FlowApproverInfo.Mobile"] = { format = "mobile", code = MOBILE,
+    source = "FlowApproverInfo.Mobile (11 digits, mainland only); Component.ComponentValue (13x-19x)" },
+  ["FlowApproverInfo.OpenId"] = { max_chars = 64, code = { "InvalidParameter.OpenId", "InvalidParameter" },
+    source = "FlowApproverInfo.OpenId (length at most 64)" },
+  ["FlowApproverInfo.OrganizationOpenId"] = { max_chars = 64, code = { "InvalidParameter" },
+    source = "FlowApproverInfo.OrganizationOpenId (at most 64 characters)" },
+  ["FlowApproverInfo.ComponentLimitType"] = { enum = "ComponentLimitType", code = { "InvalidParameter" },
+    source = "FlowApproverInfo.ComponentLimitType" },
+  ["FlowApproverInfo.PreReadTime"] = { min = 3, max = 300, code = { "InvalidParameter" },
+    source = "FlowApproverInfo.PreReadTime (3 to 300 seconds)" },
+  ["FlowApproverInfo.ApproverVerifyTypes"] = { enum = "ApproverVerifyTypes", code = { "InvalidParameter" },
+    source = "FlowApproverInfo.ApproverVerifyTypes (1 or 2)" },
+  ["FlowApproverInfo.ApproverSignTypes"] = { enum = "ApproverSignTypes", code = { "InvalidParameter" },
+    source = "FlowApproverInfo.ApproverSignTypes (1, 2, 3, 5, 6)" },
+  ["FlowApproverInfo.NotifyType"] = { enum = "NotifyType", code = { "InvalidParameter" },
+    source = "FlowApproverInfo.NotifyType" },
+  ["FlowApproverInfo.ApproverRoleName"] = { max_chars = 20, code = { "InvalidParameter" },
+    source = "FlowApproverInfo.ApproverRoleName (length at most 20)" },
+  ["FlowApproverInfo.SignTypeSelector"] = { enum = "SignTypeSelector", code = { "InvalidParameter" },
+    source = "FlowApproverInfo.SignTypeSelector (0 or 1)" },
+  ["FlowApproverInfo.SignEndpoints"] = { enum = "SignEndpoints", code = { "InvalidParameter" },
+    source = "FlowApproverInfo.SignEndpoints (empty or link)" },
+  ["ApproverOption.FillType"] = { enum = "FillType", code = { "InvalidParameter" },
+    source = "ApproverOption.FillType (1 = dynamic signer)" },
+  ["ApproverOption.FlowReadLimit"] = { enum = "FlowReadLimit", code = { "InvalidParameter" },
+    source = "ApproverOption.FlowReadLimit" },
+  ["ApproverOption.ApproverMobileMode"] = { enum = "ApproverMobileMode", code = { "InvalidParameter" },
+    source = "ApproverOption.ApproverMobileMode" },
+  ["ComponentLimit.ComponentType"] = { enum = "ComponentLimitComponentType", code = COMPONENT_TYPE,
+    source = "ComponentLimit.ComponentType" },
+  ["Component.ComponentType"] = { enum = "ComponentType", code = COMPONENT_TYPE,
+    source = "Component.ComponentType" },
+  ["Component.GenerateMode"] = { enum = "GenerateMode", code = { "InvalidParameter" },
+    source = "Component.GenerateMode" },
+  ["Component.KeywordOrder"] = { enum = "KeywordOrder", code = { "InvalidParameter" },
+    source = "Component.KeywordOrder" },
+  ["Component.RelativeLocation"] = { enum = "RelativeLocation", code = { "InvalidParameter" },
+    source = "Component.RelativeLocation" },
+  ["Component.ComponentId"] = { max_chars = 30, code = { "InvalidParameter" },
+    source = "Component.ComponentId (NORMAL mode: at most 30; a keyword is the whole id)" },
+  ["Intention.IntentionType"] = { enum = "IntentionType", code = { "InvalidParameter" },
+    source = "Intention.IntentionType (1 or 2)" },
+  ["Intention.IntentionQuestions"] = { min_items = 1, max_items = 10, code = { "InvalidParameter" },
+    source = "Intention.IntentionQuestions (1 to 10 rounds)" },
+  ["Intention.IntentionActions"] = { min_items = 1, max_items = 10, code = { "InvalidParameter" },
+    source = "Intention.IntentionActions (1 to 10 rounds)" },
+  ["IntentionQuestion.Question"] = { max_chars = 250, code = { "InvalidParameter" },
+    source = "IntentionQuestion.Question (at most 250 characters)" },
+  ["IntentionAction.Text"] = { max_chars = 150, code = { "InvalidParameter" },
+    source = "IntentionAction.Text (at most 150 characters)" },
+  ["RuleIdConfig.Speed"] = { enum = "Speed", code = { "InvalidParameter" }, source = "RuleIdConfig.Speed (0-3)" },
+
+  ["Agent.ProxyOrganizationOpenId"] = { max_chars = 64, code = { "InvalidParameter" },
+    source = "Agent.ProxyOrganizationOpenId (at most 64 characters)" },
+  ["UserInfo.OpenId"] = { max_chars = 64, code = { "InvalidParameter.OpenId", "InvalidParameter" },
+    source = "UserInfo.OpenId (at most 64 characters)" },
+
+  -- The sibling actions of the flow-group workflow (digest §3)
+  ["ChannelCancelFlowRequest.CancelMessage"] = { max_chars = 200, code = CANCEL_REASON,
+    source = "ChannelCancelFlowRequest.CancelMessage (length at most 200)" },
+  ["ChannelCancelFlowRequest.CancelMessageFormat"] = { enum = "CancelMessageFormat", code = CANCEL_REASON,
+    source = "ChannelCancelFlowRequest.CancelMessageFormat (0-3)" },
+  ["ChannelBatchCancelFlowsRequest.FlowIds"] = { min_items = 1, max_items = 100, code = FLOW_IDS,
+    source = "ChannelBatchCancelFlowsRequest.FlowIds (at most 100; more are silently not processed)" },
+  ["ChannelBatchCancelFlowsRequest.CancelMessage"] = { max_chars = 200, code = CANCEL_REASON,
+    source = "ChannelBatchCancelFlowsRequest.CancelMessage (length at most 200)" },
+  ["ChannelBatchCancelFlowsRequest.CancelMessageFormat"] = { enum = "CancelMessageFormat", code = CANCEL_REASON,
+    source = "ChannelBatchCancelFlowsRequest.CancelMessageFormat (0-3)" },
+  ["DescribeCancelFlowsTaskRequest.CancelType"] = { enum = "CancelType", code = { "InvalidParameter" },
+    source = "DescribeCancelFlowsTaskRequest.CancelType (0 or 1)" },
+  ["CreateSignUrlsRequest.FlowIds"] = { max_items = 100, code = FLOW_IDS,
+    source = "CreateSignUrlsRequest.FlowIds (at most 100)" },
+  ["CreateSignUrlsRequest.Endpoint"] = { enum = "Endpoint",
+    code = { "InvalidParameter.EndPoint", "InvalidParameter" }, source = "CreateSignUrlsRequest.Endpoint" },
+  ["CreateSignUrlsRequest.GenerateType"] = { enum = "GenerateType",
+    code = { "InvalidParameter.GenerateType", "InvalidParameter" }, source = "CreateSignUrlsRequest.GenerateType" },
+  ["CreateSignUrlsRequest.Mobile"] = { format = "mobile", code = MOBILE,
+    source = "CreateSignUrlsRequest.Mobile (11 digits, mainland)" },
+  ["CreateSignUrlsRequest.IdCardType"] = { enum = "IdCardType",
+    code = { "InvalidParameter.CardType", "InvalidParameter" }, source = "CreateSignUrlsRequest.IdCardType" },
+  ["CreateSignUrlsRequest.Hides"] = { enum = "Hides", code = { "InvalidParameter" },
+    source = "CreateSignUrlsRequest.Hides (0-5)" },
+  ["CreateSignUrlsRequest.JumpUrl"] = { max_chars = 1000, code = { "InvalidParameter" },
+    source = "CreateSignUrlsRequest.JumpUrl (at most 1000 characters)" },
+  ["DescribeFlowDetailInfoRequest.FlowIds"] = { max_items = 100, code = FLOW_IDS,
+    source = "DescribeFlowDetailInfoRequest.FlowIds (at most 100)" },
+  ["UploadFilesRequest.BusinessType"] = { enum = "BusinessType", code = { "InvalidParameter" },
+    source = "UploadFilesRequest.BusinessType" },
+  ["UploadFilesRequest.FileInfos"] = { max_items = 20, code = { "InvalidParameter" },
+    source = "UploadFilesRequest.FileInfos (at most 20 files per call)" },
+  ["UploadFile.FileName"] = { max_chars = 200, code = { "InvalidParameter" },
+    source = "UploadFile.FileName (at most 200 characters)" },
+}
+
+-- Checks over a whole structure (several members together).
+M.struct_checks = {
+  FlowApproverInfo = {
+    { check = "id_card", type_field = "IdCardType", number_field = "IdCardNumber", path = "IdCardNumber",
+      code = CARD, expected = "an ID number matching IdCardType",
+      source = "FlowApproverInfo.IdCardNumber (format by IdCardType)" },
+  },
+  CreateSignUrlsRequest = {
+    { check = "id_card", type_field = "IdCardType", number_field = "IdCardNumber", path = "IdCardNumber",
+      code = CARD, expected = "an ID number matching IdCardType",
+      source = "CreateSignUrlsRequest.IdCardNumber (format by IdCardType)" },
+  },
+}
+
+--------------------------------------------------------------------------------------------------------------
+-- Per-action rules:
+--   required  dotted member paths the action's text makes mandatory although the flags may say optional;
+--             a missing prefix is reported once (Agent missing → "Agent", not its three members)
+--   one_of    groups of members of which at least one must be present
+--   forbidden dotted paths ("[]" = every element) that this action does not support
+--------------------------------------------------------------------------------------------------------------
+local AGENT_FULL = { "Agent.AppId", "Agent.ProxyOrganizationOpenId", "Agent.ProxyOperator.OpenId" }
+local AGENT_SOURCE = "Request.Agent document: AppId, ProxyOrganizationOpenId and ProxyOperator.OpenId required here"
+
+M.actions = {
+  ChannelCreateFlowGroupByFiles = { required = AGENT_FULL, required_source = AGENT_SOURCE .. "; digest §2.1, §7",
+    forbidden = { { path = "FlowFileInfos[].FlowApprovers[].Deadline", code = { "InvalidParameter" },
+      source = "FlowApproverInfo.Deadline (not supported for flow-group sub-contracts)" } } },
+  ChannelCancelFlow = { required = AGENT_FULL, required_source = AGENT_SOURCE .. "; digest §7" },
+  ChannelBatchCancelFlows = { required = AGENT_FULL, required_source = AGENT_SOURCE },
+  DescribeCancelFlowsTask = { required = AGENT_FULL, required_source = AGENT_SOURCE },
+  UploadFiles = { required = AGENT_FULL, required_source = AGENT_SOURCE },
+  CreateSignUrls = { required = AGENT_FULL, required_source = AGENT_SOURCE,
+    one_of = { { fields = { "FlowIds", "FlowGroupId" },
+      code = { "MissingParameter.FlowIdsOrFlowGroupId", "MissingParameter" },
+      source = "CreateSignUrlsRequest.FlowIds / FlowGroupId (one of the two must be given)" } } },
+  DescribeFlowDetailInfo = { required = AGENT_FULL, required_source = AGENT_SOURCE,
+    one_of = { { fields = { "FlowIds", "FlowGroupId" },
+      code = { "MissingParameter.FlowIdsOrFlowGroupId", "MissingParameter" },
+      source = "DescribeFlowDetailInfoRequest.FlowIds / FlowGroupId (query a group or a list of flows)" } } },
+}
+
+-- Which host an action goes to: UploadFiles must be sent to the file domain (file.ess.tencent.cn, test
+-- file.test.ess.tencent.cn) — UploadFiles action document; digest §3.1, §5.1. Every other action: "api".
+M.host_kinds = { UploadFiles = "file" }
+M.host_kinds_source = "UploadFiles action document (file domain); digest §3.1 and §5.1"
+
+-- Resolve a code preference list against the action's list of possible codes (a set).
+function M.pick_code(pref, action_codes)
+  if type(pref) == "string" then return pref end
+  local n = #pref
+  if action_codes then
+    for i = 1, n - 1 do
+      if action_codes[pref[i]] then return pref[i] end
+    end
+  end
+  return pref[n]
+end
+
+-- Text checks kept here so builders and the validator agree on what a character is.
+-- M.text_len(s) → number of UTF-8 characters, or nil, reason ("NUL byte" or "invalid UTF-8"). Overlong forms,
+-- surrogates, values above U+10FFFF and truncated sequences are refused. Runs at C speed on both VMs (a 20 MB
+-- string takes tens of milliseconds): Lua 5.4's strict utf8.len, and on LuaJIT a byte loop over an FFI pointer,
+-- because LuaJIT's pattern matcher scans only about 60 MB/s.
+local utf8 = rawget(_G, "utf8")
+local has_ffi, ffi = pcall(require, "ffi")
+if utf8 and utf8.len then
+  local ulen = utf8.len
+  function M.text_len(s)
+    if find(s, "\0", 1, true) then return nil, "NUL byte" end
+    local n = ulen(s)
+    if n then return n end
+    return nil, "invalid UTF-8"
+  end
+elseif has_ffi then
+  local cast = ffi.cast
+  function M.text_len(s)
+    local len = #s
+    local p = cast("const uint8_t *", s)
+    local i, cont = 0, 0
+    while i < len do
+      local c = p[i]
+      if c < 0x80 then
+        if c == 0 then return nil, "NUL byte" end
+        i = i + 1
+      else
+        local need, cp, min
+        if c < 0xC2 then return nil, "invalid UTF-8"
+        elseif c < 0xE0 then need, cp, min = 1, c - 0xC0, 0x80
+        elseif c < 0xF0 then need, cp, min = 2, c - 0xE0, 0x800
+        elseif c < 0xF5 then need, cp, min = 3, c - 0xF0, 0x10000
+        else return nil, "invalid UTF-8" end
+        if i + need >= len then return nil, "invalid UTF-8" end
+        for k = 1, need do
+          local b = p[i + k]
+          if b < 0x80 or b > 0xBF then return nil, "invalid UTF-8" end
+          cp = cp * 64 + (b - 0x80)
+        end
+        if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return nil, "invalid UTF-8" end
+        cont = cont + need
+        i = i + need + 1
+      end
+    end
+    return len - cont
+  end
+else
+  error("essbasic.rules needs Lua 5.3+ (utf8) or LuaJIT (ffi)")
+end
+
+return M
