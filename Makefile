@@ -38,9 +38,12 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run-tests
 
-schema:
-	lua5.4 tools/gen_schema.lua ../shared/spec/essbasic-2021-05-26.api.json > lua/essbasic/schema.lua.new
-	mv lua/essbasic/schema.lua.new lua/essbasic/schema.lua
+# Regenerates the schema, the reference and the test facts from the official spec (development time only).
+SPEC_DIR ?= ../shared/spec
+schema: $(CORE54)
+	LUA_PATH='lua/?.lua;;' LUA_CPATH='build/5.4/?.so;;' lua5.4 tools/gen_schema.lua \
+	  $(SPEC_DIR)/essbasic-2021-05-26.api.json --errors $(SPEC_DIR)/essbasic-2021-05-26.action-errors.json \
+	  --schema lua/essbasic/schema.lua --reference docs/reference.md --facts spec/data/schema_facts.lua
 
 clean:
 	rm -rf build

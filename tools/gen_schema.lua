@@ -1,0 +1,377 @@
+#!/usr/bin/env lua5.4
+-- Generates lua/essbasic/schema.lua (data only), docs/reference.md and the test fact file from the official
+-- tccli api.json of essbasic 2021-05-26 (plus the Go SDK's per-action error lists). Development time only: the
+-- module never reads api.json at run time. Run through `make schema`.
+--
+-- Usage: lua5.4 tools/gen_schema.lua API_JSON [--errors ACTION_ERRORS_JSON] [--schema OUT] [--reference OUT]
+--                                             [--facts OUT]
+-- Needs essbasic.core (json_decode) on LUA_CPATH and lua/ on LUA_PATH (for essbasic.rules, used in the reference).
+
+local core = require("essbasic.core")
+local rules = require("essbasic.rules")
+
+local concat, sort, insert = table.concat, table.sort, table.insert
+local format = string.format
+
+local SCALARS = { string = true, int64 = true, uint64 = true, float = true, bool = true, date = true }
+
+-- Which actions only read. Rule: the name starts with Describe, Get, ChannelDescribe or ChannelGet (queries by
+-- the API's own naming), plus ChannelVerifyPdf (it checks a signed PDF and changes nothing). Every other name
+-- was read in the list of 100: Create*/Channel*Create* make links, tasks or flows; Cancel*, Delete*, Modify*,
+-- Operate*, Sync*, Prepare*, Archive*, Upload*, ChannelDisable*, ChannelUpdate*, ChannelRenew* change state.
+-- Create…Url actions are left out on purpose: each call mints a new link or task on the server.
+local READONLY_PREFIXES = { "Describe", "Get", "ChannelDescribe", "ChannelGet" }
+local READONLY_EXTRA = { ChannelVerifyPdf = true }
+
+local function is_readonly(name)
+  if READONLY_EXTRA[name] then return true end
+  for _, p in ipairs(READONLY_PREFIXES) do
+    if name:sub(1, #p) == p then return true end
+  end
+  return false
+end
+
+local function die(msg)
+  io.stderr:write("gen_schema: ", msg, "\n")
+  os.exit(1)
+end
+
+local function read_json(path)
+  local f, err = io.open(path, "rb")
+  if not f then die(err) end
+  local s = f:read("a")
+  f:close()
+  local v, derr = core.json_decode(s)
+  if v == nil then die(path .. ": " .. tostring(derr)) end
+  return v
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  sort(keys)
+  return keys
+end
+
+local function write_file(path, text)
+  local tmp = path .. ".new"
+  local f, err = io.open(tmp, "wb")
+  if not f then die(err) end
+  f:write(text)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then die(rerr) end
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Arguments
+---------------------------------------------------------------------------------------------------------------
+local api_path
+local opts = {}
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    if a == "--errors" or a == "--schema" or a == "--reference" or a == "--facts" then
+      opts[a:sub(3)] = arg[i + 1] or die(a .. " needs a path")
+      i = i + 2
+    elseif a:sub(1, 2) == "--" then
+      die("unknown option " .. a)
+    else
+      api_path = a
+      i = i + 1
+    end
+  end
+end
+if not api_path then
+  die("usage: gen_schema.lua API_JSON [--errors F] [--schema OUT] [--reference OUT] [--facts OUT]")
+end
+if not opts.errors then
+  local guess = api_path:gsub("%.api%.json$", ".action-errors.json")
+  if guess ~= api_path and io.open(guess, "rb") then opts.errors = guess end
+end
+
+local api = read_json(api_path)
+local action_errors = opts.errors and read_json(opts.errors) or nil
+local api_file = api_path:match("[^/]+$")
+local version = api.metadata.apiVersion
+local service = api.metadata.serviceShortName
+
+---------------------------------------------------------------------------------------------------------------
+-- Build the schema (facts only: names, types, flags; no document text)
+---------------------------------------------------------------------------------------------------------------
+local kind_of = {}
+for _, a in pairs(api.actions) do
+  kind_of[a.input] = "request"
+  kind_of[a.output] = "response"
+end
+
+local function member_type(m)
+  -- tccli: type is string/int/float/bool/object/list; the element or scalar type is in `member`
+  local t = m.member
+  if SCALARS[t] then return t end
+  if api.objects[t] == nil then die("member " .. m.name .. " refers to unknown type " .. tostring(t)) end
+  return t
+end
+
+local schema = { version = version, service = service, actions = {}, structs = {} }
+
+for name, a in pairs(api.actions) do
+  local entry = { input = a.input, output = a.output, status = a.status, readonly = is_readonly(name) }
+  if action_errors then
+    local codes = action_errors[name]
+    if not codes then die("no error list for action " .. name) end
+    local copy = {}
+    for i = 1, #codes do copy[i] = codes[i] end
+    sort(copy)
+    entry.errors = copy
+  end
+  schema.actions[name] = entry
+end
+
+for name, o in pairs(api.objects) do
+  local st = { kind = kind_of[name] or "data", order = {}, fields = {} }
+  for i, m in ipairs(o.members) do
+    st.order[i] = m.name
+    local f = { type = member_type(m) }
+    if m.type == "list" then f.list = true end
+    if m.required == true then f.required = true end
+    if m.disabled == true then f.disabled = true end
+    if m.output_required == true then f.output_required = true end
+    if m.value_allowed_null == true then f.nullable = true end
+    if st.fields[m.name] then die("duplicate member " .. name .. "." .. m.name) end
+    st.fields[m.name] = f
+  end
+  schema.structs[name] = st
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Lua serialisation: sorted keys, so regenerating gives no diff
+---------------------------------------------------------------------------------------------------------------
+local function lua_string(s)
+  return format("%q", s)
+end
+
+local function is_ident(k)
+  return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil
+end
+
+local function inline(v)
+  local t = type(v)
+  if t == "string" then return lua_string(v) end
+  if t == "boolean" or t == "number" then return tostring(v) end
+  local parts = {}
+  if #v > 0 or next(v) == nil then
+    for i = 1, #v do parts[i] = inline(v[i]) end
+  else
+    -- fixed key order for the small field tables: type first, then flags alphabetically
+    local keys = sorted_keys(v)
+    if v.type ~= nil then
+      for i, k in ipairs(keys) do if k == "type" then table.remove(keys, i) break end end
+      insert(keys, 1, "type")
+    end
+    for _, k in ipairs(keys) do
+      parts[#parts + 1] = (is_ident(k) and k or "[" .. lua_string(k) .. "]") .. " = " .. inline(v[k])
+    end
+  end
+  return "{ " .. concat(parts, ", ") .. " }"
+end
+
+local function key(k)
+  return is_ident(k) and k or "[" .. lua_string(k) .. "]"
+end
+
+local function emit_schema()
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  w("-- GENERATED by tools/gen_schema.lua from " .. api_file .. (opts.errors and
+    (" and " .. opts.errors:match("[^/]+$")) or "") .. " (make schema). Do not edit.\n")
+  w("-- Facts only: member names, types, list/required/disabled flags, action status and error codes.\n")
+  w("return {\n")
+  w("  version = " .. lua_string(version) .. ", service = " .. lua_string(service) .. ",\n")
+  w("  actions = {\n")
+  for _, name in ipairs(sorted_keys(schema.actions)) do
+    local a = schema.actions[name]
+    w("    " .. key(name) .. " = { input = " .. lua_string(a.input) .. ", output = " .. lua_string(a.output) ..
+      ", status = " .. lua_string(a.status) .. ", readonly = " .. tostring(a.readonly) .. ",\n")
+    if a.errors then w("      errors = " .. inline(a.errors) .. ",\n") end
+    w("    },\n")
+  end
+  w("  },\n")
+  w("  structs = {\n")
+  for _, name in ipairs(sorted_keys(schema.structs)) do
+    local st = schema.structs[name]
+    w("    " .. key(name) .. " = {\n")
+    w("      kind = " .. lua_string(st.kind) .. ",\n")
+    w("      order = " .. inline(st.order) .. ",\n")
+    w("      fields = {\n")
+    for _, fname in ipairs(sorted_keys(st.fields)) do
+      w("        " .. key(fname) .. " = " .. inline(st.fields[fname]) .. ",\n")
+    end
+    w("      },\n")
+    w("    },\n")
+  end
+  w("  },\n")
+  w("}\n")
+  return concat(out)
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Facts for spec/schema_spec.lua, computed straight from api.json (not from the schema tables above), so the
+-- test compares two independent readings of the spec.
+---------------------------------------------------------------------------------------------------------------
+local function emit_facts()
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  w("-- GENERATED by tools/gen_schema.lua --facts from " .. api_file .. ": what spec/schema_spec.lua checks the\n")
+  w("-- committed schema against (the tests must run without the spec files).\n")
+  w("return {\n")
+  w("  action_count = " .. #sorted_keys(api.actions) .. ", object_count = " .. #sorted_keys(api.objects) .. ",\n")
+  w("  actions = {\n")
+  for _, name in ipairs(sorted_keys(api.actions)) do
+    local a = api.actions[name]
+    w("    " .. key(name) .. " = { " .. lua_string(a.input) .. ", " .. lua_string(a.output) .. ", " ..
+      lua_string(a.status) .. " },\n")
+  end
+  w("  },\n")
+  -- per object: the members as "Name:jsontype:member[:R][:D]" in spec order
+  w("  objects = {\n")
+  for _, name in ipairs(sorted_keys(api.objects)) do
+    local sig = {}
+    for i, m in ipairs(api.objects[name].members) do
+      sig[i] = m.name .. ":" .. m.type .. ":" .. m.member .. (m.required == true and ":R" or "") ..
+        (m.disabled == true and ":D" or "")
+    end
+    w("    " .. key(name) .. " = " .. inline(sig) .. ",\n")
+  end
+  w("  },\n")
+  w("}\n")
+  return concat(out)
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- docs/reference.md
+---------------------------------------------------------------------------------------------------------------
+local function anchor(name)
+  return name:lower()
+end
+
+local function describe_rule(struct, field)
+  local notes = {}
+  local r = rules.limits[struct .. "." .. field]
+  if r then
+    if r.enum then
+      local vals = {}
+      for i, v in ipairs(rules.enums[r.enum]) do
+        vals[i] = type(v) == "string" and ("`" .. (v == "" and '""' or v) .. "`") or tostring(v)
+      end
+      notes[#notes + 1] = "one of " .. concat(vals, ", ")
+    end
+    if r.min_items and r.max_items then
+      notes[#notes + 1] = r.min_items == r.max_items and (r.min_items .. " item(s) exactly") or
+        (r.min_items .. "–" .. r.max_items .. " items")
+    elseif r.max_items then
+      notes[#notes + 1] = "at most " .. r.max_items .. " items"
+    end
+    if r.max_chars then notes[#notes + 1] = "at most " .. r.max_chars .. " characters" end
+    if r.min and r.max then notes[#notes + 1] = r.min .. "–" .. r.max end
+    if r.format then notes[#notes + 1] = "format: " .. r.format end
+  end
+  return concat(notes, "; ")
+end
+
+local function type_cell(f)
+  if SCALARS[f.type] then return f.type end
+  return "[" .. f.type .. "](#" .. anchor(f.type) .. ")"
+end
+
+local function struct_table(w, name, response)
+  local st = schema.structs[name]
+  if #st.order == 0 then
+    w("(no members)\n\n")
+    return
+  end
+  if response then
+    w("| Member | Type | List | Always present | Nullable |\n|---|---|---|---|---|\n")
+  else
+    w("| Member | Type | List | Required | Disabled | Rules (rules.lua) |\n|---|---|---|---|---|---|\n")
+  end
+  for _, fname in ipairs(st.order) do
+    local f = st.fields[fname]
+    if response then
+      w(format("| %s | %s | %s | %s | %s |\n", fname, type_cell(f), f.list and "yes" or "", f.output_required and
+        "yes" or "", f.nullable and "yes" or ""))
+    else
+      w(format("| %s | %s | %s | %s | %s | %s |\n", fname, type_cell(f), f.list and "yes" or "",
+        f.required and "yes" or "", f.disabled and "yes" or "", describe_rule(name, fname)))
+    end
+  end
+  w("\n")
+end
+
+local function emit_reference()
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  local actions = sorted_keys(schema.actions)
+  local data = {}
+  for _, name in ipairs(sorted_keys(schema.structs)) do
+    if schema.structs[name].kind == "data" then data[#data + 1] = name end
+  end
+  w("<!-- GENERATED by tools/gen_schema.lua from " .. api_file .. " (make schema). Do not edit. -->\n\n")
+  w("# essbasic " .. version .. " reference: actions and structures\n\n")
+  w(format("%d actions and %d data structures, generated from the official API description. Member names, " ..
+    "types and flags come from the spec; the Rules column lists the constraints that the spec states only in " ..
+    "prose, as kept in `lua/essbasic/rules.lua` and checked by the validator. Member meanings are in Tencent's " ..
+    "API documentation.\n\n", #actions, #data))
+  w("Types: `string`, `int64`, `uint64`, `float`, `bool`, `date` (a string), or a structure. List = a JSON " ..
+    "array of that type. Read-only actions only query (retries are safe).\n\n")
+  w("## Index\n\n### Actions\n\n")
+  for _, name in ipairs(actions) do
+    local a = schema.actions[name]
+    local tags = {}
+    if a.status ~= "online" then tags[#tags + 1] = a.status end
+    if a.readonly then tags[#tags + 1] = "read-only" end
+    if rules.host_kinds[name] then tags[#tags + 1] = rules.host_kinds[name] .. " domain" end
+    w("- [" .. name .. "](#" .. anchor(name) .. ")" .. (#tags > 0 and (" (" .. concat(tags, ", ") .. ")") or "")
+      .. "\n")
+  end
+  w("\n### Structures\n\n")
+  for _, name in ipairs(data) do w("- [" .. name .. "](#" .. anchor(name) .. ")\n") end
+  w("\n## Actions\n\n")
+  for _, name in ipairs(actions) do
+    local a = schema.actions[name]
+    w("### " .. name .. "\n\n")
+    w("Status: " .. a.status .. ". Read-only: " .. (a.readonly and "yes" or "no") .. ". Host: " ..
+      (rules.host_kinds[name] or "api") .. ".\n\n")
+    w("Request (`" .. a.input .. "`):\n\n")
+    struct_table(w, a.input, false)
+    local ar = rules.actions[name]
+    if ar then
+      if ar.required then w("Also required by this action's text: " .. concat(ar.required, ", ") .. ".\n\n") end
+      for _, g in ipairs(ar.one_of or {}) do w("At least one of: " .. concat(g.fields, ", ") .. ".\n\n") end
+      for _, fb in ipairs(ar.forbidden or {}) do w("Not supported here: " .. fb.path .. ".\n\n") end
+    end
+    w("Response (`" .. a.output .. "`):\n\n")
+    struct_table(w, a.output, true)
+  end
+  w("## Structures\n\n")
+  for _, name in ipairs(data) do
+    w("### " .. name .. "\n\n")
+    struct_table(w, name, false)
+  end
+  return concat(out)
+end
+
+-- Anchors are lowercased names: make sure no action and structure collide.
+do
+  local seen = {}
+  for name in pairs(schema.actions) do seen[anchor(name)] = name end
+  for name, st in pairs(schema.structs) do
+    if st.kind == "data" and seen[anchor(name)] then die("anchor collision: " .. name) end
+  end
+end
+
+if opts.schema then write_file(opts.schema, emit_schema()) end
+if opts.reference then write_file(opts.reference, emit_reference()) end
+if opts.facts then write_file(opts.facts, emit_facts()) end
+if not (opts.schema or opts.reference or opts.facts) then io.write(emit_schema()) end
