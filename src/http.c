@@ -483,6 +483,7 @@ static int l_session_close(lua_State *L) {
 }
 
 static int l_http_session(lua_State *L) {
+  lua_settop(L, 1); /* the opts stay at slot 1, below the new userdata */
   session_t *s = essbasic_newuserdata(L, sizeof *s);
   memset(s, 0, sizeof *s);
   xfer_init(&s->x);
@@ -617,6 +618,7 @@ static int l_multi_close(lua_State *L) {
 }
 
 static int l_http_multi(lua_State *L) {
+  lua_settop(L, 1); /* the opts stay at slot 1, below the new userdata */
   multi_t *m = essbasic_newuserdata(L, sizeof *m);
   memset(m, 0, sizeof *m);
   m->refs = LUA_NOREF;
