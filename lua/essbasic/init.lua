@@ -15,6 +15,18 @@ function M.new(opts)
   return client.new(opts)
 end
 
+-- An UploadFile table (FileName, FileBody in base64) from a file on disk, for UploadFiles.
+-- Returns nil, err when the file cannot be read.
+function M.file(path, name)
+  if type(path) ~= "string" then error("essbasic.file expects a path", 2) end
+  local f, why = io.open(path, "rb")
+  if not f then return nil, require("essbasic.errors").new{ kind = "client", code = "ClientError.FileError",
+    message = tostring(why) } end
+  local bytes = f:read("*a")
+  f:close()
+  return { FileName = name or path:match("([^/]+)$"), FileBody = require("essbasic.core").base64_encode(bytes) }
+end
+
 -- essbasic.json, essbasic.errors, essbasic.flow, essbasic.callback, essbasic.credentials, … on first use.
 local LAZY = { json = true, errors = true, flow = true, callback = true, credentials = true, api = true,
   validate = true }
