@@ -9,13 +9,17 @@
 
 local type, pairs, ipairs, error, pcall, tostring = type, pairs, ipairs, error, pcall, tostring
 local setmetatable, getmetatable, select = setmetatable, getmetatable, select
-local format, gsub, sub, lower, match = string.format, string.gsub, string.sub, string.lower, string.match
+local format, sub, lower, gmatch = string.format, string.sub, string.lower, string.gmatch
 local sort, concat = table.sort, table.concat
 local floor, huge, min, max = math.floor, math.huge, math.min, math.max
 local tointeger = math.tointeger -- Lua 5.4 only: turns 3.0 into 3 so integer fields stay integers
 
+-- Types come from the generated schema and value rules (enumerations, lengths, ranges, formats) from rules.lua,
+-- so the builders and the validator agree by construction.
+local structs = require("essbasic.schema").structs
 local rules = require("essbasic.rules")
-local enums, enum_sets, formats, limits = rules.enums, rules.enum_sets, rules.formats, rules.limits
+local enums, enum_sets, formats, limits, text_len = rules.enums, rules.enum_sets, rules.formats, rules.limits,
+  rules.text_len
 
 local M = {}
 
@@ -37,6 +41,14 @@ local function public(name, build)
   end
 end
 
+-- Runs fn(...) for a nested argument: a failure's message gets "arg: " in front.
+local function within(arg, fn, ...)
+  local ok, result = pcall(fn, ...)
+  if ok then return result end
+  if getmetatable(result) == Failure then result.message = arg .. ": " .. result.message end
+  error(result, 0)
+end
+
 -- How a wrong value appears in a message.
 local function shown(v)
   if type(v) == "string" then
@@ -54,105 +66,12 @@ local function listed(values)
   return concat(parts, ", ")
 end
 
--- Names are Chinese: the API's length limits count characters, not bytes.
-local function utf8_chars(s)
-  return #s - select(2, gsub(s, "[\128-\191]", ""))
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  sort(keys)
+  return keys
 end
-
----------------------------------------------------------------------------------------------------------------
--- Checks: check(value, option_name) returns the API value or fails.
-
-local function text(max_chars)
-  return function(v, arg)
-    if type(v) ~= "string" then fail("%s must be a string, got %s", arg, shown(v)) end
-    if v == "" then fail("%s must not be empty", arg) end
-    if max_chars and utf8_chars(v) > max_chars then
-      fail("%s must be at most %d characters, got %d", arg, max_chars, utf8_chars(v))
-    end
-    return v
-  end
-end
-
-local function boolean(v, arg)
-  if type(v) ~= "boolean" then fail("%s must be true or false, got %s", arg, shown(v)) end
-  return v
-end
-
-local function integer(lo, hi)
-  return function(v, arg)
-    if type(v) ~= "number" or v ~= floor(v) or v == huge or v == -huge then
-      fail("%s must be an integer, got %s", arg, shown(v))
-    end
-    if (lo and v < lo) or (hi and v > hi) then
-      fail("%s must be %s, got %s", arg,
-        hi and format("between %d and %d", lo, hi) or format("at least %d", lo), shown(v))
-    end
-    return tointeger and tointeger(v) or v
-  end
-end
-
-local function number(v, arg)
-  if type(v) ~= "number" or v ~= v or v == huge or v == -huge then
-    fail("%s must be a number, got %s", arg, shown(v))
-  end
-  return v
-end
-
-local function non_negative(v, arg)
-  if number(v, arg) < 0 then fail("%s must not be negative, got %s", arg, shown(v)) end
-  return v
-end
-
-local function positive(v, arg)
-  if number(v, arg) <= 0 then fail("%s must be greater than 0, got %s", arg, shown(v)) end
-  return v
-end
-
-
-local function is_list(v)
-  if type(v) ~= "table" then return false end
-  local n = #v
-  for k in pairs(v) do
-    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
-  end
-  return true
-end
-
--- A list of 1..max_count values, each passed through check; the result is a new table.
-local function list(check, max_count)
-  return function(v, arg)
-    if not is_list(v) then fail("%s must be a list, got %s", arg, shown(v)) end
-    local n = #v
-    if n == 0 then fail("%s must not be empty (leave it out instead)", arg) end
-    if max_count and n > max_count then fail("%s takes at most %d entries, got %d", arg, max_count, n) end
-    local out = {}
-    for i = 1, n do out[i] = check(v[i], format("%s[%d]", arg, i)) end
-    return out
-  end
-end
-
-local function mobile(v, arg)
-  text()(v, arg)
-  if not formats.mobile(v) then fail("%s must be 11 digits (mainland China), got %s", arg, shown(v)) end
-  return v
-end
-
-local function unix_seconds(v, arg)
-  integer()(v, arg)
-  if not formats.unix_seconds(v) then
-    fail("%s must be a Unix time in seconds (10 digits, not milliseconds), got %s", arg, shown(v))
-  end
-  return tointeger and tointeger(v) or v
-end
-
-local function table_of(v, arg)
-  if type(v) ~= "table" then fail("%s must be a table, got %s", arg, shown(v)) end
-  return v
-end
-
----------------------------------------------------------------------------------------------------------------
--- Options: spec = { option_name = { "Api.Path", check } }. A path of false means the builder uses the value
--- itself after the check.
 
 local function distance(a, b) -- Levenshtein, for "did you mean"
   local prev = {}
@@ -168,15 +87,8 @@ local function distance(a, b) -- Levenshtein, for "did you mean"
   return prev[#b]
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  sort(keys)
-  return keys
-end
-
--- The candidate nearest to word, if it is near enough to be a likely typo; alias maps other spellings
--- (the API's own field names) to a candidate.
+-- The candidate nearest to word, if it is near enough to be a likely typo; alias maps a candidate to another
+-- spelling that also points at it (the API's own field name).
 local function closest(word, candidates, alias)
   local best, best_d = nil, huge
   for _, c in ipairs(candidates) do
@@ -186,41 +98,173 @@ local function closest(word, candidates, alias)
   if best_d <= max(2, floor(#word / 3)) then return best end
 end
 
+---------------------------------------------------------------------------------------------------------------
+-- Checks: check(value, option_name) returns the API value or fails.
+
+local function text(v, arg)
+  if type(v) ~= "string" then fail("%s must be a string, got %s", arg, shown(v)) end
+  if v == "" then fail("%s must not be empty", arg) end
+  local n, why = text_len(v)
+  if not n then fail("%s must be UTF-8 text without NUL bytes (%s)", arg, why) end
+  return v
+end
+
+local function boolean(v, arg)
+  if type(v) ~= "boolean" then fail("%s must be true or false, got %s", arg, shown(v)) end
+  return v
+end
+
+local function integer(v, arg)
+  if type(v) ~= "number" or v ~= floor(v) or v == huge or v == -huge then
+    fail("%s must be an integer, got %s", arg, shown(v))
+  end
+  return tointeger and tointeger(v) or v
+end
+
+local function number(v, arg)
+  if type(v) ~= "number" or v ~= v or v == huge or v == -huge then
+    fail("%s must be a number, got %s", arg, shown(v))
+  end
+  return v
+end
+
+local function non_negative(v, arg)
+  if v < 0 then fail("%s must not be negative, got %s", arg, shown(v)) end
+  return v
+end
+
+local function positive(v, arg)
+  if v <= 0 then fail("%s must be greater than 0, got %s", arg, shown(v)) end
+  return v
+end
+
+local function is_list(v)
+  if type(v) ~= "table" then return false end
+  local n = #v
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
+  end
+  return true
+end
+
+-- A list of at least one value, each passed through check; the result is a new table.
+local function list(check)
+  return function(v, arg)
+    if not is_list(v) then fail("%s must be a list, got %s", arg, shown(v)) end
+    if #v == 0 then fail("%s must not be empty (leave it out instead)", arg) end
+    local out = {}
+    for i = 1, #v do out[i] = check(v[i], format("%s[%d]", arg, i)) end
+    return out
+  end
+end
+
+local BASE = { string = text, bool = boolean, int64 = integer, uint64 = integer, float = number }
+
+-- What rules.formats[name] accepts, for messages.
+local FORMAT_EXPECTED = {
+  mobile = "11 digits (mainland China)",
+  unix_seconds = "a Unix time in seconds (10 digits, not milliseconds)",
+}
+
+-- Applies a rules.lua entry to one scalar value.
+local function apply_rule(rule, v, arg)
+  if rule.enum and enum_sets[rule.enum][v] == nil then
+    local values = enums[rule.enum]
+    local near = type(v) == "string" and closest(v, values)
+    fail("%s must be one of %s, got %s%s", arg, listed(values), shown(v),
+      near and format(" (did you mean '%s'?)", near) or "")
+  end
+  if rule.max_chars and text_len(v) > rule.max_chars then
+    fail("%s must be at most %d characters, got %d", arg, rule.max_chars, text_len(v))
+  end
+  if (rule.min and v < rule.min) or (rule.max and v > rule.max) then
+    fail("%s must be between %s and %s, got %s", arg, rule.min, rule.max, shown(v))
+  end
+  if rule.format and not (rule.allow_zero and v == 0) and not formats[rule.format](v) then
+    fail("%s must be %s, got %s", arg, FORMAT_EXPECTED[rule.format] or rule.format, shown(v))
+  end
+end
+
+local function count_check(rule, check)
+  local lo, hi = rule.min_items, rule.max_items
+  return function(v, arg)
+    -- The count first: "6 signers, at most 5" says more than a complaint about one of them.
+    if is_list(v) and ((lo and #v < lo) or (hi and #v > hi)) then
+      local wanted = lo and hi and format("%d to %d", lo, hi) or lo and format("at least %d", lo)
+        or format("at most %d", hi)
+      fail("%s takes %s entries, got %d", arg, wanted, #v)
+    end
+    return check(v, arg)
+  end
+end
+
+-- The check for one option: the schema's type, then the rules.lua entry, then the builder's own check.
+-- Struct-typed fields have no generic check: the builder's check does that part.
+local function field_check(field, rule, extra)
+  local base, check = BASE[field.type], extra
+  if base then
+    local function scalar(v, arg)
+      v = base(v, arg)
+      if rule then apply_rule(rule, v, arg) end
+      return v
+    end
+    local typed = field.list and list(scalar) or scalar
+    check = extra and function(v, arg) return extra(typed(v, arg), arg) end or typed
+  end
+  if field.list and rule and (rule.min_items or rule.max_items) then check = count_check(rule, check) end
+  return check
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Options: options(Struct, { option_name = "Api.Path" or { "Api.Path", check } }) compiles to
+-- { option_name = { path = {segments}, api = last segment, check = fn } }. A path names a schema member of
+-- Struct (dots go into nested structs); a path that is not a usable member is a bug here and fails at load.
+
+local function resolve(struct, path)
+  local segments, field, key = {}, nil, nil
+  for seg in gmatch(path, "[^.]+") do
+    local s = structs[struct]
+    field = s and s.fields[seg]
+    if field == nil or field.disabled then error("essbasic.flow: " .. struct .. "." .. seg .. " is not usable") end
+    segments[#segments + 1], key, struct = seg, struct .. "." .. seg, field.type
+  end
+  return segments, field, limits[key]
+end
+
+local function options(struct, spec)
+  local compiled = {}
+  for name, entry in pairs(spec) do
+    if type(entry) == "string" then entry = { entry } end
+    if entry[1] then
+      local segments, field, rule = resolve(struct, entry[1])
+      compiled[name] = { path = segments, api = segments[#segments], check = field_check(field, rule, entry[2]) }
+    else
+      compiled[name] = { check = entry[2] } -- used by the builder itself, not copied into the result
+    end
+  end
+  return compiled
+end
+
 local function unknown_option(key, spec)
   if type(key) ~= "string" then
     fail("options are named (name = value), got a value at position %s", shown(key))
   end
   local names, api_names = sorted_keys(spec), {}
-  for _, name in ipairs(names) do
-    local path = spec[name][1]
-    api_names[name] = path and match(path, "[^.]+$")
-  end
+  for _, name in ipairs(names) do api_names[name] = spec[name].api end
   local best = closest(key, names, api_names)
   if best then fail("unknown option '%s' (did you mean '%s'?)", key, best) end
   fail("unknown option '%s' (options: %s)", key, concat(names, ", "))
 end
 
-local function enum(name)
-  local set, values = enum_sets[name], enums[name]
-  return function(v, arg)
-    if set[v] ~= nil then return v end
-    local near = type(v) == "string" and closest(v, values)
-    if near then fail("%s must be one of %s, got %s (did you mean '%s'?)", arg, listed(values), shown(v), near) end
-    fail("%s must be one of %s, got %s", arg, listed(values), shown(v))
-  end
-end
-
 local function put(out, path, value)
-  local head, rest = match(path, "^([^.]+)%.(.+)$")
-  if not head then
-    out[path] = value
-    return
+  for i = 1, #path - 1 do
+    out[path[i]] = out[path[i]] or {}
+    out = out[path[i]]
   end
-  out[head] = out[head] or {}
-  put(out[head], rest, value)
+  out[path[#path]] = value
 end
 
--- Checks opts against spec, fills out (a table with the builder's fixed fields) and returns it.
+-- Checks opts against a compiled spec, fills out (a table with the builder's fixed fields) and returns it.
 local function convert(opts, spec, required, out)
   if type(opts) ~= "table" then fail("expects a table of options, got %s", shown(opts)) end
   for k in pairs(opts) do
@@ -230,19 +274,10 @@ local function convert(opts, spec, required, out)
     if opts[k] == nil then fail("%s is required", k) end
   end
   for _, k in ipairs(sorted_keys(opts)) do
-    local path, check = spec[k][1], spec[k][2]
-    local value = check(opts[k], k)
-    if path then put(out, path, value) end
+    local value = spec[k].check(opts[k], k)
+    if spec[k].path then put(out, spec[k].path, value) end
   end
   return out
-end
-
--- Runs fn(...) for a nested argument: a failure's message gets "arg: " in front.
-local function within(arg, fn, ...)
-  local ok, result = pcall(fn, ...)
-  if ok then return result end
-  if getmetatable(result) == Failure then result.message = arg .. ": " .. result.message end
-  error(result, 0)
 end
 
 local function merged(...)
@@ -256,11 +291,11 @@ end
 ---------------------------------------------------------------------------------------------------------------
 -- Agent
 
-local AGENT = {
-  app_id = { "AppId", text() },
-  org_open_id = { "ProxyOrganizationOpenId", text(64) },
-  operator_open_id = { "ProxyOperator.OpenId", text(64) },
-}
+local AGENT = options("Agent", {
+  app_id = "AppId",
+  org_open_id = "ProxyOrganizationOpenId",
+  operator_open_id = "ProxyOperator.OpenId",
+})
 local AGENT_REQUIRED = { "app_id", "org_open_id", "operator_open_id" }
 
 local function build_agent(opts)
@@ -275,63 +310,66 @@ local function is_signing_type(component_type)
   return sub(component_type, 1, 5) == "SIGN_"
 end
 
--- Seal and signature fields cannot sit on a PDF form field; seals belong to companies only.
+-- Component.ComponentType: form fields cannot be seal or signature fields, and individuals may not use seal
+-- fields. Paging (cross-page) fields need PosY, width and height when placed by position.
 local SEAL_TYPES = { SIGN_SEAL = true, SIGN_PAGING_SEAL = true, SIGN_LEGAL_PERSON_SEAL = true }
 local SIGNATURE_TYPES = { SIGN_SIGNATURE = true, SIGN_PAGING_SIGNATURE = true }
 local PAGING_TYPES = { SIGN_PAGING_SEAL = true, SIGN_PAGING_SIGNATURE = true }
 
 local COMPONENT = {
-  type = { "ComponentType", enum("ComponentType") },
-  value = { "ComponentValue", text() },
-  required = { "ComponentRequired", boolean },
-  extra = { "ComponentExtra", text() },
-  placeholder = { "Placeholder", text() },
-  lock_value = { "LockComponentValue", boolean },
-  forbid_move = { "ForbidMoveAndDelete", boolean },
+  type = "ComponentType",
+  value = "ComponentValue",
+  required = "ComponentRequired",
+  extra = "ComponentExtra",
+  placeholder = "Placeholder",
+  lock_value = "LockComponentValue",
+  forbid_move = "ForbidMoveAndDelete",
 }
 
-local AT_KEYWORD = merged(COMPONENT, {
-  keyword = { "ComponentId", text() },
+local function page_number(v, arg)
+  if v == 0 then fail("%s counts from 1 (or from -1 for the last page), got 0", arg) end
+  return v
+end
+
+local AT_KEYWORD = options("Component", merged(COMPONENT, {
+  keyword = "ComponentId",
   exact = { false, boolean },
   width = { "ComponentWidth", positive },
   height = { "ComponentHeight", positive },
-  offset_x = { "OffsetX", number },
-  offset_y = { "OffsetY", number },
-  indexes = { "KeywordIndexes", list(integer(0)) },
-  page = { "KeywordPage", integer(1) },
-  order = { "KeywordOrder", enum("KeywordOrder") },
-  relative = { "RelativeLocation", enum("RelativeLocation") },
-})
+  offset_x = "OffsetX",
+  offset_y = "OffsetY",
+  indexes = { "KeywordIndexes", function(v, arg)
+    for i, n in ipairs(v) do non_negative(n, format("%s[%d]", arg, i)) end
+    return v
+  end },
+  page = { "KeywordPage", page_number },
+  order = "KeywordOrder",
+  relative = "RelativeLocation",
+}))
 local AT_KEYWORD_REQUIRED = { "type", "keyword" }
 
 local function build_at_keyword(opts)
   local c = convert(opts, AT_KEYWORD, AT_KEYWORD_REQUIRED, { GenerateMode = "KEYWORD" })
+  -- ^keyword^ asks for a whole-word match (Component.ComponentId).
   if opts.exact then c.ComponentId = "^" .. c.ComponentId .. "^" end
   return c
 end
 M.at_keyword = public("flow.at_keyword", build_at_keyword)
 
-local function page_number(v, arg)
-  integer()(v, arg)
-  if v == 0 then fail("%s counts from 1 (or from -1 for the last page), got 0", arg) end
-  return tointeger and tointeger(v) or v
-end
-
-local AT_POSITION = merged(COMPONENT, {
+local AT_POSITION = options("Component", merged(COMPONENT, {
   page = { "ComponentPage", page_number },
   x = { "ComponentPosX", non_negative },
   y = { "ComponentPosY", non_negative },
   width = { "ComponentWidth", positive },
   height = { "ComponentHeight", positive },
-  id = { "ComponentId", text(30) },
-  name = { "ComponentName", text(20) },
-})
+  id = "ComponentId",
+  name = "ComponentName",
+}))
 local AT_POSITION_REQUIRED = { "type", "page", "y" }
 
 M.at_position = public("flow.at_position", function(opts)
   local c = convert(opts, AT_POSITION, AT_POSITION_REQUIRED, { GenerateMode = "NORMAL" })
   if PAGING_TYPES[c.ComponentType] then
-    -- A cross-page field spans the page edge: only its height band and size are placed.
     if c.ComponentWidth == nil or c.ComponentHeight == nil then
       fail("a %s field needs width and height", c.ComponentType)
     end
@@ -341,9 +379,7 @@ M.at_position = public("flow.at_position", function(opts)
   return c
 end)
 
-local ON_FIELD = merged(COMPONENT, {
-  field = { "ComponentName", text() },
-})
+local ON_FIELD = options("Component", merged(COMPONENT, { field = "ComponentName" }))
 local ON_FIELD_REQUIRED = { "type", "field" }
 
 M.on_field = public("flow.on_field", function(opts)
@@ -355,7 +391,8 @@ M.on_field = public("flow.on_field", function(opts)
   return c
 end)
 
--- Shorthands: flow.seal_at_keyword("甲方（盖章）", seal_id_or_options).
+-- Shorthands: flow.seal_at_keyword("甲方（盖章）" [, seal_id or options]), flow.signature_at_keyword(keyword
+-- [, options]), flow.date_at_keyword(keyword [, options]); options are those of flow.at_keyword.
 local function keyword_shorthand(name, component_type)
   return public(name, function(keyword, opts)
     if type(opts) == "string" and component_type == "SIGN_SEAL" then opts = { seal_id = opts } end
@@ -383,7 +420,7 @@ local function component(v, arg)
   return v
 end
 
--- sign = one component or a list of them: signing fields (SIGN_*) only.
+-- One component or a list of them; signing = true for signing fields (SIGN_*), false for fill-in fields.
 local function components(signing)
   local check_list = list(component)
   return function(v, arg)
@@ -392,18 +429,17 @@ local function components(signing)
     for i, c in ipairs(out) do
       if is_signing_type(c.ComponentType) ~= signing then
         fail("%s[%d] is a %s field, which belongs in %s", arg, i, c.ComponentType,
-          signing and "fill (a fill-in field)" or "a signer's sign list (a signing field)")
+          signing and "fill (fill-in fields)" or "a signer's sign list (signing fields)")
       end
     end
     return out
   end
 end
 
-local sign_types_check = list(enum("ApproverSignTypes"))
+-- FlowApproverInfo.ApproverSignTypes: fingerprint (5) and face ID (6) need at least one other method.
 local function sign_types(v, arg)
-  local out = sign_types_check(v, arg)
-  for _, t in ipairs(out) do
-    if t ~= 5 and t ~= 6 then return out end
+  for _, t in ipairs(v) do
+    if t ~= 5 and t ~= 6 then return v end
   end
   fail("%s needs a method besides 5 and 6 (device fingerprint and device face ID)", arg)
 end
@@ -412,40 +448,40 @@ end
 local SIGNER = {
   sign = { "SignComponents", components(true) },
   fill = { "Components", components(false) },
-  role = { "ApproverRoleName", text(20) },
-  pre_read_time = { "PreReadTime", integer(3, 300) },
-  no_refuse = { "ApproverOption.NoRefuse", boolean },
-  no_transfer = { "ApproverOption.NoTransfer", boolean },
-  hide_one_key_sign = { "ApproverOption.HideOneKeySign", boolean },
-  read_limit = { "ApproverOption.FlowReadLimit", enum("FlowReadLimit") },
-  forbid_add_sign_date = { "ApproverOption.ForbidAddSignDate", boolean },
-  need_review = { "ApproverNeedSignReview", boolean },
-  verify_types = { "ApproverVerifyTypes", list(enum("ApproverVerifyTypes")) },
+  role = "ApproverRoleName",
+  pre_read_time = "PreReadTime",
+  no_refuse = "ApproverOption.NoRefuse",
+  no_transfer = "ApproverOption.NoTransfer",
+  hide_one_key_sign = "ApproverOption.HideOneKeySign",
+  read_limit = "ApproverOption.FlowReadLimit",
+  forbid_add_sign_date = "ApproverOption.ForbidAddSignDate",
+  need_review = "ApproverNeedSignReview",
+  verify_types = "ApproverVerifyTypes",
   sign_types = { "ApproverSignTypes", sign_types },
-  signature_styles = { "ComponentLimitType", list(enum("ComponentLimitType")) },
-  sign_type_selector = { "SignTypeSelector", integer(0, 1) },
-  sign_endpoints = { "SignEndpoints", list(enum("SignEndpoints")) },
-  jump_url = { "JumpUrl", text() },
-  email = { "ApproverEmail", text() },
+  signature_styles = "ComponentLimitType",
+  sign_type_selector = "SignTypeSelector",
+  sign_endpoints = "SignEndpoints",
+  jump_url = "JumpUrl",
+  email = "ApproverEmail",
 }
 
 local IDENTITY = {
-  name = { "Name", text() },
-  mobile = { "Mobile", mobile },
-  id_card_type = { "IdCardType", enum("IdCardType") },
-  id_card_number = { "IdCardNumber", text() },
+  name = "Name",
+  mobile = "Mobile",
+  id_card_type = "IdCardType",
+  id_card_number = "IdCardNumber",
 }
 
--- Signers outside the platform: the API lets the caller choose notification and mobile reconciliation.
+-- Signers outside the platform: only for them does the API honour notification and mobile reconciliation.
 local OUTSIDE = {
-  notify = { "NotifyType", enum("NotifyType") },
-  mobile_mode = { "ApproverOption.ApproverMobileMode", enum("ApproverMobileMode") },
+  notify = "NotifyType",
+  mobile_mode = "ApproverOption.ApproverMobileMode",
 }
 
 local COMPANY = {
-  org_name = { "OrganizationName", text() },
-  org_open_id = { "OrganizationOpenId", text(64) },
-  open_id = { "OpenId", text(64) },
+  org_name = "OrganizationName",
+  org_open_id = "OrganizationOpenId",
+  open_id = "OpenId",
 }
 
 local function check_id_card(s)
@@ -458,6 +494,7 @@ local function check_id_card(s)
 end
 
 local function signer_builder(name, spec, required, fixed, after)
+  spec = options("FlowApproverInfo", spec)
   return public(name, function(opts)
     local out = {}
     for k, v in pairs(fixed) do out[k] = type(v) == "table" and merged(v) or v end
@@ -489,7 +526,7 @@ M.to_be_claimed = signer_builder("flow.to_be_claimed",
   merged(SIGNER, { org_name = COMPANY.org_name, org_open_id = COMPANY.org_open_id }),
   { "org_name", "org_open_id" }, { ApproverType = "ORGANIZATION", ApproverOption = { FillType = 1 } })
 
--- Company auto-sign: nobody reads or fills anything, so only placement and identity apply.
+-- Company auto-sign: nobody reads or fills anything (auto-signers may not own fill-in fields).
 M.auto_sign = signer_builder("flow.auto_sign",
   merged(COMPANY, { sign = SIGNER.sign, role = SIGNER.role }),
   { "org_name", "org_open_id", "sign" }, { ApproverType = "ENTERPRISESERVER" })
@@ -505,41 +542,43 @@ local function signer(v, arg)
   return v
 end
 
-local CONTRACT = {
-  file_id = { "FileIds", function(v, arg) return { text()(v, arg) } end },
-  name = { "FlowName", text(limits.FlowName) },
-  signers = { "FlowApprovers", list(signer, limits.FlowApprovers) },
-  deadline = { "Deadline", unix_seconds },
-  description = { "FlowDescription", text(limits.FlowDescription) },
-  type = { "FlowType", text(limits.FlowType) },
-  unordered = { "Unordered", boolean },
-  customer_data = { "CustomerData", text(limits.CustomerData) },
+local CONTRACT = options("FlowFileInfo", {
+  file_id = { false, text }, -- FileIds takes exactly one file per contract
+  name = "FlowName",
+  signers = { "FlowApprovers", list(signer) },
+  deadline = "Deadline",
+  description = "FlowDescription",
+  type = "FlowType",
+  unordered = "Unordered",
+  customer_data = "CustomerData",
   fill = { "Components", components(false) },
-  display_type = { "FlowDisplayType", enum("FlowDisplayType") },
-  need_sign_review = { "NeedSignReview", boolean },
-  custom_show_map = { "CustomShowMap", text() },
-}
+  display_type = "FlowDisplayType",
+  need_sign_review = "NeedSignReview",
+  custom_show_map = "CustomShowMap",
+})
 local CONTRACT_REQUIRED = { "file_id", "name", "signers" }
 
 M.contract = public("flow.contract", function(opts)
-  return convert(opts, CONTRACT, CONTRACT_REQUIRED, {})
+  local c = convert(opts, CONTRACT, CONTRACT_REQUIRED, {})
+  c.FileIds = { opts.file_id }
+  return c
 end)
 
 ---------------------------------------------------------------------------------------------------------------
 -- The group (ChannelCreateFlowGroupByFilesRequest)
 
-local GROUP_OPTIONS = {
-  self_sign_each = { "SelfOrganizationApproverSignEach", boolean },
-  others_sign_each = { "OtherApproverSignEach", boolean },
-  no_edit_name = { "NoEditFlowName", boolean },
-  no_edit_type = { "NoEditFlowType", boolean },
-  no_edit_deadline = { "NoEditDeadline", boolean },
-  hide_sign_date = { "SignComponentConfig.HideDate", boolean },
-  forbid_edit_watermark = { "ForbidEditWatermark", boolean },
-  hide_sign_code_after_start = { "HideSignCodeAfterStart", boolean },
-  sign_after_start = { "SignAfterStart", boolean },
-  preview_after_start = { "PreviewAfterStart", boolean },
-}
+local GROUP_OPTIONS = options("FlowGroupOptions", {
+  self_sign_each = "SelfOrganizationApproverSignEach",
+  others_sign_each = "OtherApproverSignEach",
+  no_edit_name = "NoEditFlowName",
+  no_edit_type = "NoEditFlowType",
+  no_edit_deadline = "NoEditDeadline",
+  hide_sign_date = "SignComponentConfig.HideDate",
+  forbid_edit_watermark = "ForbidEditWatermark",
+  hide_sign_code_after_start = "HideSignCodeAfterStart",
+  sign_after_start = "SignAfterStart",
+  preview_after_start = "PreviewAfterStart",
+})
 
 local function contract(v, arg)
   if type(v) ~= "table" or v.FileIds == nil then
@@ -548,28 +587,24 @@ local function contract(v, arg)
   return v
 end
 
--- agent = flow.agent{...} or its options directly.
+-- agent = flow.agent{...} or the same options directly.
 local function agent(v, arg)
-  table_of(v, arg)
+  if type(v) ~= "table" then fail("%s must be flow.agent{...} or its options, got %s", arg, shown(v)) end
   if v.AppId ~= nil then return v end
   return within(arg, build_agent, v)
 end
 
-local GROUP = {
-  name = { "FlowGroupName", text(limits.FlowGroupName) },
+local GROUP = options("ChannelCreateFlowGroupByFilesRequest", {
+  name = "FlowGroupName",
   agent = { "Agent", agent },
-  contracts = { "FlowFileInfos", list(contract, limits.FlowFileInfosMax) },
-  verify = { "ApproverVerifyType", enum("ApproverVerifyType") },
+  contracts = { "FlowFileInfos", list(contract) },
+  verify = "ApproverVerifyType",
   options = { "FlowGroupOptions", function(v, arg) return within(arg, convert, v, GROUP_OPTIONS, {}, {}) end },
-}
+})
 local GROUP_REQUIRED = { "name", "agent", "contracts" }
 
 M.group = public("flow.group", function(opts)
-  local g = convert(opts, GROUP, GROUP_REQUIRED, {})
-  if #g.FlowFileInfos < limits.FlowFileInfosMin then
-    fail("contracts needs at least %d contracts in a group, got %d", limits.FlowFileInfosMin, #g.FlowFileInfos)
-  end
-  return g
+  return convert(opts, GROUP, GROUP_REQUIRED, {})
 end)
 
 return M
