@@ -276,4 +276,192 @@ describe("essbasic.core crypto", function()
       assert.has_error(function() core.aes256cbc_decrypt(nil, iv, "x") end)
     end)
   end)
+
+  describe("tc3_signer", function()
+    local secret = "SecretKeyFor-essbasic-tests-0123"
+    local headers = { "content-type", "application/json", "host", "essbasic.tencentcloudapi.com" }
+    local body = '{"FlowGroupName":"group","FlowFileInfos":[]}'
+    local ts = 1700000000 -- 2023-11-14T22:13:20Z
+
+    -- The TC3 chain computed with the module's own HMAC, as an independent path through the same algorithm.
+    local function expected_signature(key, date, service, string_to_sign)
+      local k = core.hmac_sha256("TC3" .. key, date)
+      k = core.hmac_sha256(k, service)
+      k = core.hmac_sha256(k, "tc3_request")
+      return core.hex(core.hmac_sha256(k, string_to_sign)), k
+    end
+
+    it("hides the secret from tostring and getmetatable", function()
+      local signer = core.tc3_signer(secret)
+      local text = tostring(signer)
+      assert.equal("essbasic.tc3_signer (secret hidden)", text)
+      assert.is_nil(text:find(secret, 1, true))
+      assert.is_nil(text:find("Secret", 1, true))
+      assert.equal("string", type(getmetatable(signer)))
+      signer:close()
+    end)
+
+    it("can be closed twice, and refuses to sign after closing", function()
+      local signer = core.tc3_signer(secret)
+      assert.is_string((signer:sign(ts, "essbasic", "POST", "", headers, body)))
+      signer:close()
+      signer:close()
+      assert.equal("essbasic.tc3_signer (secret hidden)", tostring(signer))
+      local ok, err = pcall(signer.sign, signer, ts, "essbasic", "POST", "", headers, body)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("closed", 1, true))
+    end)
+
+    it("refuses an empty secret key with nil and a message, and raises on a non-string", function()
+      local signer, err = core.tc3_signer("")
+      assert.is_nil(signer)
+      assert.is_string(err)
+      assert.has_error(function() core.tc3_signer(nil) end)
+      assert.has_error(function() core.tc3_signer(12345) end)
+    end)
+
+    it("signs what the HMAC chain computes, with a key holding NUL bytes", function()
+      local key = "se\0cr\0et"
+      local signer = core.tc3_signer(key)
+      local sig, signed_headers, scope, trace = signer:sign(ts, "essbasic", "POST", "", headers, body, true)
+      assert.equal("content-type;host", signed_headers)
+      assert.equal("2023-11-14/essbasic/tc3_request", scope)
+      local want, signing_key = expected_signature(key, "2023-11-14", "essbasic", trace.string_to_sign)
+      assert.equal(want, sig)
+      assert.equal(core.hex(signing_key), trace.secret_signing_hex)
+      assert.equal(core.hex(core.hmac_sha256("TC3" .. key, "2023-11-14")), trace.secret_date_hex)
+      -- a key cut at the first NUL would sign differently
+      local cut = core.tc3_signer("se")
+      assert.not_equal(sig, (cut:sign(ts, "essbasic", "POST", "", headers, body)))
+    end)
+
+    it("hashes the payload byte for byte, NUL bytes included (checked with openssl)", function()
+      local signer = core.tc3_signer(secret)
+      for _, payload in ipairs({ "", "\0", "a\0b", bytes_0_to_255() }) do
+        local _, _, _, trace = signer:sign(ts, "essbasic", "POST", "", headers, payload, true)
+        assert.equal(openssl_sha256_hex(payload), trace.hashed_request_payload)
+      end
+    end)
+
+    it("builds the canonical request from the flat header list, trimming and lowercasing values", function()
+      local signer = core.tc3_signer(secret)
+      local _, signed_headers, _, trace = signer:sign(ts, "essbasic", "POST", "", {
+        "content-type", " Application/JSON; Charset=UTF-8\t",
+        "host", "\tESSBASIC.TencentCloudAPI.com  ",
+        "x-tc-action", "ChannelCreateFlowGroupByFiles",
+        "x-tc-note", "\xC3\x89t\xC3\xA9 Mixed",
+      }, body, true)
+      assert.equal("content-type;host;x-tc-action;x-tc-note", signed_headers)
+      assert.equal(table.concat({
+        "POST", "/", "",
+        "content-type:application/json; charset=utf-8",
+        "host:essbasic.tencentcloudapi.com",
+        "x-tc-action:channelcreateflowgroupbyfiles",
+        "x-tc-note:\xC3\x89t\xC3\xA9 mixed", -- only ASCII letters change case
+        "",
+        "content-type;host;x-tc-action;x-tc-note",
+        core.sha256_hex(body),
+      }, "\n"), trace.canonical_request)
+      assert.equal(core.sha256_hex(trace.canonical_request), trace.hashed_canonical_request)
+      assert.equal("TC3-HMAC-SHA256\n1700000000\n2023-11-14/essbasic/tc3_request\n"
+        .. trace.hashed_canonical_request, trace.string_to_sign)
+    end)
+
+    it("puts a GET query string into the canonical request", function()
+      local signer = core.tc3_signer(secret)
+      local _, _, _, trace = signer:sign(ts, "essbasic", "GET", "Action=DescribeUsage&Limit=10", headers, "", true)
+      assert.equal("GET\n/\nAction=DescribeUsage&Limit=10\n", trace.canonical_request:sub(1, 36))
+      assert.equal(core.sha256_hex(""), trace.hashed_request_payload)
+    end)
+
+    it("refuses malformed header lists and arguments as programming errors", function()
+      local signer = core.tc3_signer(secret)
+      local bad_headers = {
+        {},
+        { "host" },
+        { "host", "a", "content-type", "b" }, -- not sorted
+        { "host", "a", "host", "b" }, -- duplicate
+        { "Host", "a" }, -- not lowercase
+        { "ho st", "a" },
+        { "host:", "a" },
+        { "", "a" },
+        { "host", 5 },
+      }
+      for _, h in ipairs(bad_headers) do
+        assert.has_error(function() signer:sign(ts, "essbasic", "POST", "", h, body) end)
+      end
+      assert.has_error(function() signer:sign(ts, "essbasic", "POST", "", "host:a", body) end)
+      assert.has_error(function() signer:sign(ts, "", "POST", "", headers, body) end)
+      assert.has_error(function() signer:sign(ts, "essbasic", "", "", headers, body) end)
+      assert.has_error(function() signer:sign(ts, "essbasic", "POST", "", headers, nil) end)
+      assert.has_error(function() signer:sign(ts + 0.5, "essbasic", "POST", "", headers, body) end)
+      assert.has_error(function() signer:sign(tostring(ts), "essbasic", "POST", "", headers, body) end)
+    end)
+
+    it("never puts the secret into an error message", function()
+      local signer = core.tc3_signer(secret)
+      local calls = {
+        function() signer:sign(-1, "essbasic", "POST", "", headers, body) end,
+        function() signer:sign(ts, "essbasic", "POST", "", { "B", "x" }, body) end,
+        function() signer.sign(nil) end,
+      }
+      for _, call in ipairs(calls) do
+        local ok, err = pcall(call)
+        assert.is_false(ok)
+        assert.is_nil(tostring(err):find(secret, 1, true))
+      end
+    end)
+
+    it("uses the UTC date of the timestamp, from 1970 to 9999, and refuses others", function()
+      local signer = core.tc3_signer(secret)
+      local stamps = { 0, 1551113065, 951782400, 951868799, 1700000000, 4102444800, 253402300799 }
+      for _, t in ipairs(stamps) do
+        local _, _, scope = signer:sign(t, "essbasic", "POST", "", headers, body)
+        assert.equal(os.date("!%Y-%m-%d", t) .. "/essbasic/tc3_request", scope)
+      end
+      assert.has_error(function() signer:sign(-1, "essbasic", "POST", "", headers, body) end)
+      assert.has_error(function() signer:sign(253402300800, "essbasic", "POST", "", headers, body) end)
+      assert.has_error(function() signer:sign(0 / 0, "essbasic", "POST", "", headers, body) end)
+      assert.has_error(function() signer:sign(math.huge, "essbasic", "POST", "", headers, body) end)
+      -- an integral float (Lua 5.4 arithmetic can produce one) is the same timestamp
+      assert.equal((signer:sign(ts, "essbasic", "POST", "", headers, body)),
+        (signer:sign(ts * 1.0, "essbasic", "POST", "", headers, body)))
+    end)
+
+    it("caches the derived key per date and service without changing any result", function()
+      local signer = core.tc3_signer(secret)
+      local function sign(t, service)
+        local sig, _, _, trace = signer:sign(t, service, "POST", "", headers, body, true)
+        local want = expected_signature(secret, os.date("!%Y-%m-%d", t), service, trace.string_to_sign)
+        assert.equal(want, sig)
+        return sig, trace
+      end
+      local first, trace1 = sign(ts, "essbasic")
+      local again, trace2 = sign(ts, "essbasic")
+      assert.equal(first, again)
+      assert.same(trace1, trace2)
+      -- a later second of the same day reuses the key but signs another string
+      local later, trace3 = sign(ts + 60, "essbasic")
+      assert.not_equal(first, later)
+      assert.equal(trace1.secret_signing_hex, trace3.secret_signing_hex)
+      -- the next day and another service derive new keys
+      local next_day, trace4 = sign(ts + 86400, "essbasic")
+      assert.not_equal(first, next_day)
+      assert.not_equal(trace1.secret_date_hex, trace4.secret_date_hex)
+      local other_service, trace5 = sign(ts, "cvm")
+      assert.not_equal(first, other_service)
+      assert.equal(trace1.secret_date_hex, trace5.secret_date_hex)
+      assert.not_equal(trace1.secret_service_hex, trace5.secret_service_hex)
+      -- back to the first scope: same signature as at the start, from a fresh signer too
+      assert.equal(first, (sign(ts, "essbasic")))
+      assert.equal(first, (core.tc3_signer(secret):sign(ts, "essbasic", "POST", "", headers, body)))
+    end)
+
+    it("signs a 10 MB payload", function()
+      local signer = core.tc3_signer(secret)
+      local big = rep("0123456789", 1024 * 1024)
+      local _, _, _, trace = signer:sign(ts, "essbasic", "POST", "", headers, big, true)
+      assert.equal(core.sha256_hex(big), trace.hashed_request_payload)
+    end)
+  end)
 end)

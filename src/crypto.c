@@ -70,6 +70,18 @@ static EVP_MAC_CTX *new_hmac_sha256_ctx(EVP_MAC *mac) {
 /* ---------------------------------------------------------------------------------------------------------------
  * Small helpers */
 
+/* An integral number within [lo, hi]; Lua 5.4 floats such as 1700000000.0 count, as they do on LuaJIT. */
+static long long need_integer(lua_State *L, int i, long long lo, long long hi, const char *what) {
+  if (lua_type(L, i) != LUA_TNUMBER) {
+    luaL_argerror(L, i, lua_pushfstring(L, "%s expected, got %s", what, luaL_typename(L, i)));
+  }
+  lua_Number n = lua_tonumber(L, i);
+  if (!(n >= (lua_Number)lo && n <= (lua_Number)hi) || n != (lua_Number)(long long)n) {
+    luaL_argerror(L, i, lua_pushfstring(L, "%s out of range or not integral", what));
+  }
+  return (long long)n;
+}
+
 /* Strings only: numbers are not silently turned into keys or payloads. */
 static const char *need_string(lua_State *L, int i, size_t *len) {
   if (lua_type(L, i) != LUA_TSTRING) {
@@ -170,10 +182,7 @@ static int l_ct_equal(lua_State *L) {
 }
 
 static int l_random_bytes(lua_State *L) {
-  if (!lua_isinteger(L, 1)) return luaL_argerror(L, 1, "integer expected");
-  lua_Number n = lua_tonumber(L, 1);
-  if (n < 1 || n > RANDOM_MAX) return luaL_argerror(L, 1, "must be between 1 and 4096");
-  size_t len = (size_t)n;
+  size_t len = (size_t)need_integer(L, 1, 1, RANDOM_MAX, "byte count (1..4096)");
   unsigned char *buf = scratch(L, len);
   if (RAND_bytes(buf, (int)len) != 1) {
     lua_pushnil(L);
@@ -569,12 +578,7 @@ static const char *need_nonempty(lua_State *L, int i, size_t *len) {
 static int signer_sign(lua_State *L) {
   tc3_signer *s = (tc3_signer *)luaL_checkudata(L, 1, SIGNER_MT);
   if (s->closed) return luaL_error(L, "sign: the signer is closed");
-  if (!lua_isinteger(L, 2)) return luaL_argerror(L, 2, "integer Unix timestamp expected");
-  lua_Number tsn = lua_tonumber(L, 2);
-  if (tsn < 0 || tsn > (lua_Number)TIMESTAMP_MAX) {
-    return luaL_argerror(L, 2, "timestamp outside 1970-01-01..9999-12-31");
-  }
-  long long ts = (long long)tsn;
+  long long ts = need_integer(L, 2, 0, TIMESTAMP_MAX, "Unix timestamp (1970..9999)");
   size_t service_len, method_len, query_len, payload_len;
   const char *service = need_nonempty(L, 3, &service_len);
   const char *method = need_nonempty(L, 4, &method_len);
