@@ -223,7 +223,9 @@ describe("essbasic.core crypto", function()
 
     it("reports bad padding with nil and a message", function()
       -- blocks encrypted without padding whose last bytes are not valid PKCS#7
-      local bad_tails = { rep("x", 15) .. "\0", rep("x", 15) .. "\17", rep("x", 14) .. "\3\2", rep("x", 13) .. "\3\4\3" }
+      local bad_tails = {
+        rep("x", 15) .. "\0", rep("x", 15) .. "\17", rep("x", 14) .. "\3\2", rep("x", 13) .. "\3\4\3",
+      }
       for _, block in ipairs(bad_tails) do
         local c = assert(openssl_transform(enc_args(key, iv) .. " -nopad", block))
         assert.equal(16, #c)
