@@ -2,6 +2,10 @@
 -- hand beside the generated schema. Every entry names its source: "Struct.Member" means that member's document
 -- in api.json; "digest §N" means /work/shared/research/spec-digest.md. Data only, plus three format predicates.
 --
+-- An empty string in an optional member means "not set" (the official SDKs send "" for unset strings and
+-- examples.json does so for enumerations such as CreateSignUrls Endpoint), so these rules apply to non-empty
+-- values only; a required member that is "" counts as missing.
+--
 -- Error codes: `code` is a preference list. The validator uses the first code that the Go SDK lists for the
 -- action being validated (schema.actions[A].errors, from action-errors.json); the last entry is a platform-wide
 -- common code that every action may return, so there is always an answer.
@@ -32,10 +36,11 @@ M.enums = {
   ApproverVerifyType = { "VerifyCheck", "MobileCheck" },
   -- FlowApproverInfo.IdCardType, CreateSignUrlsRequest.IdCardType
   IdCardType = { "ID_CARD", "HONGKONG_AND_MACAO", "HONGKONG_MACAO_AND_TAIWAN" },
-  -- Component.ComponentType: fill-in fields, then signing fields
+  -- Component.ComponentType: fill-in fields, then signing fields. WATERMARK is not in that member's list but
+  -- Component.ComponentExtra documents its options and examples.json (ChannelCreateFlowByFiles) uses it.
   ComponentType = {
     "TEXT", "MULTI_LINE_TEXT", "CHECK_BOX", "FILL_IMAGE", "DYNAMIC_TABLE", "ATTACHMENT", "SELECTOR", "DATE",
-    "DISTRICT", "VIRTUAL_COMBINATION",
+    "DISTRICT", "VIRTUAL_COMBINATION", "WATERMARK",
     "SIGN_SEAL", "SIGN_DATE", "SIGN_SIGNATURE", "SIGN_PAGING_SIGNATURE", "SIGN_PAGING_SEAL", "SIGN_OPINION",
     "SIGN_VIRTUAL_COMBINATION", "SIGN_MULTI_LINE_TEXT", "SIGN_SELECTOR", "SIGN_LEGAL_PERSON_SEAL",
   },
@@ -164,7 +169,7 @@ M.limits = {
   ["FlowFileInfo.FileIds"] = { min_items = 1, max_items = 1,
     code = { "InvalidParameter.FlowFileIds", "InvalidParameter" },
     source = "FlowFileInfo.FileIds (only a single file is supported)" },
-  ["FlowFileInfo.FlowName"] = { min_chars = 1, max_chars = 200,
+  ["FlowFileInfo.FlowName"] = { max_chars = 200,
     code = { "InvalidParameter.FlowName", "InvalidParameter" },
     source = "FlowFileInfo.FlowName (at most 200 characters)" },
   ["FlowFileInfo.FlowApprovers"] = { min_items = 1, max_items = 5,

@@ -1,0 +1,94 @@
+-- Lookups over the generated schema and the hand-written rules. Loads both once, then links every struct-typed
+-- field to its structure (`field.struct`, and `field.fields` = that structure's fields, which is the shape hint
+-- the JSON encoder takes). The schema graph has cycles through these links; nothing here walks it recursively.
+
+local schema = require("essbasic.schema")
+local rules = require("essbasic.rules")
+
+local pairs, type, error, sort = pairs, type, error, table.sort
+
+local structs, actions = schema.structs, schema.actions
+
+for _, st in pairs(structs) do
+  st.name = nil
+end
+for name, st in pairs(structs) do
+  st.name = name
+  for _, field in pairs(st.fields) do
+    local target = structs[field.type]
+    if target then
+      field.struct = target
+      field.fields = target.fields
+    end
+  end
+end
+
+-- Per action: its name, and its error codes as a set (the validator picks codes from it).
+for name, a in pairs(actions) do
+  a.name = name
+  local set = {}
+  for _, code in pairs(a.errors or {}) do set[code] = true end
+  a.error_set = set
+end
+
+local names = {}
+for name in pairs(actions) do names[#names + 1] = name end
+sort(names)
+
+local M = {
+  version = schema.version,
+  service = schema.service,
+  schema = schema,
+  rules = rules,
+}
+
+local function check_name(name)
+  if type(name) ~= "string" then error("action name must be a string", 3) end
+end
+
+-- Returns the action entry ({input, output, status, readonly, errors, error_set, name}) or nil.
+function M.action(name)
+  check_name(name)
+  return actions[name]
+end
+
+-- Returns the structure entry ({kind, order, fields, name}) or nil.
+function M.struct(name)
+  if type(name) ~= "string" then error("struct name must be a string", 2) end
+  return structs[name]
+end
+
+-- The encoder's shape hint for an action's request (the request structure's linked `fields`), or nil.
+function M.request_hint(name)
+  check_name(name)
+  local a = actions[name]
+  return a and structs[a.input].fields
+end
+
+function M.response_hint(name)
+  check_name(name)
+  local a = actions[name]
+  return a and structs[a.output].fields
+end
+
+-- Sorted list of every action name (a fresh copy: callers may keep or change it).
+function M.actions()
+  local copy = {}
+  for i = 1, #names do copy[i] = names[i] end
+  return copy
+end
+
+function M.is_readonly(name)
+  check_name(name)
+  local a = actions[name]
+  return a ~= nil and a.readonly == true
+end
+
+-- "file" for actions that must go to the file domain (UploadFiles), "api" for the rest; nil for unknown names.
+function M.host_kind(name)
+  check_name(name)
+  if not actions[name] then return nil end
+  return rules.host_kinds[name] or "api"
+end
+
+return M

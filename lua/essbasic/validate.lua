@@ -1,0 +1,556 @@
+-- Request validation against the generated schema and the prose rules (lua/essbasic/rules.lua), before
+-- anything is encoded or sent. validate.request(action, params) → true, or nil, err where err is an
+-- essbasic error of kind "validation" carrying every problem found (up to MAX_PROBLEMS), each with its path.
+--
+-- It runs on every call, so the walk is kept cheap: per-struct lookups are compiled once at load time, tables
+-- are iterated raw with `next`, and the path of a field is kept as a stack of segments that becomes a string
+-- only when a problem is reported.
+
+local api = require("essbasic.api")
+local rules = require("essbasic.rules")
+local errors = require("essbasic.errors")
+
+local type, next, rawget, getmetatable, tostring, error = type, next, rawget, getmetatable, tostring, error
+local pairs, ipairs, pcall, require = pairs, ipairs, pcall, require
+local floor, huge, min = math.floor, math.huge, math.min
+local math_type = math.type -- nil on LuaJIT, where every number is a double
+local concat, sort = table.concat, table.sort
+local format, lower, sub, byte = string.format, string.lower, string.sub, string.byte
+
+local text_len, pick_code = rules.text_len, rules.pick_code
+local formats, enum_sets = rules.formats, rules.enum_sets
+local CODES = rules.codes
+
+local has_core, core = pcall(require, "essbasic.core")
+local array_mt = has_core and core.json_array_mt or nil
+local json_null = has_core and core.json_null or nil
+
+local MAX_PROBLEMS = 100
+local MAX_DEPTH = 32          -- the deepest request in the schema nests 5 structures; cycles stop here
+local TWO53 = 9007199254740992
+
+local M = { MAX_PROBLEMS = MAX_PROBLEMS, MAX_DEPTH = MAX_DEPTH }
+
+---------------------------------------------------------------------------------------------------------------
+-- Compiled schema: per struct, its fields with their rules resolved, the required ones as a list
+---------------------------------------------------------------------------------------------------------------
+local SCALAR = { string = "string", date = "string", int64 = "int", uint64 = "uint", float = "float", bool = "bool" }
+
+local compiled = {}
+
+local function compile(name)
+  local st = api.struct(name)
+  local cs = { name = name, fields = {}, required = {}, order = st.order, nfields = #st.order,
+    checks = rules.struct_checks[name] }
+  compiled[name] = cs
+  for pos, fname in ipairs(st.order) do
+    local f = st.fields[fname]
+    local limit = rules.limits[name .. "." .. fname]
+    local cf = { name = fname, pos = pos, list = f.list == true, disabled = f.disabled == true,
+      scalar = SCALAR[f.type], type = f.type, limit = limit,
+      enum = limit and limit.enum and enum_sets[limit.enum] or nil,
+      format = limit and limit.format and formats[limit.format] or nil }
+    if limit and limit.enum and not cf.enum then error("rules: unknown enum " .. limit.enum) end
+    if limit and limit.format and not cf.format then error("rules: unknown format " .. limit.format) end
+    cs.fields[fname] = cf
+    if f.required then cs.required[#cs.required + 1] = cf end
+  end
+  return cs
+end
+
+for name in pairs(api.schema.structs) do
+  if not compiled[name] then compile(name) end
+end
+for _, cs in pairs(compiled) do
+  for _, cf in pairs(cs.fields) do
+    if not cf.scalar then cf.struct = compiled[cf.type] end
+  end
+end
+
+-- Per-action rules with their dotted paths split into segments once.
+local action_rules = {}
+local function split_path(p)
+  local segs = {}
+  for seg in p:gmatch("[^.]+") do segs[#segs + 1] = seg end
+  return segs
+end
+for aname, ar in pairs(rules.actions) do
+  local c = { required = {}, one_of = ar.one_of or {}, forbidden = {} }
+  for i, p in ipairs(ar.required or {}) do c.required[i] = split_path(p) end
+  for i, fb in ipairs(ar.forbidden or {}) do
+    c.forbidden[i] = { segs = split_path(fb.path), code = fb.code }
+  end
+  action_rules[aname] = c
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- State of one validation run (validation never yields and calls no user code, so module-level state is safe)
+---------------------------------------------------------------------------------------------------------------
+local seg, pos = {}, {}      -- path stack: segment (field name or 1-based index) and its sort position
+local problems, nproblems    -- kept problems, total count
+local action_codes           -- set of the action's documented error codes
+local missing_seen           -- paths already reported missing (struct flags and action rules overlap)
+local visiting               -- tables on the current path (cycle detection)
+
+local function describe(v)
+  local t = type(v)
+  if t == "string" then
+    local n = #v
+    if n == 0 then return 'an empty string' end
+    if n <= 40 and text_len(v) then return (format("%q", v):gsub("\\\n", "\\n")) end
+    local cut = min(n, 32)
+    -- do not cut a UTF-8 sequence in half
+    while cut > 0 and cut < n and (byte(v, cut + 1) or 0) >= 0x80 and (byte(v, cut + 1) or 0) < 0xC0 do
+      cut = cut - 1
+    end
+    local head = sub(v, 1, cut)
+    if not text_len(head) then return format("a string of %d bytes", n) end
+    return format('"%s…" (%d bytes)', head, n)
+  elseif t == "number" then
+    if math_type and math_type(v) == "float" and v == floor(v) and v > -1e15 and v < 1e15 then
+      return format("%.1f", v)
+    end
+    return tostring(v)
+  elseif t == "boolean" then
+    return tostring(v)
+  elseif t == "table" then
+    if array_mt and getmetatable(v) == array_mt then return "a list" end
+    local k = next(v)
+    if k == nil then return "an empty table" end
+    if type(k) == "number" then return "a list (table with numeric keys)" end
+    return "an object"
+  elseif v == json_null and v ~= nil then
+    return "null"
+  end
+  return "a " .. t
+end
+
+local function path_string(d, extra)
+  local parts = {}
+  for i = 1, d do
+    local s = seg[i]
+    if type(s) == "number" then
+      parts[#parts + 1] = "[" .. s .. "]"
+    elseif i == 1 then
+      parts[#parts + 1] = s
+    else
+      parts[#parts + 1] = "." .. s
+    end
+  end
+  if extra then parts[#parts + 1] = (d > 0 and "." or "") .. extra end
+  return concat(parts)
+end
+
+-- d: depth of the path stack that names the offending value; extra: a member name below it (or nil).
+-- extra_pos: that member's sort position.
+local function report(d, code, expected, found, extra, extra_pos, hint)
+  nproblems = nproblems + 1
+  if nproblems > MAX_PROBLEMS then return end
+  local path = path_string(d, extra)
+  local key = {}
+  for i = 1, d do key[i] = pos[i] end
+  if extra then key[d + 1] = extra_pos or 0 end
+  if type(code) ~= "string" then code = pick_code(code, action_codes) end
+  local msg = (path == "" and "request" or path) .. ": expected " .. expected .. ", found " .. found
+  if hint then msg = msg .. " (" .. hint .. ")" end
+  problems[#problems + 1] = { path = path, code = code, expected = expected, found = found, message = msg,
+    hint = hint, _key = key, _seq = nproblems }
+  return path
+end
+
+local function report_missing(d, name, p, code)
+  local path = path_string(d, name)
+  if missing_seen[path] then return end
+  missing_seen[path] = true
+  report(d, code or CODES.missing, "a value (required)", "nothing", name, p)
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Did-you-mean
+---------------------------------------------------------------------------------------------------------------
+local function distance(a, b)
+  local la, lb = #a, #b
+  if la == 0 then return lb end
+  if lb == 0 then return la end
+  local prev, cur = {}, {}
+  for j = 0, lb do prev[j] = j end
+  for i = 1, la do
+    cur[0] = i
+    local ca = byte(a, i)
+    for j = 1, lb do
+      local cost = (ca == byte(b, j)) and 0 or 1
+      cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev, cur = cur, prev
+  end
+  return prev[lb]
+end
+
+-- The closest name among candidates (case-insensitive match first, then edit distance ≤ a third of the length).
+local function suggest(name, candidates)
+  local lname = lower(name)
+  local best, best_d
+  for _, c in ipairs(candidates) do
+    if lower(c) == lname then return c end
+  end
+  if #name > 64 then return nil end
+  for _, c in ipairs(candidates) do
+    local dd = distance(lname, lower(c))
+    if dd <= math.max(2, floor(#c / 3)) and (best_d == nil or dd < best_d) then best, best_d = c, dd end
+  end
+  return best
+end
+M.suggest = suggest
+
+---------------------------------------------------------------------------------------------------------------
+-- The walk
+---------------------------------------------------------------------------------------------------------------
+local check_struct
+
+-- Checks a scalar value v for field cf; the path stack names v at depth d. Returns true when it passed.
+local function check_scalar(cf, v, d)
+  local kind = cf.scalar
+  local limit = cf.limit
+  if kind == "string" then
+    if type(v) ~= "string" then
+      report(d, CODES.type, "a string", describe(v))
+      return false
+    end
+    if v == "" then return true end -- "not set" (see rules.lua); required members are checked apart
+    local max_chars = limit and limit.max_chars
+    local n
+    if max_chars and #v > 4 * max_chars then
+      -- certainly too long whatever the encoding: say so without scanning a huge string
+      report(d, limit.code, format("at most %d characters", max_chars), format("%d bytes", #v))
+      return false
+    end
+    local why
+    n, why = text_len(v)
+    if not n then
+      report(d, CODES.type, "valid UTF-8 text without NUL bytes", "a string with " .. (why == "NUL byte" and
+        "a NUL byte" or "invalid UTF-8"))
+      return false
+    end
+    if limit == nil then return true end
+    if max_chars and n > max_chars then
+      report(d, limit.code, format("at most %d characters", max_chars), format("%d characters", n))
+      return false
+    end
+    if limit.min_chars and n < limit.min_chars then
+      report(d, limit.code, format("at least %d characters", limit.min_chars), format("%d characters", n))
+      return false
+    end
+  elseif kind == "int" or kind == "uint" then
+    local ok = type(v) == "number"
+    if ok and not (math_type and math_type(v) == "integer") then
+      -- a float: accepted when it holds an integer exactly (3.0), within the doubles' exact range
+      ok = v == floor(v) and v >= -TWO53 and v <= TWO53
+    end
+    if not ok then
+      report(d, CODES.type, kind == "int" and "an integer (int64)" or "a non-negative integer (uint64)",
+        describe(v))
+      return false
+    end
+    if kind == "uint" and v < 0 then
+      report(d, CODES.type, "a non-negative integer (uint64)", describe(v))
+      return false
+    end
+    if limit == nil then return true end
+    if limit.min and v < limit.min or limit.max and v > limit.max then
+      report(d, limit.code, format("a number from %s to %s", tostring(limit.min), tostring(limit.max)), describe(v))
+      return false
+    end
+  elseif kind == "float" then
+    if type(v) ~= "number" or v ~= v or v == huge or v == -huge then
+      report(d, CODES.type, "a finite number", describe(v))
+      return false
+    end
+    if limit == nil then return true end
+  else -- bool
+    if type(v) ~= "boolean" then
+      report(d, CODES.type, "a boolean", describe(v))
+      return false
+    end
+    return true
+  end
+  -- enum and format (the value has the right type here)
+  local enum = cf.enum
+  if enum and not enum[v] then
+    local list = rules.enums[limit.enum]
+    local shown = {}
+    for i = 1, #list do shown[i] = type(list[i]) == "string" and format("%q", list[i]) or tostring(list[i]) end
+    report(d, limit.code, "one of " .. concat(shown, ", "), describe(v))
+    return false
+  end
+  local fmt = cf.format
+  if fmt and not (limit.allow_zero and v == 0) and not fmt(v) then
+    report(d, limit.code, "a valid " .. limit.format:gsub("_", " ") .. (limit.allow_zero and " (or 0)" or ""),
+      describe(v))
+    return false
+  end
+  return true
+end
+
+-- Checks value v of struct type cs; the path stack names v at depth d.
+local function check_object(cs, v, d)
+  if type(v) ~= "table" or (array_mt and getmetatable(v) == array_mt) then
+    report(d, CODES.type, "an object (" .. cs.name .. ")", describe(v))
+    return
+  end
+  check_struct(cs, v, d)
+end
+
+-- Checks a list value v of field cf at depth d.
+local function check_list(cf, v, d)
+  if type(v) ~= "table" then
+    report(d, CODES.type, "a list", describe(v))
+    return
+  end
+  local n, maxk, badk = 0, 0, nil
+  for k in next, v do
+    if type(k) == "number" and k >= 1 and k == floor(k) then
+      n = n + 1
+      if k > maxk then maxk = k end
+    else
+      badk = k
+      break
+    end
+  end
+  if badk ~= nil then
+    report(d, CODES.type, "a list", type(badk) == "string" and ("an object (key " .. format("%q", badk) .. ")")
+      or ("a table with key " .. tostring(badk)))
+    return
+  end
+  if n ~= maxk then
+    report(d, CODES.type, "a list without holes", format("a sparse table (%d entries, highest index %s)", n,
+      tostring(maxk)))
+    return
+  end
+  local limit = cf.limit
+  if limit then
+    if limit.max_items and n > limit.max_items then
+      report(d, limit.code, format(limit.min_items and "%d to %d items" or "%s%d items",
+        limit.min_items or "at most ", limit.max_items), format("%d items", n))
+      return -- do not walk a list that is too long (it may be huge)
+    end
+    if limit.min_items and n < limit.min_items then
+      report(d, limit.code, format(limit.max_items and "%d to %d items" or "at least %d items",
+        limit.min_items, limit.max_items), format("%d item%s", n, n == 1 and "" or "s"))
+    end
+  end
+  local d1 = d + 1
+  if cf.scalar then
+    for i = 1, n do
+      seg[d1], pos[d1] = i, i
+      check_scalar(cf, v[i], d1)
+    end
+  else
+    local cs = cf.struct
+    for i = 1, n do
+      seg[d1], pos[d1] = i, i
+      check_object(cs, v[i], d1)
+    end
+  end
+end
+
+function check_struct(cs, t, d)
+  if d >= MAX_DEPTH then
+    report(d, CODES.type, "nesting at most " .. MAX_DEPTH .. " levels deep", "deeper nesting")
+    return
+  end
+  if visiting[t] then
+    report(d, CODES.type, "a tree of tables", "a cycle (this table contains itself)")
+    return
+  end
+  visiting[t] = true
+  local fields = cs.fields
+  local d1 = d + 1
+  local bad_key_reported = false
+  for k, v in next, t do
+    local cf = fields[k]
+    if cf then
+      seg[d1], pos[d1] = k, cf.pos
+      if cf.disabled then
+        -- "" and {} are how SDKs and examples.json write "not set"; any real value is refused
+        if v ~= "" and not (type(v) == "table" and next(v) == nil) then
+            report(d1, CODES.disabled, "no value (" .. k .. " is disabled: internal or retired)", describe(v))
+        end
+      elseif cf.list then
+        check_list(cf, v, d1)
+      elseif cf.scalar then
+        check_scalar(cf, v, d1)
+      else
+        check_object(cf.struct, v, d1)
+      end
+    elseif type(k) ~= "string" then
+      if not bad_key_reported then
+        bad_key_reported = true
+        report(d, CODES.type, "an object (" .. cs.name .. ") with string keys",
+          "a table with key " .. tostring(k) .. (type(k) == "number" and " (a list?)" or ""))
+      end
+    else
+      local s = suggest(k, cs.order)
+      report(d, CODES.unknown, "a member of " .. cs.name, "unknown member " .. format("%q", k), k,
+        cs.nfields + 1, s and ("did you mean " .. s .. "?") or nil)
+    end
+  end
+  local req = cs.required
+  for i = 1, #req do
+    local cf = req[i]
+    local v = rawget(t, cf.name)
+    if v == nil or (v == "" and cf.scalar == "string") then report_missing(d, cf.name, cf.pos) end
+  end
+  local checks = cs.checks
+  if checks then
+    for i = 1, #checks do
+      local c = checks[i]
+      local tv, nv = rawget(t, c.type_field), rawget(t, c.number_field)
+      -- only when both members passed their own checks (a bad IdCardType is reported once, by its enum)
+      if type(nv) == "string" and (tv == nil or (type(tv) == "string" and enum_sets.IdCardType[tv])) and
+        not rules.struct_formats[c.check](t, c) then
+        report(d, c.code, c.expected, describe(nv), c.path, fields[c.path].pos)
+      end
+    end
+  end
+  visiting[t] = nil
+end
+
+-- Action rules: required paths, one-of groups, forbidden paths. The request table is at depth 0.
+local function walk_forbidden(t, segs, i, d, rule)
+  if type(t) ~= "table" then return end
+  local s = segs[i]
+  local list = sub(s, -2) == "[]"
+  local name = list and sub(s, 1, -3) or s
+  local v = rawget(t, name)
+  if v == nil then return end
+  local d1 = d + 1
+  seg[d1], pos[d1] = name, 0
+  if i == #segs then
+    report(d1, rule.code, "no value (not supported by this action)", describe(v))
+  elseif list then
+    if type(v) ~= "table" then return end
+    local d2 = d1 + 1
+    for k = 1, #v do
+      seg[d2], pos[d2] = k, k
+      walk_forbidden(v[k], segs, i + 1, d2, rule)
+    end
+  else
+    walk_forbidden(v, segs, i + 1, d1, rule)
+  end
+end
+
+local function check_action_rules(aname, params)
+  local ar = action_rules[aname]
+  if not ar then return end
+  local req = ar.required
+  for r = 1, #req do
+    local segs = req[r]
+    local t, d = params, 0
+    for i = 1, #segs do
+      local v = rawget(t, segs[i])
+      if v == nil or v == "" then
+        report_missing(d, segs[i], 0)
+        break
+      end
+      if i < #segs then
+        if type(v) ~= "table" then break end -- a type problem, already reported
+        d = d + 1
+        seg[d], pos[d] = segs[i], 0
+        t = v
+      end
+    end
+  end
+  for _, g in ipairs(ar.one_of) do
+    local any = false
+    for _, f in ipairs(g.fields) do
+      local v = rawget(params, f)
+      if v ~= nil and v ~= "" and not (type(v) == "table" and next(v) == nil) then any = true end
+    end
+    if not any then
+      report(0, g.code, "one of " .. concat(g.fields, ", "), "none of them", nil, nil)
+    end
+  end
+  for _, fb in ipairs(ar.forbidden) do walk_forbidden(params, fb.segs, 1, 0, fb) end
+end
+
+local function by_position(a, b)
+  local ka, kb = a._key, b._key
+  for i = 1, min(#ka, #kb) do
+    if ka[i] ~= kb[i] then return ka[i] < kb[i] end
+  end
+  if #ka ~= #kb then return #ka < #kb end
+  return a._seq < b._seq
+end
+
+local function fail(aname, list, total)
+  sort(list, by_position)
+  local lines = { format("%d problem%s in the %s request:", total, total == 1 and "" or "s", aname) }
+  for i, p in ipairs(list) do
+    p._key, p._seq = nil, nil
+    lines[i + 1] = "  " .. p.message
+  end
+  if total > #list then lines[#lines + 1] = format("  … and %d more", total - #list) end
+  return nil, errors.new({ kind = "validation", code = list[1].code, message = concat(lines, "\n"),
+    problems = list, action = aname })
+end
+
+-- validate.request(action, params) → true, or nil, err (see the top of this file).
+function M.request(aname, params)
+  if type(aname) ~= "string" then error("validate.request: action name must be a string", 2) end
+  if params ~= nil and type(params) ~= "table" then
+    error("validate.request: params must be a table or nil, got " .. type(params), 2)
+  end
+  local action = api.action(aname)
+  if not action then
+    local s = suggest(aname, api.actions())
+    local p = { path = "", code = CODES.action, expected = "an essbasic " .. api.version .. " action name",
+      found = format("%q", aname), hint = s and ("did you mean " .. s .. "?") or nil }
+    p.message = "action: expected " .. p.expected .. ", found " .. p.found .. (p.hint and (" (" .. p.hint .. ")")
+      or "")
+    return nil, errors.new({ kind = "validation", code = CODES.action, message = p.message, problems = { p },
+      action = aname })
+  end
+  params = params or {}
+  problems, nproblems, action_codes, missing_seen, visiting = {}, 0, action.error_set, {}, {}
+  local cs = compiled[action.input]
+  if array_mt and getmetatable(params) == array_mt then
+    report(0, CODES.type, "an object (" .. cs.name .. ")", "a list")
+  else
+    check_struct(cs, params, 0)
+    check_action_rules(aname, params)
+  end
+  local list, total = problems, nproblems
+  problems, action_codes, missing_seen, visiting = nil, nil, nil, nil
+  for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
+  if total == 0 then return true end
+  return fail(aname, list, total)
+end
+
+-- The compiled view of a structure (for tools and tests): fields with their rules resolved.
+function M.compiled(name)
+  return compiled[name]
+end
+
+-- Exposed for builders that check single values early: the same string/number checks as the walk, for one
+-- member of one structure. Returns true, or nil, problem.
+function M.member(struct_name, member, value, action_name)
+  local cs = compiled[struct_name]
+  if not cs then error("validate.member: unknown structure " .. tostring(struct_name), 2) end
+  local cf = cs.fields[member]
+  if not cf then error("validate.member: " .. struct_name .. " has no member " .. tostring(member), 2) end
+  local a = action_name and api.action(action_name)
+  problems, nproblems, action_codes, missing_seen, visiting = {}, 0, a and a.error_set or nil, {}, {}
+  seg[1], pos[1] = member, cf.pos
+  if cf.list then check_list(cf, value, 1)
+  elseif cf.scalar then check_scalar(cf, value, 1)
+  else check_object(cf.struct, value, 1) end
+  local list = problems
+  problems, action_codes, missing_seen, visiting = nil, nil, nil, nil
+  for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
+  if #list == 0 then return true end
+  sort(list, by_position)
+  for _, p in ipairs(list) do p._key, p._seq = nil, nil end
+  return nil, list[1]
+end
+
+return M
