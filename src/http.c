@@ -688,11 +688,12 @@ static void multi_collect(multi_t *m) {
   int queued;
   while ((msg = curl_multi_info_read(m->multi, &queued))) {
     if (msg->msg != CURLMSG_DONE) continue;
-    xfer *x = NULL;
+    char *priv = NULL;
     CURLcode rc = msg->data.result; /* msg dies with curl_multi_remove_handle */
     CURL *e = msg->easy_handle;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
     curl_multi_remove_handle(m->multi, e);
+    xfer *x = (xfer *)priv;
     x->result = rc;
     list_remove(&m->active, x);
     m->n_active--;
