@@ -314,6 +314,21 @@ describe("essbasic.core crypto", function()
       assert.truthy(tostring(err):find("closed", 1, true))
     end)
 
+    it("is closed at the end of a Lua 5.4 to-be-closed scope", function()
+      if not _VERSION:find("5.4", 1, true) then return end
+      local chunk = assert(load([[
+        local core = ...
+        local kept
+        do
+          local signer <close> = core.tc3_signer("k")
+          kept = signer
+        end
+        return kept
+      ]]))
+      local kept = chunk(core)
+      assert.has_error(function() kept:sign(ts, "essbasic", "POST", "", headers, body) end)
+    end)
+
     it("refuses an empty secret key with nil and a message, and raises on a non-string", function()
       local signer, err = core.tc3_signer("")
       assert.is_nil(signer)

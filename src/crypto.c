@@ -676,6 +676,8 @@ void essbasic_open_crypto(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, signer_close);
     lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, signer_close);
+    lua_setfield(L, -2, "__close"); /* Lua 5.4 to-be-closed variables; LuaJIT ignores it */
     lua_pushcfunction(L, signer_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, "essbasic.tc3_signer");
