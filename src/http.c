@@ -91,7 +91,7 @@ static char *opt_string(lua_State *L, int t, const char *name) {
     lua_pop(L, 1);
     return NULL;
   }
-  size_t len;
+  size_t len = 0;
   const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
   if (!s) luaL_error(L, "option '%s' must be a string", name);
   if (strlen(s) != len) luaL_error(L, "option '%s' contains a NUL byte", name);
