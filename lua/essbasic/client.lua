@@ -184,12 +184,12 @@ end
 -- prepare_opts.timestamp fixes the time (tests, known answers).
 function methods.prepare(self, action, params, prepare_opts)
   check_call_args(action, params)
-  local body, err = encode(self, action, params, prepare_opts)
-  if not body then return nil, err end
   local ts = prepare_opts and prepare_opts.timestamp or os_time()
   if type(ts) ~= "number" or ts ~= floor(ts) or ts < 0 then
     error("essbasic: prepare's timestamp must be a non-negative integer", 2)
   end
+  local body, err = encode(self, action, params, prepare_opts)
+  if not body then return nil, err end
   return sign(self, action, body, ts)
 end
 
