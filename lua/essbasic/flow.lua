@@ -7,19 +7,21 @@
 -- call site, not a runtime condition. The whole request is still validated again before sending.
 -- Reference: docs/builders.md.
 
-local type, pairs, ipairs, error, pcall, tostring = type, pairs, ipairs, error, pcall, tostring
+local type, pairs, ipairs, next, error, pcall, tostring = type, pairs, ipairs, next, error, pcall, tostring
 local setmetatable, getmetatable, select = setmetatable, getmetatable, select
-local format, sub, lower, gmatch = string.format, string.sub, string.lower, string.gmatch
+local format, sub, gmatch = string.format, string.sub, string.gmatch
 local sort, concat = table.sort, table.concat
-local floor, huge, min, max = math.floor, math.huge, math.min, math.max
+local floor = math.floor
 local tointeger = math.tointeger -- Lua 5.4 only: turns 3.0 into 3 so integer fields stay integers
 
--- Types come from the generated schema and value rules (enumerations, lengths, ranges, formats) from rules.lua,
--- so the builders and the validator agree by construction.
+-- Every value goes through validate.member, the validator's own check for one member (schema type and the
+-- rules.lua entry), so the builders and the validator agree by construction; flow.lua adds only what is
+-- particular to building (option names, which builder takes what, placement rules).
 local structs = require("essbasic.schema").structs
 local rules = require("essbasic.rules")
-local enums, enum_sets, formats, limits, text_len = rules.enums, rules.enum_sets, rules.formats, rules.limits,
-  rules.text_len
+local validate = require("essbasic.validate")
+local enums, limits, formats = rules.enums, rules.limits, rules.formats
+local member_check, suggest = validate.member, validate.suggest
 
 local M = {}
 
@@ -60,12 +62,6 @@ local function shown(v)
   return type(v)
 end
 
-local function listed(values)
-  local parts = {}
-  for i, v in ipairs(values) do parts[i] = tostring(v) end
-  return concat(parts, ", ")
-end
-
 local function sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -73,58 +69,20 @@ local function sorted_keys(t)
   return keys
 end
 
-local function distance(a, b) -- Levenshtein, for "did you mean"
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = sub(a, i, i) == sub(b, j, j) and 0 or 1
-      cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
+local function is_list(v)
+  if type(v) ~= "table" then return false end
+  local n = #v
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
   end
-  return prev[#b]
-end
-
--- The candidate nearest to word, if it is near enough to be a likely typo; alias maps a candidate to another
--- spelling that also points at it (the API's own field name).
-local function closest(word, candidates, alias)
-  local best, best_d = nil, huge
-  for _, c in ipairs(candidates) do
-    local d = (alias and alias[c] == word) and 0 or distance(lower(word), lower(c))
-    if d < best_d then best, best_d = c, d end
-  end
-  if best_d <= max(2, floor(#word / 3)) then return best end
+  return true
 end
 
 ---------------------------------------------------------------------------------------------------------------
 -- Checks: check(value, option_name) returns the API value or fails.
 
-local function text(v, arg)
-  if type(v) ~= "string" then fail("%s must be a string, got %s", arg, shown(v)) end
-  if v == "" then fail("%s must not be empty", arg) end
-  local n, why = text_len(v)
-  if not n then fail("%s must be UTF-8 text without NUL bytes (%s)", arg, why) end
-  return v
-end
-
 local function boolean(v, arg)
   if type(v) ~= "boolean" then fail("%s must be true or false, got %s", arg, shown(v)) end
-  return v
-end
-
-local function integer(v, arg)
-  if type(v) ~= "number" or v ~= floor(v) or v == huge or v == -huge then
-    fail("%s must be an integer, got %s", arg, shown(v))
-  end
-  return tointeger and tointeger(v) or v
-end
-
-local function number(v, arg)
-  if type(v) ~= "number" or v ~= v or v == huge or v == -huge then
-    fail("%s must be a number, got %s", arg, shown(v))
-  end
   return v
 end
 
@@ -138,108 +96,86 @@ local function positive(v, arg)
   return v
 end
 
-local function is_list(v)
-  if type(v) ~= "table" then return false end
-  local n = #v
-  for k in pairs(v) do
-    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
-  end
-  return true
-end
-
--- A list of at least one value, each passed through check; the result is a new table.
+-- A list of tables, each passed through check; the result is a new table. (Empty lists and counts are the
+-- member check's business.)
 local function list(check)
   return function(v, arg)
     if not is_list(v) then fail("%s must be a list, got %s", arg, shown(v)) end
-    if #v == 0 then fail("%s must not be empty (leave it out instead)", arg) end
     local out = {}
     for i = 1, #v do out[i] = check(v[i], format("%s[%d]", arg, i)) end
     return out
   end
 end
 
-local BASE = { string = text, bool = boolean, int64 = integer, uint64 = integer, float = number }
-
--- What rules.formats[name] accepts, for messages.
+-- What rules.formats[name] accepts, in words a caller can act on.
 local FORMAT_EXPECTED = {
   mobile = "11 digits (mainland China)",
   unix_seconds = "a Unix time in seconds (10 digits, not milliseconds)",
 }
 
--- Applies a rules.lua entry to one scalar value.
-local function apply_rule(rule, v, arg)
-  if rule.enum and enum_sets[rule.enum][v] == nil then
-    local values = enums[rule.enum]
-    local near = type(v) == "string" and closest(v, values)
-    fail("%s must be one of %s, got %s%s", arg, listed(values), shown(v),
-      near and format(" (did you mean '%s'?)", near) or "")
+-- A validator problem for member, restated for the option arg that filled it.
+local function restate(problem, member, arg, value, rule, lua_type)
+  local at_member = problem.path == member
+  local where = arg .. sub(problem.path, #member + 1) -- ApproverVerifyTypes[2] -> verify_types[2]
+  local expected, found = problem.expected, problem.found
+  local format_failed = at_member and rule and rule.format and FORMAT_EXPECTED[rule.format]
+    and type(value) == lua_type and not formats[rule.format](value)
+  if format_failed then
+    expected, found = FORMAT_EXPECTED[rule.format], shown(value)
   end
-  if rule.max_chars and text_len(v) > rule.max_chars then
-    fail("%s must be at most %d characters, got %d", arg, rule.max_chars, text_len(v))
-  end
-  if (rule.min and v < rule.min) or (rule.max and v > rule.max) then
-    fail("%s must be between %s and %s, got %s", arg, rule.min, rule.max, shown(v))
-  end
-  if rule.format and not (rule.allow_zero and v == 0) and not formats[rule.format](v) then
-    fail("%s must be %s, got %s", arg, FORMAT_EXPECTED[rule.format] or rule.format, shown(v))
-  end
+  local near = at_member and rule and rule.enum and type(value) == "string" and suggest(value, enums[rule.enum])
+  fail("%s must be %s, got %s%s", where, expected, found, near and format(" (did you mean '%s'?)", near) or "")
 end
 
-local function count_check(rule, check)
-  local lo, hi = rule.min_items, rule.max_items
+-- The check for one option filling struct.member: the builder's own check first for struct-typed members (it
+-- shapes the value: one component becomes a list of one), then the validator's, then the builder's own check
+-- for scalars (it can rely on the type by then).
+local function member_checker(struct, member, extra)
+  local field = structs[struct].fields[member]
+  local rule = limits[struct .. "." .. member]
+  local scalar = structs[field.type] == nil
+  local integral = field.type == "int64" or field.type == "uint64"
   return function(v, arg)
-    -- The count first: "6 signers, at most 5" says more than a complaint about one of them.
-    if is_list(v) and ((lo and #v < lo) or (hi and #v > hi)) then
-      local wanted = lo and hi and format("%d to %d", lo, hi) or lo and format("at least %d", lo)
-        or format("at most %d", hi)
-      fail("%s takes %s entries, got %d", arg, wanted, #v)
+    if v == "" then fail("%s must not be empty (leave it out instead)", arg) end
+    if field.list and not (rule and rule.min_items) and type(v) == "table" and next(v) == nil then
+      fail("%s must not be empty (leave it out instead)", arg)
     end
-    return check(v, arg)
-  end
-end
-
--- The check for one option: the schema's type, then the rules.lua entry, then the builder's own check.
--- Struct-typed fields have no generic check: the builder's check does that part.
-local function field_check(field, rule, extra)
-  local base, check = BASE[field.type], extra
-  if base then
-    local function scalar(v, arg)
-      v = base(v, arg)
-      if rule then apply_rule(rule, v, arg) end
-      return v
+    if extra and not scalar then v = extra(v, arg) end
+    local ok, problem = member_check(struct, member, v)
+    if not ok then restate(problem, member, arg, v, rule, field.type == "string" and "string" or "number") end
+    if field.list and scalar then -- a copy, so changing the caller's list later changes nothing here
+      local copy = {}
+      for i = 1, #v do copy[i] = integral and tointeger and tointeger(v[i]) or v[i] end
+      v = copy
+    elseif integral and tointeger then
+      v = tointeger(v)
     end
-    local typed = field.list and list(scalar) or scalar
-    check = extra and function(v, arg) return extra(typed(v, arg), arg) end or typed
+    if extra and scalar then v = extra(v, arg) end
+    return v
   end
-  if field.list and rule and (rule.min_items or rule.max_items) then check = count_check(rule, check) end
-  return check
 end
 
 ---------------------------------------------------------------------------------------------------------------
 -- Options: options(Struct, { option_name = "Api.Path" or { "Api.Path", check } }) compiles to
 -- { option_name = { path = {segments}, api = last segment, check = fn } }. A path names a schema member of
 -- Struct (dots go into nested structs); a path that is not a usable member is a bug here and fails at load.
-
-local function resolve(struct, path)
-  local segments, field, key = {}, nil, nil
-  for seg in gmatch(path, "[^.]+") do
-    local s = structs[struct]
-    field = s and s.fields[seg]
-    if field == nil or field.disabled then error("essbasic.flow: " .. struct .. "." .. seg .. " is not usable") end
-    segments[#segments + 1], key, struct = seg, struct .. "." .. seg, field.type
-  end
-  return segments, field, limits[key]
-end
+-- A path of false: the builder uses the value itself (check is then the whole check).
 
 local function options(struct, spec)
   local compiled = {}
   for name, entry in pairs(spec) do
     if type(entry) == "string" then entry = { entry } end
     if entry[1] then
-      local segments, field, rule = resolve(struct, entry[1])
-      compiled[name] = { path = segments, api = segments[#segments], check = field_check(field, rule, entry[2]) }
+      local segments, s, member = {}, struct, nil
+      for seg in gmatch(entry[1], "[^.]+") do
+        if member then s = structs[s].fields[member].type end
+        local field = structs[s] and structs[s].fields[seg]
+        if field == nil or field.disabled then error("essbasic.flow: " .. s .. "." .. seg .. " is not usable") end
+        segments[#segments + 1], member = seg, seg
+      end
+      compiled[name] = { path = segments, api = member, check = member_checker(s, member, entry[2]) }
     else
-      compiled[name] = { check = entry[2] } -- used by the builder itself, not copied into the result
+      compiled[name] = { check = entry[2] }
     end
   end
   return compiled
@@ -249,9 +185,12 @@ local function unknown_option(key, spec)
   if type(key) ~= "string" then
     fail("options are named (name = value), got a value at position %s", shown(key))
   end
-  local names, api_names = sorted_keys(spec), {}
-  for _, name in ipairs(names) do api_names[name] = spec[name].api end
-  local best = closest(key, names, api_names)
+  local names = sorted_keys(spec)
+  local best
+  for _, name in ipairs(names) do
+    if spec[name].api == key then best = name end -- the API's own name (Mobile) points at its option
+  end
+  best = best or suggest(key, names)
   if best then fail("unknown option '%s' (did you mean '%s'?)", key, best) end
   fail("unknown option '%s' (options: %s)", key, concat(names, ", "))
 end
@@ -542,8 +481,14 @@ local function signer(v, arg)
   return v
 end
 
+local file_ids = member_checker("FlowFileInfo", "FileIds")
+local function checked_file_id(v, arg)
+  if type(v) ~= "string" then fail("%s must be a string, got %s", arg, shown(v)) end
+  return file_ids({ v }, arg)[1]
+end
+
 local CONTRACT = options("FlowFileInfo", {
-  file_id = { false, text }, -- FileIds takes exactly one file per contract
+  file_id = { false, checked_file_id }, -- FileIds takes exactly one file per contract
   name = "FlowName",
   signers = { "FlowApprovers", list(signer) },
   deadline = "Deadline",
