@@ -87,8 +87,8 @@ describe("schema", function()
       if a.readonly then ro[#ro + 1] = name end
     end
     assert.are.equal(25, #ro)
-    for _, name in ipairs({ "DescribeFlowDetailInfo", "ChannelVerifyPdf", "GetDownloadFlowUrl", "ChannelGetTaskResultApi",
-      "ChannelDescribeEmployees", "DescribeCancelFlowsTask" }) do
+    for _, name in ipairs({ "DescribeFlowDetailInfo", "ChannelVerifyPdf", "GetDownloadFlowUrl",
+      "ChannelGetTaskResultApi", "ChannelDescribeEmployees", "DescribeCancelFlowsTask" }) do
       assert.is_true(api.is_readonly(name), name)
     end
     for _, name in ipairs({ "ChannelCreateFlowGroupByFiles", "UploadFiles", "ChannelCancelFlow", "CreateSignUrls",
@@ -157,8 +157,8 @@ describe("essbasic.api", function()
 
   it("gives the encoder the hint it needs: empty lists go out as []", function()
     local hint = api.request_hint("ChannelCreateFlowGroupByFiles")
-    local s = assert(core.json_encode({ FlowFileInfos = { { FileIds = {}, FlowApprovers = { { SignComponents = {} } } } } },
-      hint))
+    local value = { FlowFileInfos = { { FileIds = {}, FlowApprovers = { { SignComponents = {} } } } } }
+    local s = assert(core.json_encode(value, hint))
     assert.are.equal('{"FlowFileInfos":[{', s:sub(1, 19))
     assert.truthy(s:find('"FileIds":[]', 1, true))
     assert.truthy(s:find('"SignComponents":[]', 1, true))

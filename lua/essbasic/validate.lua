@@ -297,6 +297,11 @@ local function check_object(cs, v, d)
     report(d, CODES.type, "an object (" .. cs.name .. ")", describe(v))
     return
   end
+  if rawget(v, 1) ~= nil then
+    -- a list, or a list-like table: one problem, not one per missing member
+    report(d, CODES.type, "an object (" .. cs.name .. ")", "a table with numeric keys (a list?)")
+    return
+  end
   check_struct(cs, v, d)
 end
 
@@ -453,7 +458,8 @@ local function check_action_rules(aname, params)
         break
       end
       if i < #segs then
-        if type(v) ~= "table" then break end -- a type problem, already reported
+        -- not an object: a type problem, already reported
+        if type(v) ~= "table" or rawget(v, 1) ~= nil or (array_mt and getmetatable(v) == array_mt) then break end
         d = d + 1
         seg[d], pos[d] = segs[i], 0
         t = v
