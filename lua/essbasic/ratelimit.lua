@@ -5,7 +5,8 @@
 
 local runtime = require("essbasic.runtime")
 
-local type, setmetatable, error = type, setmetatable, error
+local type, setmetatable, error, rawget, tostring = type, setmetatable, error, rawget, tostring
+local floor, ceil = math.floor, math.ceil
 
 local M = {}
 
@@ -14,13 +15,48 @@ M.DEFAULT_RATE = 20
 local Limiter = { __name = "essbasic.ratelimit" }
 Limiter.__index = Limiter
 
+M.SHARED_DICT = "essbasic_ratelimit" -- used without being named when nginx has a lua_shared_dict of that name
+M.SHARED_LOOKAHEAD = 120             -- how many windows ahead a waiting caller may book (seconds)
+
+local Shared = { __name = "essbasic.ratelimit.shared" }
+Shared.__index = Shared
+
+-- The nginx shared dict to use: opts.shared_dict names one (an error if nginx has none of that name); unset,
+-- the dict essbasic_ratelimit is used when it exists; false turns sharing off.
+local function shared_dict(opts)
+  local ngx = rawget(_G, "ngx")
+  local dicts = type(ngx) == "table" and ngx.shared or nil
+  local name = opts.shared_dict
+  if name == false then return nil end
+  if name == nil then
+    return dicts and dicts[M.SHARED_DICT] or nil
+  end
+  if type(name) ~= "string" then error("rate_limit.shared_dict must be a string or false", 4) end
+  local dict = dicts and dicts[name]
+  if not dict then error("rate_limit.shared_dict: nginx has no lua_shared_dict '" .. name .. "'", 4) end
+  return dict
+end
+
 -- opts: rate (per second, per action), burst (bucket size; default = rate), per_action = { Action = rate },
--- wait (default true: wait for a token; false: fail fast), now (a clock, for tests).
+-- wait (default true: wait for a token; false: fail fast), now (a clock, for tests),
+-- shared_dict (nginx: the lua_shared_dict that makes the limit common to all workers, see Shared below),
+-- key (shared dict only: a prefix that separates limits, e.g. per SecretId or app; default "essbasic").
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("rate_limit must be a table or false", 3) end
   local rate = opts.rate or M.DEFAULT_RATE
   if type(rate) ~= "number" or rate <= 0 then error("rate_limit.rate must be a positive number", 3) end
+  local dict = shared_dict(opts)
+  if dict then
+    return setmetatable({
+      dict = dict,
+      prefix = tostring(opts.key or "essbasic") .. ":",
+      rate = rate,
+      per_action = opts.per_action or {},
+      wait = opts.wait ~= false,
+      now = opts.now or runtime.time, -- wall clock: the same in every worker
+    }, Shared)
+  end
   return setmetatable({
     rate = rate,
     burst = opts.burst,
@@ -62,5 +98,50 @@ function Limiter:take(action, wait)
   b.tokens = tokens - 1
   return (1 - tokens) / b.rate
 end
+
+-- The limit shared by all workers of an nginx, in a lua_shared_dict.
+--
+-- Why a counter per (action, one-second window) and not a token bucket: a bucket is two values (tokens, time)
+-- changed together, which across worker processes needs a lock (resty.lock, a busy loop on the dict). The
+-- dict's incr is atomic by itself, so counting takers per window needs no lock at all: whoever gets a count
+-- <= rate has a slot. Workers share the wall clock (ngx.now), so the windows line up across processes.
+--
+-- A caller that finds its window full books a slot in the next window with room (another incr per window
+-- tried, bounded by SHARED_LOOKAHEAD) and is told to sleep until that slot: the k-th booking of a future window
+-- starts at window + (k-1)/rate, so waiting callers go out 1/rate apart rather than all at the window's start.
+-- At most `rate` takers per window, in any number of workers. When the dict cannot count (it is full and
+-- cannot evict), the call goes ahead: the limit is a courtesy to the API, not worth stopping traffic for.
+function Shared:rate_for(action)
+  return self.per_action[action] or self.rate
+end
+
+function Shared:take(action, wait)
+  if wait == nil then wait = self.wait end
+  local rate = self:rate_for(action)
+  local limit = floor(rate)
+  if limit < 1 then limit = 1 end
+  local now = self.now()
+  local window = floor(now)
+  local base = self.prefix .. action .. ":"
+  local dict = self.dict
+  for ahead = 0, M.SHARED_LOOKAHEAD do
+    local w = window + ahead
+    -- The key lives a little past its window, so nobody books a slot in a window that was already forgotten.
+    local count = dict:incr(base .. w, 1, 0, ceil(w + 2 - now))
+    if not count then return 0 end
+    if count <= limit then
+      if ahead == 0 then return 0 end
+      return w + (count - 1) / limit - now
+    end
+    if ahead == 0 and not wait then
+      -- Give the count back: a caller that does not wait takes nothing.
+      dict:incr(base .. w, -1)
+      return nil
+    end
+  end
+  return M.SHARED_LOOKAHEAD
+end
+
+M.Shared = Shared
 
 return M
