@@ -9,9 +9,6 @@ local pairs, type, error, sort = pairs, type, error, table.sort
 
 local structs, actions = schema.structs, schema.actions
 
-for _, st in pairs(structs) do
-  st.name = nil
-end
 for name, st in pairs(structs) do
   st.name = name
   for _, field in pairs(st.fields) do
