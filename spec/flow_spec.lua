@@ -346,6 +346,14 @@ describe("essbasic.flow checks its options at once", function()
       flow.contract{ file_id = "f", name = "n", signers = { p, p, p, p, p, p } } end },
     { "flow.contract: signers must be 1 to 5 items, got 0 items",
       function() flow.contract{ file_id = "f", name = "n", signers = {} } end },
+    { "flow.contract: signers[1].Mobile must be a valid mobile, got \"1380013800\"", function()
+      flow.contract{ file_id = "f", name = "n", signers = { { ApproverType = "PERSON", Mobile = "1380013800" } } } end },
+    { "flow.contract: signers[1].Nmae must be a member of FlowApproverInfo, got unknown member \"Nmae\" " ..
+      "(did you mean Name?)", function()
+      flow.contract{ file_id = "f", name = "n", signers = { { ApproverType = "PERSON", Nmae = "张三" } } } end },
+    { "flow.person: sign[1].ComponentId must be at most 30 characters, got 31 characters", function()
+      local long = string.rep("字", 31)
+      person{ sign = { { GenerateMode = "KEYWORD", ComponentType = "SIGN_SIGNATURE", ComponentId = long } } } end },
     { "flow.contract: signers[1] must be a signer", function() flow.contract{ file_id = "f", name = "n",
       signers = { { name = "张三", mobile = "13800138000" } } } end },
     { "flow.contract: deadline must be a Unix time in seconds (10 digits, not milliseconds), got 1893427200000",

@@ -124,7 +124,8 @@ local function restate(problem, member, arg, value, rule, lua_type)
     expected, found = FORMAT_EXPECTED[rule.format], shown(value)
   end
   local near = at_member and rule and rule.enum and type(value) == "string" and suggest(value, enums[rule.enum])
-  fail("%s must be %s, got %s%s", where, expected, found, near and format(" (did you mean '%s'?)", near) or "")
+  local hint = near and format("did you mean '%s'?", near) or problem.hint
+  fail("%s must be %s, got %s%s", where, expected, found, hint and " (" .. hint .. ")" or "")
 end
 
 -- The check for one option filling struct.member: the builder's own check first for struct-typed members (it
