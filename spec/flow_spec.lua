@@ -347,7 +347,8 @@ describe("essbasic.flow checks its options at once", function()
     { "flow.contract: signers must be 1 to 5 items, got 0 items",
       function() flow.contract{ file_id = "f", name = "n", signers = {} } end },
     { "flow.contract: signers[1].Mobile must be a valid mobile, got \"1380013800\"", function()
-      flow.contract{ file_id = "f", name = "n", signers = { { ApproverType = "PERSON", Mobile = "1380013800" } } } end },
+      local hand_written = { ApproverType = "PERSON", Mobile = "1380013800" }
+      flow.contract{ file_id = "f", name = "n", signers = { hand_written } } end },
     { "flow.contract: signers[1].Nmae must be a member of FlowApproverInfo, got unknown member \"Nmae\" " ..
       "(did you mean Name?)", function()
       flow.contract{ file_id = "f", name = "n", signers = { { ApproverType = "PERSON", Nmae = "张三" } } } end },
