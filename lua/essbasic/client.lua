@@ -13,7 +13,7 @@ local ratelimit = require("essbasic.ratelimit")
 local retry = require("essbasic.retry")
 local runtime = require("essbasic.runtime")
 
-local type, tostring, setmetatable, rawget, error, pairs, floor = type, tostring, setmetatable, rawget, error,
+local type, tostring, setmetatable, error, pairs, floor = type, tostring, setmetatable, error,
   pairs, math.floor
 local match, format = string.match, string.format
 local os_time = os.time

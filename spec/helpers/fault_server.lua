@@ -119,7 +119,8 @@ function M.start()
     ports = 2,
     setup = function(prefix)
       local cmd = ("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
-        .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1"):format(prefix, prefix)
+        .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1")
+        :format(prefix, prefix)
       assert(os.execute(cmd), "openssl could not make a test certificate")
     end,
   }
