@@ -143,6 +143,29 @@ static inline void path_push_index(encoder *e, size_t index) {
 static void enc_string(jbuf *b, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  if (len <= 512) { /* short strings (nearly all): reserve the worst case once, then store byte by byte */
+    jbuf_need(b, len * 6 + 2);
+    char *q = b->p + b->len;
+    *q++ = '"';
+    for (; p < end; p++) {
+      char esc = escape_of[*p];
+      if (!esc) {
+        *q++ = (char)*p;
+      } else if (esc == 'u') {
+        memcpy(q, "\\u00", 4);
+        q[4] = hex[*p >> 4];
+        q[5] = hex[*p & 15];
+        q += 6;
+      } else {
+        q[0] = '\\';
+        q[1] = esc;
+        q += 2;
+      }
+    }
+    *q++ = '"';
+    b->len = (size_t)(q - b->p);
+    return;
+  }
   jbuf_need(b, len + 2);
   b->p[b->len++] = '"';
   while (p < end) {
