@@ -193,27 +193,6 @@ function methods.prepare(self, action, params, prepare_opts)
   return sign(self, action, body, ts)
 end
 
--- One attempt: sign with a fresh timestamp, send, decode.
-local function attempt(self, action, body, timeout)
-  local req, err = sign(self, action, body, os_time())
-  if not req then return nil, err end
-  req.timeout = timeout
-  if self.debug then
-    log(self, "debug", "essbasic request " .. action .. " " .. req.url .. " " .. json.encode(signer.redact(req.headers))
-      .. " body " .. #body .. " bytes")
-  end
-  local res
-  res, err = self.transport:request(req)
-  if not res then return nil, err end
-  local resp
-  resp, err = envelope.decode(res.status, res.body)
-  if self.debug then
-    log(self, "debug", "essbasic response " .. action .. " HTTP " .. tostring(res.status) .. " "
-      .. (resp and ("RequestId " .. tostring(resp.RequestId)) or tostring(err)))
-  end
-  return resp, err
-end
-
 local function outcome_unknown(action, err)
   local how = (action == "ChannelCreateFlowGroupByFiles" or action == "ChannelCreateFlowByFiles")
     and " Look for the flows with DescribeFlowDetailInfo (or in the callbacks) before creating them again."
@@ -224,63 +203,221 @@ local function outcome_unknown(action, err)
       .. tostring(err.message) .. ")." .. how }
 end
 
--- Sends a call; returns the Response table (with RequestId) and metadata { attempts, history },
--- or nil and an error object (with attempts and history).
-function methods.call(self, action, params, call_opts)
-  check_call_args(action, params)
-  if call_opts ~= nil and type(call_opts) ~= "table" then error("essbasic: call options must be a table", 2) end
-  call_opts = call_opts or {}
+-- A call in progress, shared by call (one at a time) and call_many (many at once): the three steps below are
+-- the whole policy, so both paths retry, limit and report alike.
+local function begin(self, action, params, call_opts)
   local body, err = encode(self, action, params, call_opts)
   if not body then
     err.attempts = 0
     return nil, err
   end
-  local policy = call_opts.retry ~= nil and retry.policy(call_opts.retry) or self.retry
-  local readonly = api.is_readonly(action)
-  local started = runtime.now()
-  local deadline = call_opts.deadline or self.deadline
-  local history = {}
-  local attempts = 0
-  while true do
-    if self.limiter then
-      local wait = self.limiter:take(action, call_opts.wait)
-      if not wait then
-        return nil, errors.new{ kind = "client", code = errors.RATE_LIMITED, attempts = attempts, history = history,
-          message = "no request token left for " .. action .. " this second and the call asked not to wait" }
-      end
-      if wait > 0 then runtime.sleep(wait) end
+  return {
+    action = action, body = body, opts = call_opts,
+    policy = call_opts.retry ~= nil and retry.policy(call_opts.retry) or self.retry,
+    readonly = api.is_readonly(action),
+    started = runtime.now(),
+    deadline = call_opts.deadline or self.deadline,
+    attempts = 0, history = {},
+  }
+end
+
+-- Step 1: a token from the limiter → seconds to wait first, or nil and an error (fail-fast asked).
+local function take_token(self, st)
+  if not self.limiter then return 0 end
+  local wait = self.limiter:take(st.action, st.opts.wait)
+  if wait then return wait end
+  return nil, errors.new{ kind = "client", code = errors.RATE_LIMITED, attempts = st.attempts, history = st.history,
+    message = "no request token left for " .. st.action .. " this second and the call asked not to wait" }
+end
+
+-- Step 2: the signed request of the next attempt (fresh timestamp), or nil and an error.
+local function next_request(self, st)
+  local timeout = st.opts.timeout or self.timeout
+  if st.deadline then
+    local left = st.deadline - (runtime.now() - st.started)
+    if left <= 0 then
+      return nil, errors.new{ kind = "client", code = errors.DEADLINE, attempts = st.attempts, history = st.history,
+        message = "the call's deadline passed before an attempt could be made", cause = st.last_error }
     end
-    local timeout = call_opts.timeout or self.timeout
-    if deadline then
-      local left = deadline - (runtime.now() - started)
-      if left <= 0 then
-        return nil, errors.new{ kind = "client", code = errors.DEADLINE, attempts = attempts, history = history,
-          message = "the call's deadline passed before an attempt could be made", cause = err }
-      end
-      if left < timeout then timeout = left end
+    if left < timeout then timeout = left end
+  end
+  local req, err = sign(self, st.action, st.body, os_time())
+  if not req then
+    err.attempts, err.history = st.attempts, st.history
+    return nil, err
+  end
+  req.timeout = timeout
+  st.attempts = st.attempts + 1
+  if self.debug then
+    log(self, "debug", "essbasic request " .. st.action .. " " .. req.url .. " "
+      .. json.encode(signer.redact(req.headers)) .. " body " .. #st.body .. " bytes")
+  end
+  return req
+end
+
+-- Step 3: what the transport gave back → "done", resp, meta | "failed", err | "retry", delay.
+local function conclude(self, st, res, err)
+  local resp
+  if res then
+    resp, err = envelope.decode(res.status, res.body)
+    if self.debug then
+      log(self, "debug", "essbasic response " .. st.action .. " HTTP " .. tostring(res.status) .. " "
+        .. (resp and ("RequestId " .. tostring(resp.RequestId)) or tostring(err)))
     end
-    attempts = attempts + 1
-    local resp
-    resp, err = attempt(self, action, body, timeout)
-    if resp then return resp, { attempts = attempts, history = history } end
-    local decision, class = retry.decide(policy, err, readonly, attempts)
-    history[#history + 1] = { code = err.code, class = class }
-    if decision == "retry" then
-      local delay = retry.delay(policy, attempts)
-      if deadline and runtime.now() - started + delay >= deadline then
-        decision = "stop"
-      else
-        log(self, "info", format("essbasic: %s attempt %d failed with %s; retrying in %.2fs", action, attempts,
-          tostring(err.code), delay))
-        runtime.sleep(delay)
-      end
-    end
-    if decision == "stop" then
-      if class == "unknown" and not readonly then err = outcome_unknown(action, err) end
-      err.attempts, err.history = attempts, history
-      return nil, err
+    if resp then return "done", resp, { attempts = st.attempts, history = st.history } end
+  end
+  local decision, class = retry.decide(st.policy, err, st.readonly, st.attempts)
+  st.history[#st.history + 1] = { code = err.code, class = class }
+  st.last_error = err
+  if decision == "retry" then
+    local delay = retry.delay(st.policy, st.attempts)
+    if not st.deadline or runtime.now() - st.started + delay < st.deadline then
+      log(self, "info", format("essbasic: %s attempt %d failed with %s; retrying in %.2fs", st.action, st.attempts,
+        tostring(err.code), delay))
+      return "retry", delay
     end
   end
+  if class == "unknown" and not st.readonly then err = outcome_unknown(st.action, err) end
+  err.attempts, err.history = st.attempts, st.history
+  return "failed", err
+end
+
+local function check_call_opts(call_opts, level)
+  if call_opts ~= nil and type(call_opts) ~= "table" then error("essbasic: call options must be a table", level + 1) end
+  return call_opts or {}
+end
+
+-- Runs a begun call to its end, attempt after attempt → resp, meta or nil, err.
+local function run(self, st)
+  local err
+  while true do
+    local wait
+    wait, err = take_token(self, st)
+    if not wait then return nil, err end
+    if wait > 0 then runtime.sleep(wait) end
+    local req
+    req, err = next_request(self, st)
+    if not req then return nil, err end
+    local res
+    res, err = self.transport:request(req)
+    local outcome, a, b = conclude(self, st, res, err)
+    if outcome == "done" then return a, b end
+    if outcome == "failed" then return nil, a end
+    runtime.sleep(a)
+  end
+end
+
+-- Sends a call; returns the Response table (with RequestId) and metadata { attempts, history },
+-- or nil and an error object (with attempts and history).
+function methods.call(self, action, params, call_opts)
+  check_call_args(action, params)
+  local st, err = begin(self, action, params, check_call_opts(call_opts, 2))
+  if not st then return nil, err end
+  return run(self, st)
+end
+
+-- Many calls at once: requests is a list of { action, params [, opts] } (or { action =, params =, opts = });
+-- batch_opts: concurrency (default 10), on_done(index, resp, err_or_meta) after each call.
+-- Returns a list of results in input order, each { resp, meta } or { nil, err }: every call has its own outcome,
+-- with the same validation, rate limit and retry rules as call(). Plain Lua uses libcurl's multi interface;
+-- inside nginx, light threads over cosockets.
+function methods.call_many(self, requests, batch_opts)
+  if type(requests) ~= "table" then error("essbasic: call_many expects a list of requests", 2) end
+  batch_opts = batch_opts or {}
+  if type(batch_opts) ~= "table" then error("essbasic: call_many options must be a table", 2) end
+  local concurrency = batch_opts.concurrency or 10
+  if type(concurrency) ~= "number" or concurrency < 1 then error("essbasic: concurrency must be >= 1", 2) end
+  local on_done = batch_opts.on_done
+  local results, states, queue = {}, {}, {}
+  local function finish(i, resp, second)
+    results[i] = resp and { resp, second } or { nil, second }
+    if on_done then on_done(i, resp, second) end
+  end
+  for i = 1, #requests do
+    local r = requests[i]
+    if type(r) ~= "table" then error("essbasic: call_many request " .. i .. " must be a table", 2) end
+    local action, params, call_opts = r.action or r[1], r.params or r[2], r.opts or r[3]
+    check_call_args(action, params)
+    local st, err = begin(self, action, params, check_call_opts(call_opts, 2))
+    if st then
+      st.index, st.ready_at = i, 0
+      states[#states + 1] = st
+      queue[#queue + 1] = st
+    else
+      finish(i, nil, err)
+    end
+  end
+  if #queue == 0 then return results end
+  if not self.transport.batch then
+    -- A transport without a multi interface (cosockets): light threads, each doing calls one after another.
+    local thread = rawget(_G, "ngx").thread
+    local next_index, threads = 0, {}
+    local function worker()
+      while next_index < #states do
+        next_index = next_index + 1
+        local st = states[next_index]
+        finish(st.index, run(self, st))
+      end
+    end
+    for t = 1, math.min(concurrency, #states) do threads[t] = thread.spawn(worker) end
+    for t = 1, #threads do thread.wait(threads[t]) end
+    return results
+  end
+  local batch = self.transport:batch()
+  local in_flight = 0
+  while #queue > 0 or in_flight > 0 do
+    local now = runtime.now()
+    local soonest
+    local i = 1
+    while i <= #queue and in_flight < concurrency do
+      local st = queue[i]
+      if st.ready_at > now then
+        soonest = soonest and math.min(soonest, st.ready_at) or st.ready_at
+        i = i + 1
+      else
+        table.remove(queue, i)
+        local wait, err = 0, nil
+        if not st.has_token then wait, err = take_token(self, st) end
+        if not wait then
+          finish(st.index, nil, err)
+        elseif wait > 0 then
+          st.has_token, st.ready_at = true, now + wait -- the token is reserved; send when its time comes
+          queue[#queue + 1] = st
+        else
+          st.has_token = false
+          local req
+          req, err = next_request(self, st)
+          if req then
+            batch:add(st, req)
+            in_flight = in_flight + 1
+          else
+            finish(st.index, nil, err)
+          end
+        end
+      end
+    end
+    local poll_wait = 1
+    if soonest then poll_wait = math.max(0, math.min(poll_wait, soonest - runtime.now())) end
+    if in_flight == 0 then
+      if soonest then runtime.sleep(poll_wait) end
+    else
+      local done = batch:poll(poll_wait)
+      for d = 1, #done do
+        local st = done[d].id
+        in_flight = in_flight - 1
+        local outcome, a, b = conclude(self, st, done[d].res, done[d].err)
+        if outcome == "done" then
+          finish(st.index, a, b)
+        elseif outcome == "failed" then
+          finish(st.index, nil, a)
+        else
+          st.ready_at = runtime.now() + a
+          queue[#queue + 1] = st
+        end
+      end
+    end
+  end
+  return results
 end
 
 function methods.close(self)

@@ -21,6 +21,7 @@ repeats). Steps:
   half            create, then send half of a declared body and close
   never_ends      create, then send headers and a little body and stall
   slow            wait 2 s, then as ok
+  wait100         wait 0.1 s, then as ok
   huge            HTTP 200 with a 3 MB body
 ]==]
 
@@ -60,6 +61,7 @@ init_by_lua_block {
       return { Response = { FlowGroupId = "group-" .. id, FlowIds = json.array({ "f1", "f2" }), RequestId = rid } }
     end
     if step == "slow" then ngx.sleep(2); step = "ok" end
+    if step == "wait100" then ngx.sleep(0.1); step = "ok" end
     if step == "ok" then return faults.reply(200, create()) end
     if step == "limit" then
       return faults.reply(200, { Response = { Error = { Code = "RequestLimitExceeded", Message = "slow down" },

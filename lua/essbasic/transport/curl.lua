@@ -38,7 +38,8 @@ end
 
 function M.new(opts)
   opts = opts or {}
-  return setmetatable({ session = core.http_session(M.session_options(opts)) }, Transport)
+  local options = M.session_options(opts)
+  return setmetatable({ session = core.http_session(options), options = options }, Transport)
 end
 
 function Transport:request(req)
@@ -47,12 +48,47 @@ function Transport:request(req)
   return { status = status, headers = headers, body = body }
 end
 
+-- Many requests at once over libcurl's multi interface (used by client:call_many).
+local Batch = { __name = "essbasic.transport.curl.batch" }
+Batch.__index = Batch
+
+-- One multi per transport, kept between batches so its connections stay alive.
+function Transport:batch()
+  self.multi = self.multi or core.http_multi(self.options)
+  return setmetatable({ multi = self.multi, ids = {}, next_id = 0 }, Batch)
+end
+
+-- id: any value the caller wants back with the result.
+function Batch:add(id, req)
+  self.next_id = self.next_id + 1
+  self.ids[self.next_id] = id
+  self.multi:add(self.next_id, req.method, req.url, req.headers, req.body, req)
+end
+
+-- Waits up to `seconds` → a list of { id =, res = { status, headers, body } } or { id =, err = }.
+function Batch:poll(seconds)
+  local finished = self.multi:poll(seconds)
+  local out = {}
+  for i = 1, #finished do
+    local f = finished[i]
+    local id = self.ids[f.id]
+    self.ids[f.id] = nil
+    if f.status then
+      out[i] = { id = id, res = { status = f.status, headers = f.headers, body = f.body } }
+    else
+      out[i] = { id = id, err = M.network_error(f.err_kind, f.err_message, f.sent) }
+    end
+  end
+  return out
+end
+
 function Transport:info()
   return self.session:info()
 end
 
 function Transport:close()
   self.session:close()
+  if self.multi then self.multi:close() end
 end
 
 return M
