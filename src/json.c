@@ -259,7 +259,17 @@ static int index_key(lua_State *L, int idx, size_t *out) {
 #endif
 }
 
-static int enc_value(encoder *e, int idx, int hint, int list);
+static int enc_value(encoder *e, int idx, int hint, int desc);
+
+/* Pushes desc[name] (name being the string at stack slot name_slot) and returns its slot if it is a table;
+ * otherwise pushes nothing and returns 0. */
+static int desc_table(encoder *e, int desc, int name_slot) {
+  lua_pushvalue(e->L, name_slot);
+  lua_rawget(e->L, desc);
+  if (lua_type(e->L, -1) == LUA_TTABLE) return lua_gettop(e->L);
+  lua_pop(e->L, 1);
+  return 0;
+}
 
 static int enc_array(encoder *e, int idx, int hint) {
   lua_State *L = e->L;
@@ -328,22 +338,9 @@ static int enc_object(encoder *e, int idx, int hint) {
     enc_string(&e->b, key, klen);
     jbuf_addc(&e->b, ':');
     path_push_key(e, key, klen);
-    int sub_hint = 0, sub_list = 0;
-    if (hint && lua_type(L, vidx) == LUA_TTABLE) {
-      lua_pushvalue(L, kidx);
-      lua_rawget(L, hint);
-      if (lua_type(L, -1) == LUA_TTABLE) {
-        int desc = lua_gettop(L);
-        lua_pushvalue(L, e->list_slot);
-        lua_rawget(L, desc);
-        sub_list = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        lua_pushvalue(L, e->fields_slot);
-        lua_rawget(L, desc);
-        if (lua_type(L, -1) == LUA_TTABLE) sub_hint = lua_gettop(L);
-      }
-    }
-    if (enc_value(e, vidx, sub_hint, sub_list)) return -1;
+    int desc = 0;
+    if (hint && lua_type(L, vidx) == LUA_TTABLE) desc = desc_table(e, hint, kidx);
+    if (enc_value(e, vidx, 0, desc)) return -1;
     e->npath--;
     lua_settop(L, kidx);
   } while (lua_next(L, idx));
@@ -351,11 +348,12 @@ static int enc_object(encoder *e, int idx, int hint) {
   return 0;
 }
 
-/* hint: stack index of the struct's fields (for an array: its elements' fields), or 0.
- * list: the hint says this value is a list, so an empty table becomes []. */
-static int enc_table(encoder *e, int idx, int hint, int list) {
+/* hint: stack slot of the struct's fields (for an array: its elements' fields), or 0.
+ * desc: stack slot of this value's field description, or 0; its `fields` becomes the hint and its `list` makes an
+ * empty table []. Both are looked up only when needed: `list` for empty tables, `fields` for the others. */
+static int enc_table(encoder *e, int idx, int hint, int desc) {
   lua_State *L = e->L;
-  int rc, is_array = 0;
+  int rc, is_array = 0, top = lua_gettop(L);
   if (e->depth >= ENCODE_MAX_DEPTH) return enc_fail(e, "nested too deep (cycle?)");
   e->depth++;
   luaL_checkstack(L, 8, "json_encode");
@@ -364,24 +362,39 @@ static int enc_table(encoder *e, int idx, int hint, int list) {
     lua_pop(L, 1);
   }
   if (is_array) {
+    if (desc) hint = desc_table(e, desc, e->fields_slot);
     rc = enc_array(e, idx, hint);
   } else {
     lua_pushnil(L);
     if (!lua_next(L, idx)) {
+      int list = 0;
+      if (desc) {
+        lua_pushvalue(L, e->list_slot);
+        lua_rawget(L, desc);
+        list = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+      }
       jbuf_add(&e->b, list ? "[]" : "{}", 2);
       rc = 0;
-    } else if (lua_type(L, -2) == LUA_TSTRING) {
-      rc = enc_object(e, idx, hint);
     } else {
-      lua_pop(L, 2);
-      rc = enc_array(e, idx, hint);
+      if (desc && (hint = desc_table(e, desc, e->fields_slot)) != 0) {
+        lua_insert(L, -3); /* below the first key and value, which enc_object expects on top */
+        hint -= 2;
+      }
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        rc = enc_object(e, idx, hint);
+      } else {
+        lua_pop(L, 2);
+        rc = enc_array(e, idx, hint);
+      }
     }
   }
   e->depth--;
+  lua_settop(L, top);
   return rc;
 }
 
-static int enc_value(encoder *e, int idx, int hint, int list) {
+static int enc_value(encoder *e, int idx, int hint, int desc) {
   lua_State *L = e->L;
   switch (lua_type(L, idx)) {
   case LUA_TSTRING: {
@@ -393,7 +406,7 @@ static int enc_value(encoder *e, int idx, int hint, int list) {
   case LUA_TNUMBER:
     return enc_number(e, idx);
   case LUA_TTABLE:
-    return enc_table(e, idx, hint, list);
+    return enc_table(e, idx, hint, desc);
   case LUA_TBOOLEAN:
     if (lua_toboolean(L, idx)) jbuf_add(&e->b, "true", 4);
     else jbuf_add(&e->b, "false", 5);

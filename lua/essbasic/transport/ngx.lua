@@ -295,7 +295,8 @@ end
 local function exchange(self, ngx, req, u, payload, deadline, connect_ms)
   local sock, err = connect(self, ngx, u, connect_ms)
   if not sock then return nil, err end
-  local reused = sock:getreusedtimes() > 0
+  local reused_times = sock:getreusedtimes()
+  local reused = reused_times > 0
   local c = setmetatable({ ngx = ngx, sock = sock, deadline = deadline, connect_ms = connect_ms,
     max = self.max_response_bytes, where = u.authority }, Conn)
   local left = c:remaining_ms()
@@ -351,7 +352,8 @@ local function exchange(self, ngx, req, u, payload, deadline, connect_ms)
   else
     sock:close()
   end
-  return { status = status, headers = headers, body = body }
+  -- reused: how many requests this connection carried before (0 = new); for tests and debugging.
+  return { status = status, headers = headers, body = body, reused = reused_times }
 end
 
 function Transport:request(req)
