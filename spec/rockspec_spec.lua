@@ -2,14 +2,16 @@
 -- library that fails at require time.
 describe("essbasic-scm-1.rockspec", function()
   local function load_rockspec()
-    local env = {}
-    local chunk = assert(loadfile and (function()
-      local f = assert(io.open("essbasic-scm-1.rockspec"))
-      local text = f:read("*a")
-      f:close()
-      return (loadstring or load)(text, "rockspec", "t", env)
-    end)())
-    if setfenv then setfenv(chunk, env) end
+    local f = assert(io.open("essbasic-scm-1.rockspec"))
+    local text = f:read("*a")
+    f:close()
+    local env, chunk = {}, nil
+    if rawget(_G, "setfenv") then -- LuaJIT (5.1)
+      chunk = assert(loadstring(text, "rockspec"))
+      setfenv(chunk, env)
+    else
+      chunk = assert(load(text, "rockspec", "t", env))
+    end
     chunk()
     return env
   end
