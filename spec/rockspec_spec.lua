@@ -5,7 +5,8 @@ describe("essbasic-scm-1.rockspec", function()
     local f = assert(io.open("essbasic-scm-1.rockspec"))
     local text = f:read("*a")
     f:close()
-    local env, chunk = {}, nil
+    local env = {}
+    local chunk
     if rawget(_G, "setfenv") then -- LuaJIT (5.1)
       chunk = assert(loadstring(text, "rockspec"))
       setfenv(chunk, env)
