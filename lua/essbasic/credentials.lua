@@ -145,7 +145,11 @@ function M.cvm_role(opts)
   local function get_text(url)
     if not transport then transport = require("essbasic.transport").default({ timeout = timeout }) end
     local res, err = transport:request{ method = "GET", url = url, headers = {}, body = "", timeout = timeout }
-    if not res then return nil, err end
+    if not res then
+      local e = cred_error("CVM metadata: " .. tostring(err.message))
+      e.cause = err
+      return nil, e
+    end
     if res.status ~= 200 then return nil, cred_error("CVM metadata answered HTTP " .. tostring(res.status)) end
     return res.body
   end
