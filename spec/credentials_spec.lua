@@ -86,7 +86,8 @@ describe("credentials.cvm_role", function()
   end)
 
   it("gives the client the token as X-TC-Token, and a metadata outage as a credential error", function()
-    local p = credentials.cvm_role{ endpoint = "http://127.0.0.1:" .. srv.port .. "/meta/", now = function() return 0 end }
+    local p = credentials.cvm_role{ endpoint = "http://127.0.0.1:" .. srv.port .. "/meta/",
+      now = function() return 0 end }
     local c = essbasic.new{ credentials = p, endpoint = "http://127.0.0.1:9" }
     local req = assert(c:prepare("DescribeUsage", {}, { timestamp = 1764300000, validate = false }))
     local g = req.headers.Authorization:match("Credential=AKIDtmp(%d+)/")
