@@ -1,0 +1,98 @@
+-- Benchmark 2: sequential calls over one kept-alive connection to a fast local nginx (a fixed valid envelope from
+-- `return 200`, no Lua on the server side), Lua client against a plain C libcurl program sending the same bytes.
+-- Usage: lua5.4|luajit bench/sequential.lua [rounds] [seconds-per-sample] [pinning...]
+--   pinning: "same" = client and nginx worker both on CPU 0 (default, the configuration of the performance notes),
+--            "split" = client on CPU 0, worker on CPU 1. Both may be given.
+-- The C program is build/bench/c_baseline (make bench builds it from bench/c_baseline.c).
+
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]+$") or "."
+package.path = here .. "/?.lua;" .. package.path
+local B = require("benchlib")
+
+local format = string.format
+
+local ROUNDS = tonumber(arg[1]) or 5
+local SECONDS = tonumber(arg[2]) or 1.0
+local MODES = {}
+for i = 3, #arg do MODES[#MODES + 1] = arg[i] end
+if #MODES == 0 then MODES = { "same" } end
+
+local C_BASELINE = B.root .. "/build/bench/c_baseline"
+assert(io.open(C_BASELINE, "rb"), "missing " .. C_BASELINE .. " (run make bench, or build bench/c_baseline.c)")
+
+local params = B.seed_request()
+
+-- The request file the C program reads: URL, header lines, empty line, body.
+local function write_request_file(path, req)
+  local lines = { req.url }
+  for name, value in pairs(req.headers) do lines[#lines + 1] = name .. ": " .. value end
+  B.write_file(path, table.concat(lines, "\n") .. "\n\n" .. req.body)
+end
+
+local function c_rate(path)
+  local p = assert(io.popen(format("%s %s %s", C_BASELINE, path, SECONDS)))
+  local out = p:read("*a")
+  p:close()
+  local rate = tonumber(out:match("rate=([%d.]+)"))
+  assert(rate, "c_baseline failed: " .. out)
+  local connects = tonumber(out:match("connects=(%d+)"))
+  assert(connects == 0, "c_baseline opened new connections during the timed calls: " .. out)
+  return rate
+end
+
+-- Calls per second of client:call for SECONDS; every answer must be the envelope's Response.
+local function lua_rate(client)
+  local t0 = B.now()
+  local n, elapsed = 0, 0
+  repeat
+    for _ = 1, 64 do
+      local resp, err = client:call(B.ACTION, params)
+      if not resp or resp.RequestId == nil then error("call failed: " .. tostring(err)) end
+    end
+    n = n + 64
+    elapsed = B.now() - t0
+  until elapsed >= SECONDS
+  return n / elapsed
+end
+
+local function run_mode(mode)
+  local worker_cpu = mode == "split" and "1" or "0"
+  local srv = B.start_servers({ worker_cpu = worker_cpu })
+  local ok, err = pcall(function()
+    local url = B.url(srv.port)
+    local validating = B.client({ endpoint = url })
+    local unvalidated = B.client({ endpoint = url, validate = false })
+    local path = os.tmpname()
+    write_request_file(path, assert(validating:prepare(B.ACTION, params)))
+    for _ = 1, 200 do assert(validating:call(B.ACTION, params)); assert(unvalidated:call(B.ACTION, params)) end
+    local med = B.alternate(ROUNDS, {
+      { "C libcurl (one easy handle, same bytes)", function() return c_rate(path) end },
+      { "Lua client:call (validate on)", function() return lua_rate(validating) end },
+      { "Lua client:call (validate=false)", function() return lua_rate(unvalidated) end },
+    })
+    os.remove(path)
+    print(format("-- pinning '%s': client on CPU 0, nginx worker on CPU %s; %d rounds of %.1f s; medians",
+      mode, worker_cpu, ROUNDS, SECONDS))
+    local c = med["C libcurl (one easy handle, same bytes)"]
+    B.report("C libcurl (one easy handle, same bytes)", c, "calls/s")
+    for _, name in ipairs({ "Lua client:call (validate on)", "Lua client:call (validate=false)" }) do
+      B.report(name, med[name], "calls/s", format("%.0f%% of C (target >= 80%%)", 100 * med[name] / c))
+    end
+    B.report("per-call client overhead over C (validate on)", 1e6 / med["Lua client:call (validate on)"] - 1e6 / c,
+      "us/call")
+    B.report("per-call client overhead over C (validate=false)",
+      1e6 / med["Lua client:call (validate=false)"] - 1e6 / c, "us/call")
+    local info = validating.transport.info and validating.transport:info()
+    if info then
+      B.report("connections opened by the Lua client", info.connects, "", format("for %d requests", info.requests))
+    end
+    validating:close()
+    unvalidated:close()
+  end)
+  srv:stop()
+  if not ok then error(err, 0) end
+end
+
+B.header("benchmark 2: sequential calls over one kept-alive connection")
+B.pin_self("0")
+for _, mode in ipairs(MODES) do run_mode(mode) end
