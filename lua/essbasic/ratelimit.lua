@@ -17,6 +17,9 @@ Limiter.__index = Limiter
 
 M.SHARED_DICT = "essbasic_ratelimit" -- used without being named when nginx has a lua_shared_dict of that name
 M.SHARED_LOOKAHEAD = 120             -- how many windows ahead a waiting caller may book (seconds)
+-- A booked caller wakes this long after its slot: sleeps are rounded to milliseconds, and one that ended a
+-- millisecond early would send in the previous, already full second.
+M.SHARED_MARGIN = 0.005
 
 local Shared = { __name = "essbasic.ratelimit.shared" }
 Shared.__index = Shared
@@ -131,7 +134,7 @@ function Shared:take(action, wait)
     if not count then return 0 end
     if count <= limit then
       if ahead == 0 then return 0 end
-      return w + (count - 1) / limit - now
+      return w + (count - 1) / limit - now + M.SHARED_MARGIN
     end
     if ahead == 0 and not wait then
       -- Give the count back: a caller that does not wait takes nothing.

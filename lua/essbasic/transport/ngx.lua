@@ -95,7 +95,8 @@ function M.parse_url(url)
 end
 
 -- opts: timeout, connect_timeout (seconds), ssl_verify (default true), proxy, max_response_bytes,
--- keepalive_timeout (seconds idle in the pool, default 60), pool_size (default: lua_socket_pool_size).
+-- keepalive_timeout (seconds idle in the pool, default 60), pool_size (default: lua_socket_pool_size),
+-- retry_stale (default true: see request()), pool (a name that keeps this transport's connections apart).
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("transport options must be a table", 2) end
@@ -115,6 +116,8 @@ function M.new(opts)
     max_response_bytes = opts.max_response_bytes or M.DEFAULT_MAX_RESPONSE_BYTES,
     keepalive_ms = floor((opts.keepalive_timeout or M.DEFAULT_KEEPALIVE_MS / 1000) * 1000),
     pool_size = opts.pool_size,
+    retry_stale = opts.retry_stale ~= false,
+    pool = opts.pool and tostring(opts.pool) or "",
   }, Transport)
 end
 
@@ -264,7 +267,8 @@ local function connect(self, ngx, u, connect_ms)
   local sock = ngx.socket.tcp()
   sock:settimeouts(connect_ms, connect_ms, connect_ms)
   local target = self.proxy or u
-  local pool = format("essbasic:%s:%s:%d:%s:%s", u.scheme, u.host, u.port, tostring(self.ssl_verify), u.host)
+  local pool = format("essbasic:%s:%s:%s:%d:%s:%s", self.pool, u.scheme, u.host, u.port, tostring(self.ssl_verify),
+    u.host)
   if self.proxy then pool = pool .. ":proxy=" .. self.proxy.authority end
   local ok, err = sock:connect(target.bare_host, target.port, { pool = pool })
   if not ok then
@@ -305,7 +309,7 @@ local function exchange(self, ngx, req, u, payload, deadline, connect_ms)
   local sent_bytes
   sent_bytes, err = sock:send(payload)
   if not sent_bytes then
-    if reused and err ~= "timeout" then
+    if reused and err ~= "timeout" and self.retry_stale then
       sock:close()
       return nil, nil, true
     end
@@ -314,7 +318,9 @@ local function exchange(self, ngx, req, u, payload, deadline, connect_ms)
   local status, headers, minor = read_head(c)
   if not status then
     -- headers is the error text here, minor what was being read
-    if reused and minor == "status" and headers == "closed" then
+    -- a reset counts too: a server that closes with our request unread in its buffer resets the connection
+    if reused and minor == "status" and headers ~= "timeout" and self.retry_stale
+      and (headers == "closed" or find(headers, "reset", 1, true)) then
       sock:close()
       return nil, nil, true
     end
@@ -383,6 +389,8 @@ function Transport:request(req)
   local deadline = ngx.now() + timeout
   -- Like libcurl: a pooled connection that the server closed while it sat idle is dropped and the request goes
   -- out on another one. Each stale connection is closed as it is found, so the pool empties in a few rounds.
+  -- "Closed before a single byte of the answer" is what an idle close looks like; a server that died while
+  -- working on the request looks the same, which is why retry_stale = false turns this off.
   for _ = 1, STALE_RETRIES do
     local res, err, stale = exchange(self, ngx, req, u, payload, deadline, connect_ms)
     if not stale then return res, err end
