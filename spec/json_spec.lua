@@ -521,6 +521,44 @@ describe("json against hostile input", function()
     end
   end)
 
+  it("encodes 2000 random tables with random hints: a decodable string or an error, never a crash", function()
+    math.randomseed(99)
+    local names = { "a", "b", "FileIds", "", "k\0" }
+    local leaves = { 1, -1.5, 0 / 0, 1 / 0, "s\1\"", true, false, print, json.null, 2 ^ 60 }
+    local function gen(depth)
+      local r = math.random(1, 10)
+      if depth > 4 or r <= 4 then return leaves[math.random(1, #leaves)] end
+      local t = r == 5 and json.array() or {}
+      for i = 1, math.random(0, 4) do
+        local k = ({ i, names[math.random(1, #names)], math.random(1, 6), 1.5 })[math.random(1, 4)]
+        t[k] = gen(depth + 1)
+      end
+      return t
+    end
+    local function gen_hint(depth)
+      local h = {}
+      if depth > 3 then return h end
+      for _, name in ipairs(names) do
+        if math.random(1, 2) == 1 then
+          h[name] = { list = math.random(1, 2) == 1, fields = math.random(1, 2) == 1 and gen_hint(depth + 1) or nil }
+        end
+      end
+      return h
+    end
+    local encoded = 0
+    for _ = 1, 2000 do
+      local ok, s, err = pcall(encode, gen(1), gen_hint(1))
+      assert.is_true(ok, s)
+      if s then
+        encoded = encoded + 1
+        assert.is_not_nil(decode(s), s)
+      else
+        assert.truthy(err:find(" at "), err)
+      end
+    end
+    assert.is_true(encoded > 100, "some random tables encode: " .. encoded)
+  end)
+
   it("survives 2000 random mutations of a valid request", function()
     math.randomseed(7)
     local base = "[" .. enc(sample_request(), sample_hint()) .. ',["\\ud83d\\ude00",-1.5e-3,null,{}]]'
