@@ -47,3 +47,12 @@ schema: $(CORE54)
 
 clean:
 	rm -rf build
+
+# libFuzzer harnesses (fuzz/README.md): replays fuzz/regressions/, then fuzzes each harness FUZZ_SECONDS seconds.
+FUZZ_SECONDS ?= 30
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+
+# The suite under ASan+UBSan and under valgrind, plus cppcheck and clang-tidy (tools/check).
+check:
+	@tools/check
