@@ -1,0 +1,217 @@
+--[==[ Starting and stopping the sandbox (plain Lua 5.4 or LuaJIT; nginx itself runs the server code).
+
+As a module (spec/helpers/sandbox.lua uses this):
+  local launch = require("sandbox.launch")
+  local sb = launch.start{ overrides = { file_ttl = 5 }, config_file = nil, env = false }
+  sb.endpoint, sb.port, sb.data_dir, sb.config, sb.srv (the helpers.nginx server), sb:stop()
+
+As a command (sandbox/run wraps it; paths set up there):
+  lua5.4 sandbox/launch.lua serve  [--port N] [--data DIR] [--config FILE]   runs until told to stop
+  lua5.4 sandbox/launch.lua stop   [--data DIR] [--config FILE]
+  lua5.4 sandbox/launch.lua status [--data DIR] [--config FILE]
+
+nginx is started through spec/helpers/nginx.lua (one writer of nginx configurations in the project), which runs
+worker_processes 1: the sandbox keeps its state in that one worker's Lua VM. The resolved configuration is
+written as JSON into the server's private prefix (mode 0700) and read by init_by_lua.
+
+`serve` keeps a small supervisor process alive beside the nginx daemon: it writes <data>/sandbox.run.json
+(endpoint, pids), waits for <data>/sandbox.stop to appear (written by `stop`), then stops nginx gracefully and
+removes both files. It ignores SIGINT when started by sandbox/run, so Ctrl-C reaches the shell, which asks it to stop.
+]==]
+
+local nginx = require("helpers.nginx")
+local json = require("essbasic.json")
+local core = require("essbasic.core")
+local sandbox_config = require("sandbox.config")
+
+local M = {}
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function repo_root()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = src:match("^(.*)/sandbox/[^/]+$") or "."
+  if dir:sub(1, 1) ~= "/" then
+    local p = io.popen("cd " .. shell_quote(dir) .. " && pwd")
+    dir = p:read("*l")
+    p:close()
+  end
+  return dir
+end
+
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  return (os.getenv("PWD") or ".") .. "/" .. path
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local HTTP_BLOCK = [[
+  client_max_body_size 100m;
+  client_body_buffer_size 16m;
+  init_by_lua_block { require("sandbox.server").init("%PREFIX%/sandbox-config.json") }
+  init_worker_by_lua_block { require("sandbox.server").init_worker() }
+  server {
+    listen 127.0.0.1:%PORT%;
+    %FIXED%
+    location / { content_by_lua_block { require("sandbox.server").handle() } }
+  }
+]]
+
+-- opts = { overrides = table, config_file = path, env = bool (default true) } → a running sandbox.
+function M.start(opts)
+  opts = opts or {}
+  local config = sandbox_config.resolve({ file = opts.config_file, env = opts.env, overrides = opts.overrides })
+  config.data_dir = absolute(config.data_dir)
+  -- A fixed port is listened on beside the helper's free port (the helper waits on the latter to know nginx is up).
+  local fixed = config.port and ("listen 127.0.0.1:" .. math.floor(config.port) .. ";") or ""
+  local srv = nginx.start{
+    http = HTTP_BLOCK:gsub("%%FIXED%%", fixed),
+    lua_path = repo_root() .. "/?.lua",
+    setup = function(prefix)
+      write_file(prefix .. "/sandbox-config.json", assert(json.encode(config)))
+    end,
+  }
+  local port = config.port and math.floor(config.port) or srv.port
+  local sb = { srv = srv, port = port, endpoint = "http://127.0.0.1:" .. port, data_dir = config.data_dir,
+    config = config }
+  function sb.stop() srv:stop() end
+  function sb.error_log() return srv:error_log() end
+  return sb
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- The command line
+---------------------------------------------------------------------------------------------------------------
+
+local function parse_args(argv)
+  local o = { overrides = {} }
+  local i = 2
+  while i <= #argv do
+    local a, v = argv[i], argv[i + 1]
+    if a == "--port" then o.overrides.port = tonumber(v) or error("--port needs a number", 0)
+    elseif a == "--data" then o.overrides.data_dir = v or error("--data needs a folder", 0)
+    elseif a == "--config" then o.config_file = v or error("--config needs a file", 0)
+    else error("unknown option " .. tostring(a) .. " (use --port N, --data DIR, --config FILE)", 0) end
+    i = i + 2
+  end
+  return o
+end
+
+local function own_pid()
+  return tonumber((read_file("/proc/self/stat") or ""):match("^(%d+)"))
+end
+
+local function alive(pid)
+  local stat = pid and read_file("/proc/" .. math.floor(pid) .. "/stat")
+  return stat ~= nil and stat:match(".*%)%s+(%a)") ~= "Z"
+end
+
+local function files_for(o)
+  local c = sandbox_config.resolve({ file = o.config_file, overrides = o.overrides })
+  local dir = absolute(c.data_dir)
+  return dir .. "/sandbox.run.json", dir .. "/sandbox.stop", dir
+end
+
+local function running(run_file)
+  local info = json.decode(read_file(run_file) or "")
+  if type(info) == "table" and alive(info.supervisor) then return info end
+  return nil
+end
+
+local function serve(o)
+  local run_file, stop_file, dir = files_for(o)
+  if running(run_file) then error("a sandbox already runs with the data folder " .. dir, 0) end
+  os.execute("mkdir -p " .. shell_quote(dir))
+  os.remove(stop_file)
+  local sb = M.start(o)
+  local info = { endpoint = sb.endpoint, file_endpoint = sb.endpoint, port = sb.port, data_dir = sb.data_dir,
+    supervisor = own_pid(), nginx = sb.srv.pid, error_log = sb.srv.prefix .. "/error.log" }
+  write_file(run_file, json.encode(info))
+  io.stdout:write("essbasic sandbox listening on ", sb.endpoint, " (API and file endpoint), data in ",
+    sb.data_dir, "\n")
+  io.stdout:flush()
+  local status = 0
+  while not read_file(stop_file) do
+    if not alive(sb.srv.pid) then
+      io.stderr:write("essbasic sandbox: nginx exited unexpectedly\n", sb.error_log(), "\n")
+      status = 1
+      break
+    end
+    core.sleep(0.2)
+  end
+  sb.stop()
+  os.remove(run_file)
+  os.remove(stop_file)
+  io.stdout:write("essbasic sandbox stopped\n")
+  return status
+end
+
+local function stop(o)
+  local run_file, stop_file = files_for(o)
+  local info = running(run_file)
+  if not info then
+    io.stdout:write("essbasic sandbox: not running\n")
+    return 0
+  end
+  write_file(stop_file, "stop\n")
+  local deadline = core.monotonic() + 15
+  while alive(info.supervisor) and core.monotonic() < deadline do core.sleep(0.1) end
+  if alive(info.supervisor) then
+    io.stderr:write("essbasic sandbox: the supervisor ", info.supervisor, " did not stop\n")
+    return 1
+  end
+  return 0
+end
+
+local function status(o)
+  local info = running((files_for(o)))
+  if not info then
+    io.stdout:write("essbasic sandbox: not running\n")
+    return 3
+  end
+  io.stdout:write("essbasic sandbox running on ", info.endpoint, " (data ", info.data_dir, ", nginx pid ",
+    tostring(info.nginx), ", log ", info.error_log, ")\n")
+  return 0
+end
+
+local function main(argv)
+  local cmd = argv[1]
+  local ok, o = pcall(parse_args, argv)
+  if not ok then
+    io.stderr:write("sandbox: ", tostring(o), "\n")
+    return 2
+  end
+  local commands = { serve = serve, stop = stop, status = status }
+  local fn = commands[cmd]
+  if not fn then
+    io.stderr:write("usage: sandbox/run start|stop|status|foreground [--port N] [--data DIR] [--config FILE]\n")
+    return 2
+  end
+  local done, code = pcall(fn, o)
+  if not done then
+    io.stderr:write("sandbox: ", tostring(code), "\n")
+    return 1
+  end
+  return code
+end
+
+if arg and arg[0] and arg[0]:match("sandbox/launch%.lua$") then
+  os.exit(main(arg))
+end
+
+return M

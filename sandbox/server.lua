@@ -1,0 +1,256 @@
+-- The sandbox's nginx entry points: init (config, data folder), init_worker (the deadline timer) and handle (every
+-- request). Runs in one nginx worker (worker_processes 1): the state is a Lua table owned by that worker's VM, so
+-- there is one truth without shared-memory serialisation, and concurrency comes only from requests interleaving
+-- at yields (see store.lua for why that cannot corrupt anything).
+--
+-- Routes:
+--   POST /                      the essbasic API (and the file domain: UploadFiles is served here too)
+--   GET  /sandbox/sign?token=T  the signer's page (the SignUrl); forms POST to /sandbox/sign and /sandbox/reject
+--   POST /sandbox/sign          {"token": T} → sign; POST /sandbox/reject {"token": T, "message": "..."} → reject
+--   GET  /sandbox/files/<id>    an uploaded file (the FileUrls of UploadFiles)
+--   GET  /sandbox/stats         counts: groups, flows, files, requests per action, refusals per code, callbacks
+
+local json = require("essbasic.json")
+local api = require("essbasic.api")
+local validate = require("essbasic.validate")
+local envelope = require("essbasic.envelope")
+local core = require("essbasic.core")
+local auth = require("sandbox.auth")
+local store = require("sandbox.store")
+local workflow = require("sandbox.workflow")
+local callbacks = require("sandbox.callbacks")
+local signer_page = require("sandbox.signer_page")
+
+local ngx = ngx
+local type, pairs, ipairs, tostring, floor, format = type, pairs, ipairs, tostring, math.floor, string.format
+local hex, random_bytes = core.hex, core.random_bytes
+
+local M = {}
+
+local config, ring
+local EMULATED = {
+  UploadFiles = true, ChannelCreateFlowGroupByFiles = true, CreateSignUrls = true, DescribeFlowDetailInfo = true,
+  ChannelCancelFlow = true, ChannelBatchCancelFlows = true, DescribeCancelFlowsTask = true,
+}
+M.EMULATED = EMULATED
+
+local stats = { requests = {}, refused = {} }
+local window = { second = -1, counts = {} }
+
+local function read_config(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return assert(json.decode(text))
+end
+
+-- init_by_lua: the resolved config written by the launcher, then the data folder.
+function M.init(config_path)
+  config = read_config(config_path)
+  ring = auth.keyring(config.credentials)
+  local ok, why = store.open(config.data_dir)
+  if not ok then error("essbasic sandbox: " .. why) end
+  callbacks.init(config)
+end
+
+local function now()
+  ngx.update_time()
+  return ngx.time()
+end
+
+-- Turns changed flow ids into callback messages (once per flow per change).
+local function notify(changes, t)
+  if #changes == 0 or not callbacks.enabled() then return end
+  local seen = {}
+  for _, id in ipairs(changes) do
+    if not seen[id] then
+      seen[id] = true
+      local flow = store.state.flows[id]
+      callbacks.send(callbacks.message(flow, store.state.groups[flow.group], t))
+    end
+  end
+end
+
+-- Deadline checks: lazily before each request's work, and from this timer so callbacks go out on time.
+local function sweep(premature)
+  if premature then return end
+  local changes = {}
+  local t = now()
+  if workflow.expire(t, changes) > 0 then
+    local ok, why = store.save()
+    if not ok then ngx.log(ngx.ERR, "essbasic sandbox: ", why) end
+    notify(changes, t)
+  end
+end
+
+function M.init_worker()
+  local ok, err = ngx.timer.every(config.sweep_interval, sweep)
+  if not ok then ngx.log(ngx.ERR, "essbasic sandbox: no deadline timer: ", err) end
+end
+
+-- A request id in the API's UUID form.
+local function request_id()
+  local h = hex(random_bytes(16))
+  return format("%s-%s-4%s-a%s-%s", h:sub(1, 8), h:sub(9, 12), h:sub(14, 16), h:sub(18, 20), h:sub(21, 32))
+end
+
+local function send(status, content_type, body)
+  ngx.status = status
+  ngx.header["Content-Type"] = content_type
+  ngx.print(body)
+end
+
+local function refuse(code, message, rid)
+  stats.refused[code] = (stats.refused[code] or 0) + 1
+  ngx.log(ngx.INFO, "essbasic sandbox refused: ", code, ": ", message)
+  return send(200, "application/json", envelope.error_body(code, message, rid))
+end
+
+local function read_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then return body end
+  local path = ngx.req.get_body_file()
+  if not path then return "" end
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  body = f:read("*a")
+  f:close()
+  return body
+end
+
+local function base_url()
+  return config.public_url or ("http://" .. (ngx.var.http_host or (config.host .. ":" .. ngx.var.server_port)))
+end
+
+-- The per-app, per-action limit of requests per second.
+local function over_limit(app, action, t)
+  if window.second ~= t then window.second, window.counts = t, {} end
+  local key = app .. "\0" .. action
+  local n = (window.counts[key] or 0) + 1
+  window.counts[key] = n
+  return n > (config.rate_limits[action] or config.rate_limit)
+end
+
+local function handle_api()
+  local rid = request_id()
+  local body = read_body() -- the only yield before the state is touched
+  local t = now()
+  local ctx, code, message = auth.check({ method = ngx.req.get_method(), headers = ngx.req.get_headers(200),
+    body = body, now = t }, ring, config)
+  if not ctx then return refuse(code, message, rid) end
+  local action = ctx.action
+  stats.requests[action] = (stats.requests[action] or 0) + 1
+  local params = json.decode(body)
+  if type(params) ~= "table" or json.is_array(params) then
+    return refuse("InvalidParameter", "the request body must be a JSON object", rid)
+  end
+  local agent = type(params.Agent) == "table" and params.Agent or {}
+  local app = agent.AppId
+  if app ~= nil and not ctx.apps[app] then
+    return refuse("ResourceNotFound.Application", "the AppId " .. tostring(app) .. " does not belong to this "
+      .. "SecretId", rid)
+  end
+  if over_limit(app or ctx.secret_id, action, floor(ngx.now())) then
+    return refuse("RequestLimitExceeded", "more than " .. (config.rate_limits[action] or config.rate_limit)
+      .. " " .. action .. " requests in one second for this application", rid)
+  end
+  if not EMULATED[action] then
+    return refuse("UnsupportedOperation", action .. " is not emulated by the essbasic sandbox (it emulates "
+      .. "UploadFiles, ChannelCreateFlowGroupByFiles, CreateSignUrls, DescribeFlowDetailInfo, ChannelCancelFlow, "
+      .. "ChannelBatchCancelFlows and DescribeCancelFlowsTask)", rid)
+  end
+  local ok, verr = validate.request(action, params)
+  if not ok then return refuse(verr.code, verr.message, rid) end
+  if not app then return refuse("MissingParameter", "Agent.AppId is required", rid) end
+  local wctx = { app = app, now = t, config = config, base_url = base_url(), changes = {} }
+  workflow.expire(t, wctx.changes)
+  local resp
+  resp, code, message = workflow[action](params, wctx)
+  if not api.is_readonly(action) or #wctx.changes > 0 then
+    local saved, why = store.save()
+    if not saved then
+      ngx.log(ngx.ERR, "essbasic sandbox: ", why)
+      return refuse("InternalError", "the sandbox could not save its state", rid)
+    end
+  end
+  notify(wctx.changes, t)
+  if not resp then return refuse(code, message, rid) end
+  return send(200, "application/json", envelope.success_body(resp, rid, api.response_hint(action)))
+end
+
+-- The signer's actions: JSON in, JSON out; or a form from the signer page, answered with the page again.
+local function handle_signer(decision)
+  local body = read_body()
+  local form = (ngx.var.http_content_type or ""):find("application/x-www-form-urlencoded", 1, true)
+  local args = form and ngx.req.get_post_args() or json.decode(body ~= "" and body or "{}") or {}
+  local token = args.token or ngx.var.arg_token
+  local t = now()
+  local wctx = { now = t, changes = {} }
+  workflow.expire(t, wctx.changes)
+  local summary, why = workflow.act(token, decision, args.message, wctx)
+  if #wctx.changes > 0 then
+    local saved, serr = store.save()
+    if not saved then ngx.log(ngx.ERR, "essbasic sandbox: ", serr) end
+  end
+  notify(wctx.changes, t)
+  if form then
+    return ngx.redirect("/sandbox/sign?token=" .. ngx.escape_uri(tostring(token)) .. "&done=" .. decision, 303)
+  end
+  if not summary then
+    local status = workflow.lookup_token(token) and 409 or 404
+    return send(status, "application/json", json.encode({ ok = false, error = why }))
+  end
+  summary.ok = true
+  return send(200, "application/json", json.encode(summary))
+end
+
+local function handle_page()
+  local t = now()
+  local changes = {}
+  if workflow.expire(t, changes) > 0 then
+    store.save()
+    notify(changes, t)
+  end
+  local g, signer = workflow.lookup_token(ngx.var.arg_token)
+  if not g then return send(404, "text/html; charset=utf-8", signer_page.not_found()) end
+  return send(200, "text/html; charset=utf-8", signer_page.render(ngx.var.arg_token, workflow.summary(g, signer),
+    ngx.var.arg_done))
+end
+
+local function handle_stats()
+  local s = store.state
+  local function count(t) local n = 0 for _ in pairs(t) do n = n + 1 end return n end
+  local flows_by_status = {}
+  for _, f in pairs(s.flows) do flows_by_status[f.status] = (flows_by_status[f.status] or 0) + 1 end
+  return send(200, "application/json", json.encode({
+    groups = count(s.groups), flows = count(s.flows), files = count(s.files), tasks = count(s.tasks),
+    flows_by_status = flows_by_status, counters = s.counters, requests = stats.requests, refused = stats.refused,
+    callbacks = callbacks.stats,
+  }))
+end
+
+local function handle_file(id)
+  local f = store.state.files[id]
+  local bytes = f and store.get_file(id)
+  if not bytes then return send(404, "text/plain", "no such file\n") end
+  ngx.header["Content-Disposition"] = 'inline; filename="' .. (f.name or id):gsub('["\r\n]', "_") .. '"'
+  return send(200, f.name and f.name:lower():match("%.pdf$") and "application/pdf" or "application/octet-stream",
+    bytes)
+end
+
+function M.handle()
+  local uri, method = ngx.var.uri, ngx.req.get_method()
+  if uri == "/" then return handle_api() end
+  if uri == "/sandbox/sign" then
+    if method == "GET" then return handle_page() end
+    return handle_signer("sign")
+  end
+  if uri == "/sandbox/reject" and method == "POST" then return handle_signer("reject") end
+  if uri == "/sandbox/stats" then return handle_stats() end
+  local file_id = uri:match("^/sandbox/files/(%x+)$")
+  if file_id then return handle_file(file_id) end
+  return send(404, "application/json", json.encode({ ok = false, error = "no such sandbox page: " .. uri }))
+end
+
+return M

@@ -1,0 +1,103 @@
+-- The sandbox's state and its data folder.
+--
+-- All state lives in one table in the one nginx worker's Lua VM (the sandbox runs worker_processes 1, so there is
+-- exactly one copy and no cross-process locking). Handlers change it only in code that does not yield: every
+-- cosocket or ngx.sleep call happens before a change starts (reading the request body) or after it ended
+-- (sending callbacks), so two requests can interleave only between changes, never inside one.
+--
+-- After each change the whole state is written as JSON to a temporary file and renamed over state.json (blocking
+-- io: nothing else runs meanwhile; rename is atomic), so a crash or a restart leaves either the old or the new
+-- state. Uploaded files go to files/<FileId> the same way, before the state that names them.
+
+local json = require("essbasic.json")
+
+local io_open, os_rename, os_remove, type, pairs, tostring = io.open, os.rename, os.remove, type, pairs, tostring
+
+local M = {}
+
+local STATE_VERSION = 1
+
+local function empty_state()
+  return {
+    version = STATE_VERSION,
+    files = {},     -- FileId → { id, app, name, size, created, expires }
+    groups = {},    -- FlowGroupId → { id, app, org_open_id, operator_open_id, name, created, flow_ids, signers }
+    flows = {},     -- FlowId → { id, group, app, name, ..., status, approvers = { ... } }
+    tokens = {},    -- sign token → { group = FlowGroupId, signer = signer key }
+    tasks = {},     -- cancel TaskId → { id, app, status, success, failures }
+    counters = { groups_created = 0, flows_created = 0, files_uploaded = 0, signed = 0, rejected = 0,
+      cancelled = 0, deadlines = 0 },
+  }
+end
+
+local data_dir
+M.state = empty_state()
+
+local function write_atomic(path, bytes)
+  local tmp = path .. ".tmp"
+  local f, why = io_open(tmp, "wb")
+  if not f then return nil, "cannot write " .. tmp .. ": " .. tostring(why) end
+  local ok, werr = f:write(bytes)
+  local closed, cerr = f:close()
+  if not ok or not closed then
+    os_remove(tmp)
+    return nil, "cannot write " .. tmp .. ": " .. tostring(werr or cerr)
+  end
+  local renamed, rerr = os_rename(tmp, path)
+  if not renamed then return nil, "cannot rename " .. tmp .. ": " .. tostring(rerr) end
+  return true
+end
+
+local function read_all(path)
+  local f = io_open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- Opens the data folder (created when missing) and loads state.json if there is one.
+function M.open(dir)
+  data_dir = dir
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "/files'")
+  local text = read_all(dir .. "/state.json")
+  if text then
+    local loaded, why = json.decode(text)
+    if type(loaded) ~= "table" or loaded.version ~= STATE_VERSION then
+      return nil, "state.json in " .. dir .. " is unreadable (" .. tostring(why) .. "); move it away to start afresh"
+    end
+    local fresh = empty_state()
+    for k, v in pairs(fresh) do
+      if loaded[k] == nil then loaded[k] = v end
+    end
+    for k, v in pairs(fresh.counters) do
+      if loaded.counters[k] == nil then loaded.counters[k] = v end
+    end
+    M.state = loaded
+  else
+    M.state = empty_state()
+  end
+  return true
+end
+
+-- Writes the state; called at the end of every change.
+function M.save()
+  local text, why = json.encode(M.state)
+  if not text then return nil, "cannot encode the state: " .. tostring(why) end
+  return write_atomic(data_dir .. "/state.json", text)
+end
+
+function M.put_file(id, bytes)
+  return write_atomic(data_dir .. "/files/" .. id, bytes)
+end
+
+function M.get_file(id)
+  if not id:match("^%x+$") then return nil end
+  return read_all(data_dir .. "/files/" .. id)
+end
+
+function M.data_dir()
+  return data_dir
+end
+
+return M

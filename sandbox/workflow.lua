@@ -1,0 +1,480 @@
+-- The emulated essbasic actions and the sandbox-only signer, over the state in sandbox/store.lua.
+--
+-- Every function here runs to completion without yielding (no I/O but the state file's blocking write), which is
+-- what keeps concurrent requests from corrupting the state (see store.lua). Each returns a Response table, or
+-- nil, code, message with the API's error codes. Status changes are appended to ctx.changes as flow ids, and
+-- the server turns them into callback messages after the change is saved.
+--
+-- Statuses as in real life: a flow is INIT when created, PART once someone signed, ALL when everyone did; REJECT
+-- when a signer refuses, CANCEL when cancelled, DEADLINE when its deadline passes first. Signers (approvers) are
+-- PENDING, then ACCEPT, REJECT, CANCEL, DEADLINE or STOP (someone else ended the flow). A flow group is signed as
+-- a whole: one person's signature covers their place in every contract of the group.
+
+local core = require("essbasic.core")
+local json = require("essbasic.json")
+local store = require("sandbox.store")
+
+local type, ipairs, pairs, tostring, concat = type, ipairs, pairs, tostring, table.concat
+local hex, random_bytes, base64_decode = core.hex, core.random_bytes, core.base64_decode
+local array = json.array
+
+local M = {}
+
+local FINAL = { ALL = true, REJECT = true, CANCEL = true, DEADLINE = true, INVALID = true, RELIEVED = true }
+local AUTO_SIGN = { ENTERPRISESERVER = true, PERSON_AUTO_SIGN = true }
+M.FINAL = FINAL
+
+-- 32 characters, as the API's FileIds, FlowIds and FlowGroupIds.
+local function new_id()
+  return hex(random_bytes(16))
+end
+M.new_id = new_id
+
+local function state() return store.state end
+
+local function fail(code, message) return nil, code, message end
+
+local function agent_of(params)
+  local a = type(params.Agent) == "table" and params.Agent or {}
+  local op = type(a.ProxyOperator) == "table" and a.ProxyOperator or {}
+  return a.AppId, a.ProxyOrganizationOpenId, op.OpenId
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Deadlines
+---------------------------------------------------------------------------------------------------------------
+
+local function finish_approvers(flow, status)
+  for _, ap in ipairs(flow.approvers) do
+    if ap.status == "PENDING" then ap.status = status end
+  end
+end
+
+-- Moves every unfinished flow whose deadline passed to DEADLINE; returns how many moved.
+function M.expire(now, changes)
+  local moved = 0
+  for id, flow in pairs(state().flows) do
+    if not FINAL[flow.status] and flow.deadline <= now then
+      flow.status = "DEADLINE"
+      flow.message = "the signing deadline passed"
+      finish_approvers(flow, "DEADLINE")
+      changes[#changes + 1] = id
+      moved = moved + 1
+    end
+  end
+  state().counters.deadlines = state().counters.deadlines + moved
+  return moved
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- UploadFiles
+---------------------------------------------------------------------------------------------------------------
+
+function M.UploadFiles(params, ctx)
+  local infos = params.FileInfos
+  if type(infos) ~= "table" or #infos == 0 then
+    return fail("MissingParameter", "FileInfos must list at least one file")
+  end
+  if #infos > 20 then return fail("InvalidParameter", "FileInfos may list at most 20 files") end
+  local decoded = {}
+  for i, info in ipairs(infos) do
+    local bytes = base64_decode(info.FileBody or "")
+    if not bytes or bytes == "" then
+      return fail("InvalidParameter", "FileInfos[" .. i .. "].FileBody is not valid, non-empty base64")
+    end
+    local name = info.FileName or ""
+    if params.BusinessType == "DOCUMENT" and name:lower():match("%.pdf$") and bytes:sub(1, 5) ~= "%PDF-" then
+      return fail("InvalidParameter", "FileInfos[" .. i .. "] is named .pdf but is not a PDF")
+    end
+    decoded[i] = { bytes = bytes, name = name }
+  end
+  -- If one file fails, all fail: write every file before the state names any of them.
+  local ids, urls = array(), array()
+  for i, d in ipairs(decoded) do
+    local id = new_id()
+    local ok, why = store.put_file(id, d.bytes)
+    if not ok then return fail("InternalError", "the sandbox could not store the file: " .. why) end
+    ids[i] = id
+    urls[i] = ctx.base_url .. "/sandbox/files/" .. id
+    d.id = id
+  end
+  local expires = ctx.now + ctx.config.file_ttl
+  for _, d in ipairs(decoded) do
+    state().files[d.id] = { id = d.id, app = ctx.app, name = d.name, size = #d.bytes, created = ctx.now,
+      expires = expires, business_type = params.BusinessType }
+  end
+  state().counters.files_uploaded = state().counters.files_uploaded + #decoded
+  return { TotalCount = #ids, FileIds = ids, FileUrls = urls, Deadline = expires }
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- ChannelCreateFlowGroupByFiles
+---------------------------------------------------------------------------------------------------------------
+
+-- Who a signer is, across the contracts of a group: the same person or company seat in several contracts signs
+-- them together with one link.
+local function signer_key(a)
+  if a.OpenId and a.OpenId ~= "" then
+    return "openid:" .. (a.OrganizationOpenId or "") .. "/" .. a.OpenId
+  end
+  return concat({ a.ApproverType or "", a.OrganizationName or "", a.Name or "", a.Mobile or "" }, "|")
+end
+
+local function check_files(params, ctx)
+  for i, info in ipairs(params.FlowFileInfos) do
+    local ids = info.FileIds or {}
+    if #ids ~= 1 then
+      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds must hold exactly one FileId")
+    end
+    local f = state().files[ids[1]]
+    if not f or f.app ~= ctx.app then
+      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds: the FileId " .. tostring(ids[1])
+        .. " does not exist for this application")
+    end
+    if f.expires <= ctx.now then
+      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds: the FileId " .. ids[1]
+        .. " has expired; upload the file again")
+    end
+    if info.Deadline and info.Deadline <= ctx.now then
+      return fail("InvalidParameter.FlowDeadLine", "FlowFileInfos[" .. i .. "].Deadline is in the past")
+    end
+  end
+  return true
+end
+
+-- Auto-signers whose turn has come sign at once, as the company's server would.
+local function run_auto_signers(flow, now)
+  local changed = false
+  for _, ap in ipairs(flow.approvers) do
+    if ap.status == "PENDING" then
+      if AUTO_SIGN[ap.type] then
+        ap.status, ap.time = "ACCEPT", now
+        changed = true
+      elseif not flow.unordered then
+        break
+      end
+    end
+  end
+  return changed
+end
+
+local function update_flow_status(flow)
+  if FINAL[flow.status] then return end
+  local accepted, total = 0, #flow.approvers
+  for _, ap in ipairs(flow.approvers) do
+    if ap.status == "ACCEPT" then accepted = accepted + 1 end
+  end
+  if accepted == total then
+    flow.status = "ALL"
+  elseif accepted > 0 then
+    flow.status = "PART"
+  end
+end
+
+function M.ChannelCreateFlowGroupByFiles(params, ctx)
+  local ok, code, message = check_files(params, ctx)
+  if not ok then return nil, code, message end
+  local _, org_open_id, operator_open_id = agent_of(params)
+  local group = { id = new_id(), app = ctx.app, org_open_id = org_open_id, operator_open_id = operator_open_id,
+    name = params.FlowGroupName, created = ctx.now, flow_ids = {}, signers = {} }
+  local flow_ids, approvers_out = array(), array()
+  for i, info in ipairs(params.FlowFileInfos) do
+    local flow = { id = new_id(), group = group.id, app = ctx.app, org_open_id = org_open_id,
+      operator_open_id = operator_open_id, name = info.FlowName, type = info.FlowType,
+      description = info.FlowDescription, customer_data = info.CustomerData, file_id = info.FileIds[1],
+      unordered = info.Unordered == true, created = ctx.now,
+      deadline = info.Deadline or (ctx.now + ctx.config.flow_deadline), status = "INIT", approvers = {} }
+    local items = array()
+    for j, a in ipairs(info.FlowApprovers) do
+      local key = signer_key(a)
+      local ap = { sign_id = new_id(), recipient_id = new_id(), type = a.ApproverType or "PERSON", name = a.Name,
+        mobile = a.Mobile, org_name = a.OrganizationName, org_open_id = a.OrganizationOpenId, open_id = a.OpenId,
+        id_card_number = a.IdCardNumber, role_name = a.ApproverRoleName, order = j, status = "PENDING",
+        signer = key }
+      flow.approvers[j] = ap
+      items[j] = { SignId = ap.sign_id, RecipientId = ap.recipient_id, ApproverRoleName = ap.role_name }
+      if not AUTO_SIGN[ap.type] and not group.signers[key] then
+        local token = new_id() .. new_id()
+        group.signers[key] = { key = key, token = token, name = a.Name, type = ap.type }
+        state().tokens[token] = { group = group.id, signer = key }
+      end
+    end
+    if run_auto_signers(flow, ctx.now) then update_flow_status(flow) end
+    group.flow_ids[i] = flow.id
+    flow_ids[i] = flow.id
+    approvers_out[i] = { FlowId = flow.id, Approvers = items }
+    state().flows[flow.id] = flow
+    ctx.changes[#ctx.changes + 1] = flow.id
+  end
+  state().groups[group.id] = group
+  local counters = state().counters
+  counters.groups_created = counters.groups_created + 1
+  counters.flows_created = counters.flows_created + #flow_ids
+  return { FlowGroupId = group.id, FlowIds = flow_ids, Approvers = approvers_out }
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Finding flows that belong to the caller
+---------------------------------------------------------------------------------------------------------------
+
+local function own_group(id, ctx)
+  local g = type(id) == "string" and state().groups[id]
+  if not g or g.app ~= ctx.app then
+    return fail("ResourceNotFound.FlowGroup", "the FlowGroupId " .. tostring(id)
+      .. " does not exist for this application")
+  end
+  return g
+end
+
+local function own_flows(ids, ctx, code)
+  local out = {}
+  for i, id in ipairs(ids) do
+    local f = state().flows[id]
+    if not f or f.app ~= ctx.app then
+      return fail(code or "InvalidParameter.FlowIds", "the FlowId " .. tostring(id) .. " does not exist for this "
+        .. "application")
+    end
+    out[i] = f
+  end
+  return out
+end
+
+-- Flows named by FlowGroupId (which wins) or FlowIds; returns flows, group.
+local function flows_from(params, ctx)
+  if params.FlowGroupId and params.FlowGroupId ~= "" then
+    local g, code, message = own_group(params.FlowGroupId, ctx)
+    if not g then return nil, code, message end
+    local flows = {}
+    for i, id in ipairs(g.flow_ids) do flows[i] = state().flows[id] end
+    return flows, nil, nil, g
+  end
+  local ids = params.FlowIds
+  if type(ids) ~= "table" or #ids == 0 then
+    return fail("MissingParameter.FlowIdsOrFlowGroupId", "give FlowGroupId or FlowIds")
+  end
+  if #ids > 100 then return fail("LimitExceeded.FlowIds", "at most 100 FlowIds") end
+  return own_flows(ids, ctx)
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- CreateSignUrls
+---------------------------------------------------------------------------------------------------------------
+
+local function matches_filters(ap, params)
+  local gt = params.GenerateType or "ALL"
+  if gt == "PERSON" and ap.type ~= "PERSON" then return false end
+  if gt == "CHANNEL" and (ap.type ~= "ORGANIZATION" or not ap.org_open_id) then return false end
+  if gt == "NOT_CHANNEL" and (ap.type ~= "ORGANIZATION" or ap.org_open_id) then return false end
+  if gt == "RECIPIENT" then
+    local wanted = false
+    for _, r in ipairs(params.RecipientIds or {}) do wanted = wanted or r == ap.recipient_id end
+    if not wanted then return false end
+  end
+  for field, key in pairs({ Name = "name", Mobile = "mobile", OpenId = "open_id", OrganizationName = "org_name",
+    OrganizationOpenId = "org_open_id", IdCardNumber = "id_card_number" }) do
+    local want = params[field]
+    if want and want ~= "" and ap[key] ~= want then return false end
+  end
+  return true
+end
+
+function M.CreateSignUrls(params, ctx)
+  local flows, code, message, group = flows_from(params, ctx)
+  if not flows then return nil, code, message end
+  local infos, errs = array(), array()
+  local seen = {}
+  for _, flow in ipairs(flows) do
+    local g = state().groups[flow.group]
+    if FINAL[flow.status] then
+      errs[#errs + 1] = "the flow " .. flow.id .. " is already " .. flow.status
+    else
+      for _, ap in ipairs(flow.approvers) do
+        local signer = g.signers[ap.signer]
+        local once = group and ap.signer or (flow.id .. "/" .. ap.sign_id)
+        if signer and not seen[once] and ap.status == "PENDING" and matches_filters(ap, params) then
+          seen[once] = true
+          infos[#infos + 1] = {
+            SignUrl = ctx.base_url .. "/sandbox/sign?token=" .. signer.token,
+            Deadline = math.min(ctx.now + ctx.config.sign_url_ttl, flow.deadline),
+            SignOrder = ap.order - 1, SignId = ap.sign_id, Name = ap.name, Mobile = ap.mobile,
+            OrganizationName = ap.org_name, ApproverType = ap.type, IdCardNumber = ap.id_card_number,
+            FlowId = not group and flow.id or nil, OpenId = ap.open_id, FlowGroupId = g.id,
+          }
+        end
+      end
+    end
+  end
+  if #infos == 0 then
+    return fail("FailedOperation", "no signing links to make: " .. (#errs > 0 and concat(errs, "; ")
+      or "no signer waiting matches the request"))
+  end
+  return { SignUrlInfos = infos, ErrorMessages = errs }
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- DescribeFlowDetailInfo
+---------------------------------------------------------------------------------------------------------------
+
+function M.flow_detail(flow)
+  local aps = array()
+  for i, ap in ipairs(flow.approvers) do
+    aps[i] = { ProxyOrganizationOpenId = ap.org_open_id, ProxyOperatorOpenId = ap.open_id,
+      ProxyOrganizationName = ap.org_name, Mobile = ap.mobile, SignOrder = ap.order - 1, ApproveName = ap.name,
+      ApproveStatus = ap.status, ApproveMessage = ap.message, ApproveTime = ap.time or 0, ApproveType = ap.type,
+      ApproverRoleName = ap.role_name, SignId = ap.sign_id, RecipientId = ap.recipient_id }
+  end
+  return { FlowId = flow.id, FlowName = flow.name, FlowType = flow.type, FlowStatus = flow.status,
+    FlowMessage = flow.message, CreateOn = flow.created, DeadLine = flow.deadline, CustomData = flow.customer_data,
+    FlowApproverInfos = aps, CcInfos = array(), NeedCreateReview = false }
+end
+
+function M.DescribeFlowDetailInfo(params, ctx)
+  local flows, code, message, group = flows_from(params, ctx)
+  if not flows then return nil, code, message end
+  local out = array()
+  for i, flow in ipairs(flows) do out[i] = M.flow_detail(flow) end
+  local first = flows[1]
+  local g = group or (first and state().groups[first.group])
+  return { ApplicationId = ctx.app, ProxyOrganizationOpenId = first and first.org_open_id, FlowInfo = out,
+    FlowGroupId = group and group.id or (g and g.id), FlowGroupName = g and g.name }
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Cancelling
+---------------------------------------------------------------------------------------------------------------
+
+local function cancel(flow, message, changes)
+  if FINAL[flow.status] then return nil, "the flow is already " .. flow.status end
+  flow.status = "CANCEL"
+  flow.message = message
+  finish_approvers(flow, "CANCEL")
+  changes[#changes + 1] = flow.id
+  state().counters.cancelled = state().counters.cancelled + 1
+  return true
+end
+
+function M.ChannelCancelFlow(params, ctx)
+  local flows, code, message = own_flows({ params.FlowId }, ctx, "ResourceNotFound.Flow")
+  if not flows then return nil, code, message end
+  local ok, why = cancel(flows[1], params.CancelMessage, ctx.changes)
+  if not ok then return fail("OperationDenied.FlowHasTerminated", "cannot cancel the flow " .. params.FlowId .. ": "
+    .. why) end
+  return {}
+end
+
+function M.ChannelBatchCancelFlows(params, ctx)
+  local ids = params.FlowIds
+  if #ids > 100 then return fail("InvalidParameter.ParamError", "at most 100 FlowIds") end
+  local task = { id = new_id(), app = ctx.app, status = "END", success = {}, failures = {}, created = ctx.now }
+  local fail_messages = array()
+  for i, id in ipairs(ids) do
+    local f = state().flows[id]
+    local why
+    if not f or f.app ~= ctx.app then
+      why = "the flow does not exist for this application"
+    else
+      local ok, reason = cancel(f, params.CancelMessage, ctx.changes)
+      why = not ok and reason or nil
+    end
+    if why then
+      task.failures[#task.failures + 1] = { FlowId = id, Reason = why, FlowName = f and f.name }
+      fail_messages[i] = why
+    else
+      task.success[#task.success + 1] = id
+      fail_messages[i] = ""
+    end
+  end
+  state().tasks[task.id] = task
+  return { TaskId = task.id, FailMessages = fail_messages }
+end
+
+function M.DescribeCancelFlowsTask(params, ctx)
+  local task = state().tasks[params.TaskId]
+  if not task or task.app ~= ctx.app then
+    return fail("ResourceNotFound", "the cancel task " .. tostring(params.TaskId) .. " does not exist")
+  end
+  local success, failures = array(), array()
+  for i, id in ipairs(task.success) do success[i] = id end
+  for i, f in ipairs(task.failures) do failures[i] = f end
+  return { TaskId = task.id, TaskStatus = task.status, SuccessFlowIds = success, FailureFlows = failures }
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- The sandbox-only signer: what a person does on the signing page
+---------------------------------------------------------------------------------------------------------------
+
+-- The group and the signer behind a sign token, or nil, message.
+function M.lookup_token(token)
+  local t = type(token) == "string" and state().tokens[token]
+  if not t then return nil, "this signing link is not valid" end
+  local g = state().groups[t.group]
+  return g, g.signers[t.signer]
+end
+
+-- Is it this approver's turn (ordered flows: everyone before them has signed)?
+local function turn_of(flow, ap)
+  if flow.unordered then return true end
+  for _, other in ipairs(flow.approvers) do
+    if other == ap then return true end
+    if other.status ~= "ACCEPT" then return false, other end
+  end
+  return true
+end
+
+-- decision: "sign" or "reject". Returns a summary { FlowGroupId, Flows = { {FlowId, FlowStatus} } } or nil, message.
+function M.act(token, decision, message, ctx)
+  local g, signer = M.lookup_token(token)
+  if not g then return nil, signer end
+  local mine = {}
+  for _, fid in ipairs(g.flow_ids) do
+    local flow = state().flows[fid]
+    if not FINAL[flow.status] then
+      for _, ap in ipairs(flow.approvers) do
+        if ap.signer == signer.key and ap.status == "PENDING" then mine[#mine + 1] = { flow = flow, ap = ap } end
+      end
+    end
+  end
+  if #mine == 0 then return nil, "nothing is waiting for this signer in the group" end
+  if decision == "sign" then
+    for _, m in ipairs(mine) do
+      local ok, waiting = turn_of(m.flow, m.ap)
+      if not ok then
+        return nil, "it is not this signer's turn yet in '" .. tostring(m.flow.name) .. "': waiting for "
+          .. tostring(waiting.name or waiting.org_name or "an earlier signer")
+      end
+    end
+  end
+  for _, m in ipairs(mine) do
+    local flow, ap = m.flow, m.ap
+    ap.time, ap.message = ctx.now, message
+    if decision == "sign" then
+      ap.status = "ACCEPT"
+      run_auto_signers(flow, ctx.now)
+      update_flow_status(flow)
+    else
+      ap.status = "REJECT"
+      flow.status = "REJECT"
+      flow.message = message or "rejected by the signer"
+      finish_approvers(flow, "STOP")
+    end
+    ctx.changes[#ctx.changes + 1] = flow.id
+  end
+  local counters = state().counters
+  if decision == "sign" then counters.signed = counters.signed + 1 else counters.rejected = counters.rejected + 1 end
+  return M.summary(g, signer)
+end
+
+function M.summary(g, signer)
+  local flows = array()
+  for i, fid in ipairs(g.flow_ids) do
+    local flow = state().flows[fid]
+    local mine
+    for _, ap in ipairs(flow.approvers) do
+      if ap.signer == signer.key then mine = ap.status end
+    end
+    flows[i] = { FlowId = fid, FlowName = flow.name, FlowStatus = flow.status, SignerStatus = mine }
+  end
+  return { FlowGroupId = g.id, FlowGroupName = g.name, Signer = signer.name, Flows = flows }
+end
+
+return M
