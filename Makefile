@@ -38,6 +38,12 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run-tests
 
+# Every benchmark (bench/README.md) within a 280 s budget; the C baseline of the sequential benchmark is built here.
+bench: deps all
+	@mkdir -p build/bench
+	$(CC) -O2 -g $(WARNFLAGS) -o build/bench/c_baseline bench/c_baseline.c -lcurl
+	@bench/run
+
 # Regenerates the schema, the reference and the test facts from the official spec (development time only).
 SPEC_DIR ?= ../shared/spec
 schema: $(CORE54)

@@ -49,7 +49,9 @@ local function with_raw_multi(client)
       next_i = next_i + 1
     end
     for _, res in ipairs(multi:poll(1)) do
-      if res.status ~= 200 then error("raw multi call " .. tostring(res.id) .. " failed: " .. tostring(res.err_message)) end
+      if res.status ~= 200 then
+        error("raw multi call " .. tostring(res.id) .. " failed: " .. tostring(res.err_message))
+      end
       done = done + 1
     end
   end

@@ -43,7 +43,7 @@ end
 -- Calls per second of client:call for SECONDS; every answer must be the envelope's Response.
 local function lua_rate(client)
   local t0 = B.now()
-  local n, elapsed = 0, 0
+  local n, elapsed = 0
   repeat
     for _ = 1, 64 do
       local resp, err = client:call(B.ACTION, params)
