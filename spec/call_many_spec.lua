@@ -39,7 +39,8 @@ describe("client:call_many", function()
     local done = {}
     local results = c:call_many({
       { action = "ChannelCreateFlowGroupByFiles", params = { Scenario = tag .. "a", Steps = { "limit", "ok" } } },
-      { action = "ChannelCreateFlowGroupByFiles", params = { Scenario = tag .. "b", Steps = { "create_reset", "ok" } } },
+      { action = "ChannelCreateFlowGroupByFiles",
+        params = { Scenario = tag .. "b", Steps = { "create_reset", "ok" } } },
       { action = "ChannelCreateFlowGroupByFiles", params = { FlowGroupName = "x" }, opts = { validate = true } },
       { action = "DescribeFlowDetailInfo", params = { Scenario = tag .. "d", Steps = { "html502", "ok" } } },
     }, { concurrency = 4, on_done = function(i, resp, second) done[#done + 1] = { i, resp ~= nil, second } end })
