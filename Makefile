@@ -31,6 +31,17 @@ $(CORE51): $(SRCS) $(HDRS)
 deps:
 	@tools/install-deps
 
+# The local essbasic sandbox in the foreground (Ctrl-C stops it); SANDBOX_ARGS="--port 8780 --data DIR --config F".
+SANDBOX_ARGS ?= --port 8780
+sandbox: deps
+	@$(MAKE) --no-print-directory all
+	@sandbox/run foreground $(SANDBOX_ARGS)
+
+# The README's first command: a fresh sandbox, examples/demo.lua against it under lua5.4, the sandbox stopped.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sandbox/run demo
+
 lint: deps
 	luacheck -q lua spec examples bench tools sandbox
 

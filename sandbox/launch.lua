@@ -9,6 +9,7 @@ As a command (sandbox/run wraps it; paths set up there):
   lua5.4 sandbox/launch.lua serve  [--port N] [--data DIR] [--config FILE]   runs until told to stop
   lua5.4 sandbox/launch.lua stop   [--data DIR] [--config FILE]
   lua5.4 sandbox/launch.lua status [--data DIR] [--config FILE]
+  lua5.4 sandbox/launch.lua env    [--data DIR] [--config FILE]   export lines for a client (endpoint, test keys)
 
 nginx is started through spec/helpers/nginx.lua (one writer of nginx configurations in the project), which runs
 worker_processes 1: the sandbox keeps its state in that one worker's Lua VM. The resolved configuration is
@@ -16,7 +17,7 @@ written as JSON into the server's private prefix (mode 0700) and read by init_by
 
 `serve` keeps a small supervisor process alive beside the nginx daemon: it writes <data>/sandbox.run.json
 (endpoint, pids), waits for <data>/sandbox.stop to appear (written by `stop`), then stops nginx gracefully and
-removes both files. It ignores SIGINT when started by sandbox/run, so Ctrl-C reaches the shell, which asks it to stop.
+removes both files. Ctrl-C (SIGINT) in the foreground stops it the same way; `sandbox/run start` detaches it (setsid).
 ]==]
 
 local nginx = require("helpers.nginx")
@@ -145,15 +146,19 @@ local function serve(o)
   io.stdout:write("essbasic sandbox listening on ", sb.endpoint, " (API and file endpoint), data in ",
     sb.data_dir, "\n")
   io.stdout:flush()
-  local status = 0
-  while not read_file(stop_file) do
-    if not alive(sb.srv.pid) then
-      io.stderr:write("essbasic sandbox: nginx exited unexpectedly\n", sb.error_log(), "\n")
-      status = 1
-      break
+  local function wait_for_stop()
+    while not read_file(stop_file) do
+      if not alive(sb.srv.pid) then
+        io.stderr:write("essbasic sandbox: nginx exited unexpectedly\n", sb.error_log(), "\n")
+        return 1
+      end
+      core.sleep(0.2)
     end
-    core.sleep(0.2)
+    return 0
   end
+  -- The lua5.4 interpreter turns Ctrl-C into an "interrupted!" error: catch it and still stop nginx.
+  local waited, status = pcall(wait_for_stop)
+  if not waited then status = 130 end
   sb.stop()
   os.remove(run_file)
   os.remove(stop_file)
@@ -189,6 +194,24 @@ local function status(o)
   return 0
 end
 
+-- Shell assignments for a client of the running sandbox (its endpoint, the first key pair and AppId), for eval.
+local function client_env(o)
+  local run_file = files_for(o)
+  local info = running(run_file)
+  if not info then
+    io.stderr:write("essbasic sandbox: not running\n")
+    return 3
+  end
+  local c = sandbox_config.resolve({ file = o.config_file, overrides = o.overrides })
+  local cred = c.credentials[1]
+  for _, kv in ipairs({ { "ESSBASIC_ENDPOINT", info.endpoint }, { "ESSBASIC_FILE_ENDPOINT", info.file_endpoint },
+    { "TENCENTCLOUD_SECRET_ID", cred.secret_id }, { "TENCENTCLOUD_SECRET_KEY", cred.secret_key },
+    { "ESSBASIC_APP_ID", cred.apps[1] } }) do
+    io.stdout:write("export ", kv[1], "=", shell_quote(kv[2]), "\n")
+  end
+  return 0
+end
+
 local function main(argv)
   local cmd = argv[1]
   local ok, o = pcall(parse_args, argv)
@@ -196,7 +219,7 @@ local function main(argv)
     io.stderr:write("sandbox: ", tostring(o), "\n")
     return 2
   end
-  local commands = { serve = serve, stop = stop, status = status }
+  local commands = { serve = serve, stop = stop, status = status, env = client_env }
   local fn = commands[cmd]
   if not fn then
     io.stderr:write("usage: sandbox/run start|stop|status|foreground [--port N] [--data DIR] [--config FILE]\n")
