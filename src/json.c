@@ -152,7 +152,7 @@ static void enc_string(jbuf *b, const char *s, size_t len) {
       if (!esc) {
         *q++ = (char)*p;
       } else if (esc == 'u') {
-        memcpy(q, "\\u00", 4);
+        memcpy(q, "\\u00", 4); /* NOLINT(bugprone-not-null-terminated-result): 4 bytes into JSON text, no C string */
         q[4] = hex[*p >> 4];
         q[5] = hex[*p & 15];
         q += 6;
