@@ -4,7 +4,8 @@
 --   lua5.4 examples/demo.lua       against whatever the environment names (LUA_PATH/LUA_CPATH as in the Makefile)
 --
 -- Environment (the same names work against Tencent's test environment, essbasic.test.ess.tencent.cn):
---   ESSBASIC_ENDPOINT, ESSBASIC_FILE_ENDPOINT        e.g. https://essbasic.test.ess.tencent.cn, https://file.test.ess.tencent.cn
+--   ESSBASIC_ENDPOINT, ESSBASIC_FILE_ENDPOINT        e.g. https://essbasic.test.ess.tencent.cn and
+--                                                    https://file.test.ess.tencent.cn
 --   TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY  your API key pair (read by the client's credential chain)
 --   ESSBASIC_APP_ID, ESSBASIC_ORG_OPEN_ID, ESSBASIC_OPERATOR_OPEN_ID   the app, the sub-client company, its operator
 --   ESSBASIC_COMPANY                                 that company's registered name
