@@ -22,7 +22,9 @@
 -- The sandbox's own modules live at the repository root (sandbox/*.lua); the test runner's path covers lua/ and spec/.
 do
   local root = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/spec/helpers/[^/]+$")
-  if root and not package.path:find(root .. "/?.lua;", 1, true) then package.path = root .. "/?.lua;" .. package.path end
+  if root and not package.path:find(root .. "/?.lua;", 1, true) then
+    package.path = root .. "/?.lua;" .. package.path
+  end
 end
 
 local launch = require("sandbox.launch")
@@ -60,7 +62,8 @@ function M.start(overrides)
   boot(self)
   local cred = self.config.credentials[1]
   self.secret_id, self.secret_key, self.app_id = cred.secret_id, cred.secret_key, cred.apps[1]
-  self.agent = { AppId = self.app_id, ProxyOrganizationOpenId = "spec_org", ProxyOperator = { OpenId = "spec_operator" } }
+  self.agent = { AppId = self.app_id, ProxyOrganizationOpenId = "spec_org",
+    ProxyOperator = { OpenId = "spec_operator" } }
   return self
 end
 
