@@ -298,7 +298,7 @@ describe("essbasic in nginx", function()
   local function run(requests, opts, pause)
     local status, body = post("http://127.0.0.1:" .. app.port .. "/run",
       json.encode{ requests = json.array(requests), opts = opts or {}, pause = pause })
-    assert.equal(200, status, body)
+    if status ~= 200 then error("the test app failed:\n" .. app:error_log():sub(-3000)) end
     return json.decode(body)
   end
 

@@ -283,8 +283,10 @@ local function connect(self, ngx, u, connect_ms)
   end
   if u.scheme == "https" and sock:getreusedtimes() == 0 then
     -- The name goes out as SNI and is what nginx checks the certificate against (as lua-resty-http does).
+    -- reused_session = false: no session object is wanted (the pooled connection itself is the reuse), and
+    -- lua-resty-core 0.1.25 (Debian 12) trips an assertion fetching one after a handshake that finished at once.
     local session
-    session, err = sock:sslhandshake(nil, u.bare_host, self.ssl_verify)
+    session, err = sock:sslhandshake(false, u.bare_host, self.ssl_verify)
     if not session then
       sock:close()
       return nil, network_error(err == "timeout" and "timeout" or "tls",
