@@ -76,8 +76,13 @@ end
 
 -- 2. Create the group with the builders
 say("\n2. HR creates one contract group from them (examples/hr_onboarding_group.lua builds the request).")
-local request = build_group{ file_ids = file_ids, agent = AGENT, company = COMPANY, hr = HR, employee = EMPLOYEE,
-  reference = "DEMO-" .. os.date("!%Y%m%d%H%M%S") }
+-- The builders raise on a wrong argument (here: a bad value in the environment); say which and stop.
+local built, request = pcall(build_group, { file_ids = file_ids, agent = AGENT, company = COMPANY, hr = HR,
+  employee = EMPLOYEE, reference = "DEMO-" .. os.date("!%Y%m%d%H%M%S") })
+if not built then
+  say("\nThe request could not be built: %s", tostring(request))
+  os.exit(1)
+end
 local created = check(client:ChannelCreateFlowGroupByFiles(request), "ChannelCreateFlowGroupByFiles")
 local group_id = created.FlowGroupId
 say("   FlowGroupId %s with %d contracts; %s signs first, then %s seals for the company.", group_id,
