@@ -79,14 +79,15 @@ local function measure(label, params)
   end
 end
 
--- Instructions per prepare under callgrind: (run with N prepares - run with 0) / N, same setup and warm-up.
-local function callgrind(kind, n)
+-- Instructions per prepare (or per step of it) under callgrind: (run with N - run with 0) / N, same setup and
+-- warm-up.
+local function callgrind(kind, n, stage)
   local interp = arg[-1] or "lua5.4"
   local out = os.tmpname()
   local totals = {}
   for _, count in ipairs({ 0, n }) do
-    local cmd = format("valgrind --tool=callgrind --callgrind-out-file=%s %s %s/prepare_count.lua %s %d >/dev/null"
-      .. " 2>&1", out, interp, here, kind, count)
+    local cmd = format("valgrind --tool=callgrind --callgrind-out-file=%s %s %s/prepare_count.lua %s %d %s"
+      .. " >/dev/null 2>&1", out, interp, here, kind, count, stage)
     if not os.execute(cmd) then return nil, "valgrind failed: " .. cmd end
     local text = B.read_file(out)
     totals[#totals + 1] = tonumber(text:match("\ntotals:%s*(%d+)") or text:match("\nsummary:%s*(%d+)"))
@@ -102,8 +103,16 @@ measure("50 contracts x 5 signers", B.group_request(50, 5))
 
 if os.getenv("BENCH_NO_CALLGRIND") ~= "1" and os.execute("command -v valgrind >/dev/null 2>&1") then
   print("-- instructions per prepare under callgrind (N prepares minus 0 prepares, divided by N)")
-  for _, k in ipairs({ { "seed", 200 }, { "group50", 20 } }) do
-    local ir, err = callgrind(k[1], k[2])
-    if ir then B.report("instructions per prepare (" .. k[1] .. ")", ir, "Ir") else print("callgrind: " .. err) end
+  local total
+  for _, k in ipairs({ { "seed", 200, "prepare" }, { "seed", 200, "validate" }, { "seed", 200, "encode" },
+    { "seed", 200, "headers" }, { "group50", 20, "prepare" } }) do
+    local ir, err = callgrind(k[1], k[2], k[3])
+    if k[3] == "prepare" then total = ir end
+    local name = k[3] == "prepare" and "instructions per prepare (" .. k[1] .. ")" or "  of which " .. k[3]
+    if ir then
+      B.report(name, ir, "Ir", k[3] ~= "prepare" and total and format("%.0f%%", 100 * ir / total) or nil)
+    else
+      print("callgrind: " .. err)
+    end
   end
 end
