@@ -596,9 +596,49 @@ describe("essbasic in nginx", function()
     return out
   end
 
-  -- The example against the offline sandbox (real signature checks, UploadFiles then the group) waits for
-  -- spec/helpers/sandbox.lua; until then the example is driven against the API stand-in above.
-  pending("the example creates a flow group against the offline sandbox (needs spec/helpers/sandbox.lua)")
+  describe("the OpenResty example against the offline sandbox", function()
+    local sb, example
+
+    setup(function()
+      sb = require("helpers.sandbox").start{}
+      local a = sb.agent
+      example = nginx.start{
+        http = example_conf(),
+        lua_path = EXAMPLE_DIR .. "/?.lua",
+        main = table.concat({
+          'env "TENCENTCLOUD_SECRET_ID=' .. sb.secret_id .. '";',
+          'env "TENCENTCLOUD_SECRET_KEY=' .. sb.secret_key .. '";',
+          'env "ESSBASIC_ENDPOINT=' .. sb.endpoint .. '";',
+          'env "ESSBASIC_FILE_ENDPOINT=' .. sb.endpoint .. '";',
+          'env "ESSBASIC_APP_ID=' .. a.AppId .. '";',
+          'env "ESSBASIC_ORG_OPEN_ID=' .. a.ProxyOrganizationOpenId .. '";',
+          'env "ESSBASIC_OPERATOR_OPEN_ID=' .. a.ProxyOperator.OpenId .. '";',
+        }, "\n"),
+      }
+    end)
+
+    teardown(function()
+      if example then example:stop() end
+      if sb then sb:stop() end
+    end)
+
+    it("creates a flow group (signed, checked and stored by the sandbox) and answers its ids", function()
+      local client = sb:client()
+      local files = { sb:upload(client), sb:upload(client) }
+      local request = sb:group_request(files)
+      request.Agent = nil -- the example adds its configured Agent
+      request.FlowGroupName = "OpenResty onboarding"
+      local before = sb:stats().counters.groups_created or 0
+      local status, body = post("http://127.0.0.1:" .. example.port .. "/flow-groups", json.encode(request))
+      assert.equal(200, status, body)
+      local got = json.decode(body)
+      assert.is_string(got.FlowGroupId)
+      assert.equal(2, #got.FlowIds)
+      assert.is_string(got.RequestId)
+      assert.equal(before + 1, sb:stats().counters.groups_created)
+      client:close()
+    end)
+  end)
 
   describe("the rate limit shared through lua_shared_dict", function()
     it("lets at most `rate` callers through per second and refuses the rest when asked not to wait", function()
