@@ -400,6 +400,12 @@ function Transport:request(req)
   return nil, network_error("other", "the server closed the connection without answering", true)
 end
 
+-- nil when a call may run in the current phase, else the BlockingCallNotAllowed error (for callers that want
+-- to refuse before doing other work, e.g. before a rate-limit wait that would need ngx.sleep).
+function Transport:check_phase()
+  return M.check_phase()
+end
+
 function Transport:close()
   -- Connections belong to the worker's pool, not to this object: nothing to release.
 end
