@@ -41,7 +41,9 @@ end
 return function(data)
   local v, err = decode(data)
   if v == nil then
-    if type(err) ~= "string" or not err:find("at byte %d+") then fail("decode failed without an offset: " .. tostring(err)) end
+    if type(err) ~= "string" or not err:find("at byte %d+") then
+      fail("decode failed without an offset: " .. tostring(err))
+    end
     return
   end
   if err ~= nil then fail("decode returned a second value on success") end
@@ -52,11 +54,15 @@ return function(data)
     fail("a decoded value does not encode: " .. tostring(eerr))
   end
   local v2, derr = decode(text)
-  if v2 == nil then fail("our own encoding does not decode: " .. tostring(derr) .. " in " .. text:sub(1, 200)) end
+  if v2 == nil then
+    fail("our own encoding does not decode: " .. tostring(derr) .. " in " .. text:sub(1, 200))
+  end
   local ok, why = same(v, v2, 0)
   if not ok then fail("decode(encode(v)) differs from v: " .. why) end
   local text2 = encode(v2)
-  if text2 == nil or #text2 ~= #text then fail("the second encoding differs in length: " .. text .. " / " .. tostring(text2)) end
+  if text2 == nil or #text2 ~= #text then
+    fail("the second encoding differs in length: " .. text .. " / " .. tostring(text2))
+  end
   if text2 ~= text and depth_of(v) <= 1 and type(v) == "table" and getmetatable(v) == array_mt then
     fail("a flat array encodes differently twice: " .. text .. " / " .. text2) -- arrays have no key order
   end
