@@ -26,7 +26,8 @@ local function agent()
 end
 
 local function upload(extra)
-  local p = { Agent = agent(), BusinessType = "DOCUMENT", FileInfos = { { FileBody = "JVBERi0=", FileName = "a.pdf" } } }
+  local p = { Agent = agent(), BusinessType = "DOCUMENT",
+    FileInfos = { { FileBody = "JVBERi0=", FileName = "a.pdf" } } }
   for k, v in pairs(extra or {}) do p[k] = v end
   return p
 end
@@ -195,7 +196,8 @@ describe("huge strings", function()
   it("gives a validation error for a 50 MB string in a field, quickly and without echoing it", function()
     local c = new()
     local huge = string.rep("x", 50 * 1024 * 1024)
-    for _, params in ipairs({ upload{ BusinessType = huge }, upload{ FileInfos = { { FileBody = "x", FileName = huge } } },
+    for _, params in ipairs({ upload{ BusinessType = huge },
+      upload{ FileInfos = { { FileBody = "x", FileName = huge } } },
       upload{ Agent = { AppId = huge, ProxyOrganizationOpenId = "o", ProxyOperator = { OpenId = "p" } } } }) do
       local t0 = core.monotonic()
       local resp, err = c:call("UploadFiles", params)
