@@ -68,7 +68,6 @@ local HTTP_BLOCK = [[
   init_worker_by_lua_block { require("sandbox.server").init_worker() }
   server {
     listen 127.0.0.1:%PORT%;
-    %FIXED%
     location / { content_by_lua_block { require("sandbox.server").handle() } }
   }
 ]]
@@ -78,17 +77,15 @@ function M.start(opts)
   opts = opts or {}
   local config = sandbox_config.resolve({ file = opts.config_file, env = opts.env, overrides = opts.overrides })
   config.data_dir = absolute(config.data_dir)
-  -- A fixed port is listened on beside the helper's free port (the helper waits on the latter to know nginx is up).
-  local fixed = config.port and ("listen 127.0.0.1:" .. math.floor(config.port) .. ";") or ""
   local srv = nginx.start{
-    http = HTTP_BLOCK:gsub("%%FIXED%%", fixed),
+    http = HTTP_BLOCK,
+    port = config.port and math.floor(config.port) or nil, -- a fixed port, or a free one
     lua_path = repo_root() .. "/?.lua",
     setup = function(prefix)
       write_file(prefix .. "/sandbox-config.json", assert(json.encode(config)))
     end,
   }
-  local port = config.port and math.floor(config.port) or srv.port
-  local sb = { srv = srv, port = port, endpoint = "http://127.0.0.1:" .. port, data_dir = config.data_dir,
+  local sb = { srv = srv, port = srv.port, endpoint = "http://127.0.0.1:" .. srv.port, data_dir = config.data_dir,
     config = config }
   function sb.stop() srv:stop() end
   function sb.error_log() return srv:error_log() end

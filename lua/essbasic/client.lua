@@ -309,8 +309,20 @@ end
 
 -- Sends a call; returns the Response table (with RequestId) and metadata { attempts, history },
 -- or nil and an error object (with attempts and history).
+-- Inside nginx, a phase without cosockets gets a clear error before anything could block or raise
+-- (ngx.sleep for a rate-limit wait would raise there).
+local function phase_error(self)
+  local check = self.transport.check_phase
+  if not check then return nil end
+  local err = check(self.transport)
+  if err then err.attempts = 0 end
+  return err
+end
+
 function methods.call(self, action, params, call_opts)
   check_call_args(action, params)
+  local perr = phase_error(self)
+  if perr then return nil, perr end
   local st, err = begin(self, action, params, check_call_opts(call_opts, 2))
   if not st then return nil, err end
   return run(self, st)
@@ -329,6 +341,11 @@ function methods.call_many(self, requests, batch_opts)
   if type(concurrency) ~= "number" or concurrency < 1 then error("essbasic: concurrency must be >= 1", 2) end
   local on_done = batch_opts.on_done
   local results, states, queue = {}, {}, {}
+  local perr = phase_error(self)
+  if perr then
+    for i = 1, #requests do results[i] = { nil, perr } end
+    return results
+  end
   local function finish(i, resp, second)
     results[i] = resp and { resp, second } or { nil, second }
     if on_done then on_done(i, resp, second) end

@@ -11,6 +11,8 @@
     main = "...",                   -- optional text for the main context (env, thread pools, ...)
     lua_path = "/x/?.lua;/y/?.lua", -- optional extra lua_package_path entries (before the repo's)
     ports = 2,                      -- how many free loopback ports to pick (default 1)
+    port = 8780,                    -- optional: a fixed first port (%PORT%) instead of a free one; no retry
+    workers = 2,                    -- optional: worker_processes (default 1)
     setup = function(prefix) end,   -- optional: runs before nginx starts (write certs, data files into prefix)
   }
   srv.port, srv.ports[2], srv.prefix   -- first port, all ports, the server's private temp directory
@@ -103,8 +105,8 @@ local function accepts(port)
 end
 
 -- Skips ports something already listens on; nginx itself spends 2.5 s retrying a bind before it gives up.
-local function pick_ports(n)
-  local ports, seen = {}, {}
+local function pick_ports(n, fixed)
+  local ports, seen = { fixed }, {}
   while #ports < n do
     local p = math_random(20000, 60000)
     if not seen[p] then
@@ -141,7 +143,7 @@ local function build_conf(opts, ports, prefix, root, as_root)
   local lines = {
     "daemon on;",
     "master_process on;",
-    "worker_processes 1;",
+    "worker_processes " .. math.floor(opts.workers or 1) .. ";",
     "pid " .. prefix .. "/nginx.pid;",
     "error_log " .. prefix .. "/error.log info;",
     as_root and "user root;" or "",
@@ -220,7 +222,7 @@ function M.start(opts)
   local nports = opts.ports or 1
   local last_failure
   for _ = 1, START_ATTEMPTS do
-    local ports = pick_ports(nports)
+    local ports = pick_ports(nports, opts.port)
     local prefix = capture("mktemp -d /tmp/essbasic-nginx.XXXXXX")
     assert(prefix:match("^/tmp/essbasic%-nginx%."), "mktemp failed")
     local conf = prefix .. "/nginx.conf"
@@ -254,7 +256,7 @@ function M.start(opts)
     -- Retry only when one of our random ports was taken; a clash on a port of the caller's text is final.
     local busy = tonumber(log:match("bind%(%) to [^\n]-:(%d+) failed %(98: Address already in use%)"))
     local ours = false
-    for _, p in ipairs(ports) do ours = ours or p == busy end
+    for i, p in ipairs(ports) do ours = ours or (p == busy and not (i == 1 and opts.port)) end
     if not ours then
       error("nginx failed to start:\n" .. tail(log, 20), 2)
     end
