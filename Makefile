@@ -67,9 +67,13 @@ clean:
 
 # libFuzzer harnesses (fuzz/README.md): replays fuzz/regressions/, then fuzzes each harness FUZZ_SECONDS seconds.
 FUZZ_SECONDS ?= 30
+CHECK_PKGS = clang clang-tidy cppcheck valgrind libclang-rt-14-dev
 fuzz:
+	@ESSBASIC_EXTRA_PKGS="$(CHECK_PKGS)" tools/install-deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
 # The suite under ASan+UBSan and under valgrind, plus cppcheck and clang-tidy (tools/check).
 check:
+	@ESSBASIC_EXTRA_PKGS="$(CHECK_PKGS)" tools/install-deps
+	@$(MAKE) --no-print-directory all
 	@tools/check
