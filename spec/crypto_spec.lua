@@ -15,12 +15,7 @@ local function write_file(path, data)
   f:close()
 end
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("*a")
-  f:close()
-  return data
-end
+local read_file = require("helpers.files").read
 
 local temps = {}
 local function tmp(data)

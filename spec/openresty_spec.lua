@@ -18,12 +18,7 @@ end
 local ROOT = shell("pwd")
 local EXAMPLE_DIR = ROOT .. "/examples/openresty"
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("helpers.files").read
 
 -- The example's http-block configuration with its listen address moved to the test's port.
 local function example_conf()

@@ -194,12 +194,7 @@ describe("tools/gen_schema.lua", function()
       "--schema %s.schema --reference %s.md --facts %s.facts", api_json, tmp, tmp, tmp)
     local rc = os.execute(cmd)
     assert.is_true(rc == true or rc == 0)
-    local function read(p)
-      local h = assert(io.open(p, "rb"))
-      local s = h:read("*a")
-      h:close()
-      return s
-    end
+    local read = require("helpers.files").read
     assert.are.equal(read("lua/essbasic/schema.lua"), read(tmp .. ".schema"))
     assert.are.equal(read("docs/reference.md"), read(tmp .. ".md"))
     assert.are.equal(read("spec/data/schema_facts.lua"), read(tmp .. ".facts"))

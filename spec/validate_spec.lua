@@ -8,12 +8,7 @@ local core = require("essbasic.core")
 
 local ACTION = "ChannelCreateFlowGroupByFiles"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("helpers.files").read
 
 local EXAMPLE = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
 
