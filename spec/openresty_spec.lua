@@ -162,9 +162,13 @@ local TAKE_LOCATION = [=[
         local lim = ratelimit.new{ rate = tonumber(ngx.var.arg_rate), wait = ngx.var.arg_wait == "1",
           key = ngx.var.arg_key }
         local w = lim:take("ChannelCreateFlowGroupByFiles")
-        if w and w > 0 then ngx.sleep(w) end
+        -- The slot the limiter booked (now + wait), not the wake-up time: a timer that fires a few ms late on a
+        -- loaded machine would move a call booked at x.95 s into the next second, which says nothing about
+        -- the limiter's count.
         ngx.update_time()
-        ngx.print(json.encode{ granted = w ~= nil, at = ngx.now(), pid = ngx.worker.pid(),
+        local booked = ngx.now() + (w or 0)
+        if w and w > 0 then ngx.sleep(w) end
+        ngx.print(json.encode{ granted = w ~= nil, at = booked, pid = ngx.worker.pid(),
           shared = getmetatable(lim) == ratelimit.Shared })
       }
     }
