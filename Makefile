@@ -10,7 +10,7 @@ CFLAGS_CORE  = -std=gnu99 -fPIC -fvisibility=hidden $(OPTFLAGS) $(WARNFLAGS) \
                -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED $(EXTRA_CFLAGS)
 LDLIBS_CORE  = -lcurl -lcrypto $(EXTRA_LDFLAGS)
 
-SRCS = src/core.c src/crypto.c src/json.c src/http.c src/clock.c
+SRCS = src/core.c src/crypto.c src/json.c src/http.c src/clock.c src/check.c
 HDRS = $(wildcard src/*.h)
 
 CORE54 = build/5.4/essbasic/core.so

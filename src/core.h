@@ -8,5 +8,6 @@ void essbasic_open_crypto(lua_State *L); /* crypto.c: hashes, HMAC, TC3 signer, 
 void essbasic_open_json(lua_State *L);   /* json.c: encoder and decoder */
 void essbasic_open_http(lua_State *L);   /* http.c: libcurl sessions (easy and multi) */
 void essbasic_open_clock(lua_State *L);  /* clock.c: monotonic time and sleeping */
+void essbasic_open_check(lua_State *L);  /* check.c: the validator's fast path, UTF-8 text length */
 
 #endif

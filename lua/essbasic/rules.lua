@@ -350,10 +350,13 @@ end
 -- Text checks kept here so builders and the validator agree on what a character is.
 -- M.text_len(s) → number of UTF-8 characters, or nil, reason ("NUL byte" or "invalid UTF-8"). Overlong forms,
 -- surrogates, values above U+10FFFF and truncated sequences are refused. Runs at C speed on both VMs (a 20 MB
--- string takes tens of milliseconds): Lua 5.4's strict utf8.len, and on LuaJIT a byte loop over an FFI pointer,
--- because LuaJIT's pattern matcher scans only about 60 MB/s.
+-- string takes tens of milliseconds): the core's one-pass core.utf8_len (src/check.c, the same rules as the C
+-- validator) when the core is loaded; without it, Lua 5.4's strict utf8.len, or on LuaJIT a byte loop over an
+-- FFI pointer, because LuaJIT's pattern matcher scans only about 60 MB/s. spec/validate_fast_spec.lua holds the
+-- three to the same answers.
 local utf8 = rawget(_G, "utf8")
 local has_ffi, ffi = pcall(require, "ffi")
+local has_core, core = pcall(require, "essbasic.core")
 if utf8 and utf8.len then
   local ulen = utf8.len
   function M.text_len(s)
@@ -365,13 +368,13 @@ if utf8 and utf8.len then
 elseif has_ffi then
   local cast = ffi.cast
   function M.text_len(s)
+    if find(s, "\0", 1, true) then return nil, "NUL byte" end
     local len = #s
     local p = cast("const uint8_t *", s)
     local i, cont = 0, 0
     while i < len do
       local c = p[i]
       if c < 0x80 then
-        if c == 0 then return nil, "NUL byte" end
         i = i + 1
       else
         local need, cp, min
@@ -396,5 +399,7 @@ elseif has_ffi then
 else
   error("essbasic.rules needs Lua 5.3+ (utf8) or LuaJIT (ffi)")
 end
+M.text_len_lua = M.text_len -- kept for the agreement spec
+if has_core and core.utf8_len then M.text_len = core.utf8_len end
 
 return M

@@ -2,16 +2,20 @@
 -- anything is encoded or sent. validate.request(action, params) → true, or nil, err where err is an
 -- essbasic error of kind "validation" carrying every problem found (up to MAX_PROBLEMS), each with its path.
 --
--- It runs on every call, so the walk is kept cheap: per-struct lookups are compiled once at load time, tables
--- are iterated raw with `next`, and the path of a field is kept as a stack of segments that becomes a string
--- only when a problem is reported.
+-- It runs on every call, so it has two halves. The fast half is src/check.c: the schema and its per-member rules
+-- compiled once into a C checker that walks the request and answers only "passes" or "does not"; the action
+-- rules then run here. Only a request that does not pass takes the Lua walk below, which is the reference: it
+-- finds every problem and names it with its path and code (spec/validate_fast_spec.lua holds the two halves to
+-- the same verdict). Without the core (a pure-Lua load), the Lua walk does everything.
+-- In the Lua walk, per-struct lookups are compiled once at load time, tables are iterated raw with `next`, and
+-- the path of a field is kept as a stack of segments that becomes a string only when a problem is reported.
 
 local api = require("essbasic.api")
 local rules = require("essbasic.rules")
 local errors = require("essbasic.errors")
 
 local type, next, rawget, getmetatable, tostring, error = type, next, rawget, getmetatable, tostring, error
-local pairs, ipairs, pcall, require = pairs, ipairs, pcall, require
+local pairs, ipairs, pcall, require, select, assert = pairs, ipairs, pcall, require, select, assert
 local floor, huge, min = math.floor, math.huge, math.min
 local math_type = math.type -- nil on LuaJIT, where every number is a double
 local concat, sort = table.concat, table.sort
@@ -40,7 +44,7 @@ local compiled = {}
 
 local function compile(name)
   local st = api.struct(name)
-  local cs = { name = name, fields = {}, required = {}, order = st.order, nfields = #st.order,
+  local cs = { name = name, fields = {}, required = {}, required_set = {}, order = st.order, nfields = #st.order,
     checks = rules.struct_checks[name] }
   compiled[name] = cs
   for pos, fname in ipairs(st.order) do
@@ -53,7 +57,10 @@ local function compile(name)
     if limit and limit.enum and not cf.enum then error("rules: unknown enum " .. limit.enum) end
     if limit and limit.format and not cf.format then error("rules: unknown format " .. limit.format) end
     cs.fields[fname] = cf
-    if f.required then cs.required[#cs.required + 1] = cf end
+    if f.required then
+      cs.required[#cs.required + 1] = cf
+      cs.required_set[fname] = true
+    end
   end
   return cs
 end
@@ -78,7 +85,12 @@ for aname, ar in pairs(rules.actions) do
   local c = { required = {}, one_of = ar.one_of or {}, forbidden = {} }
   for i, p in ipairs(ar.required or {}) do c.required[i] = split_path(p) end
   for i, fb in ipairs(ar.forbidden or {}) do
-    c.forbidden[i] = { segs = split_path(fb.path), code = fb.code }
+    -- "Name[]" (every element of the list Name) → name "Name", list true
+    local segs, lists = split_path(fb.path), {}
+    for k, sg in ipairs(segs) do
+      if sub(sg, -2) == "[]" then segs[k], lists[k] = sub(sg, 1, -3), true end
+    end
+    c.forbidden[i] = { segs = segs, lists = lists, code = fb.code }
   end
   action_rules[aname] = c
 end
@@ -206,6 +218,14 @@ M.suggest = suggest
 -- The walk
 ---------------------------------------------------------------------------------------------------------------
 local check_struct
+
+-- A whole-structure check c (rules.struct_checks) on table t: true when it finds a problem. It looks only when
+-- both members passed their own checks (a bad IdCardType is reported once, by its enum).
+local function struct_check_fails(t, c)
+  local tv, nv = rawget(t, c.type_field), rawget(t, c.number_field)
+  return type(nv) == "string" and (tv == nil or (type(tv) == "string" and enum_sets.IdCardType[tv] ~= nil)) and
+    not rules.struct_formats[c.check](t, c)
+end
 
 -- Checks a scalar value v for field cf; the path stack names v at depth d. Returns true when it passed.
 local function check_scalar(cf, v, d)
@@ -409,11 +429,8 @@ function check_struct(cs, t, d)
   if checks then
     for i = 1, #checks do
       local c = checks[i]
-      local tv, nv = rawget(t, c.type_field), rawget(t, c.number_field)
-      -- only when both members passed their own checks (a bad IdCardType is reported once, by its enum)
-      if type(nv) == "string" and (tv == nil or (type(tv) == "string" and enum_sets.IdCardType[tv])) and
-        not rules.struct_formats[c.check](t, c) then
-        report(d, c.code, c.expected, describe(nv), c.path, fields[c.path].pos)
+      if struct_check_fails(t, c) then
+        report(d, c.code, c.expected, describe(rawget(t, c.number_field)), c.path, fields[c.path].pos)
       end
     end
   end
@@ -423,9 +440,7 @@ end
 -- Action rules: required paths, one-of groups, forbidden paths. The request table is at depth 0.
 local function walk_forbidden(t, segs, i, d, rule)
   if type(t) ~= "table" then return end
-  local s = segs[i]
-  local list = sub(s, -2) == "[]"
-  local name = list and sub(s, 1, -3) or s
+  local name, list = segs[i], rule.lists[i]
   local v = rawget(t, name)
   if v == nil then return end
   local d1 = d + 1
@@ -479,6 +494,90 @@ local function check_action_rules(aname, params)
   for _, fb in ipairs(ar.forbidden) do walk_forbidden(params, fb.segs, 1, 0, fb) end
 end
 
+---------------------------------------------------------------------------------------------------------------
+-- The fast path
+---------------------------------------------------------------------------------------------------------------
+-- The same compiled schema for the C fast path (src/check.c): structures numbered in name order, members with the
+-- rules resolved to plain values, enum sets and format functions as they are, and the whole-structure checks as
+-- one function per structure. An action with required or forbidden paths gets its own copies of the structures
+-- along those paths, with the members marked, so the C walk checks them on its way at no extra cost; only the
+-- one-of groups (two actions) stay with check_action_rules. Built once, at load.
+local checker, action_root
+if has_core and core.schema_checker then
+  local names = {}
+  for name in pairs(compiled) do names[#names + 1] = name end
+  sort(names)
+  local struct_index = {}
+  for i, name in ipairs(names) do struct_index[name] = i end
+  local desc = { max_depth = MAX_DEPTH }
+  for i, name in ipairs(names) do
+    local cs = compiled[name]
+    local sd = { name = name }
+    for j, fname in ipairs(cs.order) do
+      local cf = cs.fields[fname]
+      local limit = cf.limit or {}
+      sd[j] = { name = fname, kind = cf.scalar or "struct", struct = cf.struct and struct_index[cf.struct.name],
+        list = cf.list, disabled = cf.disabled, required = cs.required_set[fname], max_chars = limit.max_chars,
+        min_chars = limit.min_chars, min_items = limit.min_items, max_items = limit.max_items, min = limit.min,
+        max = limit.max, enum = cf.enum, format = cf.format, allow_zero = limit.allow_zero }
+    end
+    local checks = cs.checks
+    if checks then
+      sd.check = function(t)
+        for k = 1, #checks do
+          if struct_check_fails(t, checks[k]) then return false end
+        end
+        return true
+      end
+    end
+    desc[i] = sd
+  end
+
+  -- A copy of structure description `i` (its member descriptions copied too, so marks stay in the copy).
+  local function copy_struct(i)
+    local base, copy = desc[i], {}
+    for k, v in pairs(base) do copy[k] = v end
+    for j = 1, #base do
+      local f = {}
+      for k, v in pairs(base[j]) do f[k] = v end
+      copy[j] = f
+    end
+    desc[#desc + 1] = copy
+    return #desc
+  end
+  -- Marks the member at the end of path `segs` (from the action's root copy) with mark = true, and with
+  -- "required" every member on the way, copying each structure on the way once per action (copies: path
+  -- prefix → index).
+  local function mark_path(root, copies, segs, mark)
+    local i, prefix = root, ""
+    for k = 1, #segs do
+      local f = desc[i][compiled[desc[i].name].fields[segs[k]].pos]
+      if mark == "required" then f.required = true end
+      if k == #segs then
+        f[mark] = true
+      else
+        prefix = prefix .. "." .. segs[k]
+        if not copies[prefix] then copies[prefix] = copy_struct(f.struct) end
+        f.struct = copies[prefix]
+        i = f.struct
+      end
+    end
+  end
+  action_root = {}
+  for _, aname in ipairs(api.actions()) do
+    local root = struct_index[api.action(aname).input]
+    local ar = action_rules[aname]
+    if ar and (#ar.required > 0 or #ar.forbidden > 0) then
+      root = copy_struct(root)
+      local copies = {}
+      for _, segs in ipairs(ar.required) do mark_path(root, copies, segs, "required") end
+      for _, fb in ipairs(ar.forbidden) do mark_path(root, copies, fb.segs, "forbidden") end
+    end
+    action_root[aname] = root
+  end
+  checker = core.schema_checker(desc)
+end
+
 local function by_position(a, b)
   local ka, kb = a._key, b._key
   for i = 1, min(#ka, #kb) do
@@ -500,34 +599,73 @@ local function fail(aname, list, total)
     problems = list, action = aname })
 end
 
--- validate.request(action, params) → true, or nil, err (see the top of this file).
-function M.request(aname, params)
-  if type(aname) ~= "string" then error("validate.request: action name must be a string", 2) end
+local function known_action(aname, params)
+  if type(aname) ~= "string" then error("validate.request: action name must be a string", 3) end
   if params ~= nil and type(params) ~= "table" then
-    error("validate.request: params must be a table or nil, got " .. type(params), 2)
+    error("validate.request: params must be a table or nil, got " .. type(params), 3)
   end
   local action = api.action(aname)
-  if not action then
-    local s = suggest(aname, api.actions())
-    local p = { path = "", code = CODES.action, expected = "an essbasic " .. api.version .. " action name",
-      found = format("%q", aname), hint = s and ("did you mean " .. s .. "?") or nil }
-    p.message = "action: expected " .. p.expected .. ", found " .. p.found .. (p.hint and (" (" .. p.hint .. ")")
-      or "")
-    return nil, errors.new({ kind = "validation", code = CODES.action, message = p.message, problems = { p },
-      action = aname })
-  end
-  params = params or {}
-  problems, nproblems, action_codes, missing_seen, visiting = {}, 0, action.error_set, {}, {}
-  local cs = compiled[action.input]
+  if action then return action end
+  local s = suggest(aname, api.actions())
+  local p = { path = "", code = CODES.action, expected = "an essbasic " .. api.version .. " action name",
+    found = format("%q", aname), hint = s and ("did you mean " .. s .. "?") or nil }
+  p.message = "action: expected " .. p.expected .. ", found " .. p.found .. (p.hint and (" (" .. p.hint .. ")")
+    or "")
+  return nil, errors.new({ kind = "validation", code = CODES.action, message = p.message, problems = { p },
+    action = aname })
+end
+
+-- Runs walk(x, y) with fresh run state (error_set: the action's codes, or nil) → the problems kept and their
+-- total count.
+local function with_state(error_set, walk, x, y)
+  problems, nproblems, action_codes, missing_seen, visiting = {}, 0, error_set, {}, {}
+  walk(x, y)
+  local list, total = problems, nproblems
+  problems, action_codes, missing_seen, visiting = nil, nil, nil, nil
+  for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
+  return list, total
+end
+
+local function walk_request(aname, params)
+  local cs = compiled[api.action(aname).input]
   if array_mt and getmetatable(params) == array_mt then
     report(0, CODES.type, "an object (" .. cs.name .. ")", "a list")
   else
     check_struct(cs, params, 0)
     check_action_rules(aname, params)
   end
-  local list, total = problems, nproblems
-  problems, action_codes, missing_seen, visiting = nil, nil, nil, nil
-  for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
+end
+
+-- The Lua walk alone, whatever the fast path says: the reference the C checker is tested against.
+function M.reference_request(aname, params)
+  local action, err = known_action(aname, params)
+  if not action then return nil, err end
+  local list, total = with_state(action.error_set, walk_request, aname, params or {})
+  if total == 0 then return true end
+  return fail(aname, list, total)
+end
+
+-- The C checker's verdict (every rule but the one-of groups): true, false, or nil without the core.
+function M.fast_check(aname, params)
+  assert(known_action(aname, params))
+  if not checker then return nil end
+  return checker(action_root[aname], params or {})
+end
+
+-- validate.request(action, params) → true, or nil, err (see the top of this file).
+function M.request(aname, params)
+  local action, err = known_action(aname, params)
+  if not action then return nil, err end
+  params = params or {}
+  if checker and checker(action_root[aname], params) then
+    -- all passed but the one-of groups, if the action has any; only a problem needs the full walk
+    local ar = action_rules[aname]
+    if not ar or #ar.one_of == 0 or select(2, with_state(action.error_set, check_action_rules, aname, params)) == 0
+    then
+      return true
+    end
+  end
+  local list, total = with_state(action.error_set, walk_request, aname, params)
   if total == 0 then return true end
   return fail(aname, list, total)
 end
@@ -535,6 +673,13 @@ end
 -- The compiled view of a structure (for tools and tests): fields with their rules resolved.
 function M.compiled(name)
   return compiled[name]
+end
+
+local function walk_member(cf, value)
+  seg[1], pos[1] = cf.name, cf.pos
+  if cf.list then check_list(cf, value, 1)
+  elseif cf.scalar then check_scalar(cf, value, 1)
+  else check_object(cf.struct, value, 1) end
 end
 
 -- Exposed for builders that check single values early: the same string/number checks as the walk, for one
@@ -545,14 +690,7 @@ function M.member(struct_name, member, value, action_name)
   local cf = cs.fields[member]
   if not cf then error("validate.member: " .. struct_name .. " has no member " .. tostring(member), 2) end
   local a = action_name and api.action(action_name)
-  problems, nproblems, action_codes, missing_seen, visiting = {}, 0, a and a.error_set or nil, {}, {}
-  seg[1], pos[1] = member, cf.pos
-  if cf.list then check_list(cf, value, 1)
-  elseif cf.scalar then check_scalar(cf, value, 1)
-  else check_object(cf.struct, value, 1) end
-  local list = problems
-  problems, action_codes, missing_seen, visiting = nil, nil, nil, nil
-  for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
+  local list = with_state(a and a.error_set, walk_member, cf, value)
   if #list == 0 then return true end
   sort(list, by_position)
   for _, p in ipairs(list) do p._key, p._seq = nil, nil end

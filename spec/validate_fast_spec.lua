@@ -1,0 +1,292 @@
+-- The validator's two halves must agree: the C checker (src/check.c, validate.fast_check) answers first on every
+-- call and the Lua walk (validate.reference_request) is the reference. Here both judge the official examples and
+-- thousands of mutations of them; any request one accepts and the other refuses is a bug in the checker.
+-- Also core.utf8_len against the pure-Lua text_len it replaces.
+
+local validate = require("essbasic.validate")
+local rules = require("essbasic.rules")
+local core = require("essbasic.core")
+local read = require("helpers.files").read
+local api = require("essbasic.api")
+
+local function validate_input(action) return api.action(action).input end
+
+local examples = assert(core.json_decode(read("spec/data/examples_requests.json")))
+
+-- A small deterministic generator (the same mutations on every run and both VMs).
+local function prng(seed)
+  local state = seed
+  return function(n)
+    state = (state * 1103515245 + 12345) % 2147483648
+    return state % n + 1
+  end
+end
+
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = deep_copy(x) end
+  return setmetatable(c, getmetatable(v))
+end
+
+-- Every (table, key) pair of a request, in a stable order.
+local function slots(root)
+  local out = {}
+  local function walk(t, depth)
+    if depth > 12 then return end
+    local keys = {}
+    for k in pairs(t) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for _, k in ipairs(keys) do
+      out[#out + 1] = { t, k }
+      if type(t[k]) == "table" then walk(t[k], depth + 1) end
+    end
+  end
+  walk(root, 0)
+  return out
+end
+
+local array_mt = core.json_array_mt
+local unpack = table.unpack or rawget(_G, "unpack")
+-- Values a mutation may put anywhere: every type, the edges of every check.
+local VALUES = {
+  "", "x", "0", "13800138000", "1380013800", "23800138000", "ID_CARD", "HONGKONG_AND_MACAO", "PASSPORT",
+  "110101199003074518", "11010119900307451X", "11010119900307451x", "H1234567890", "M12345678",
+  "PERSON", "ORGANIZATION", "ENTERPRISESERVER", "TEMPLATE", "DOCUMENT", "pdf",
+  string.rep("名", 60), string.rep("名", 201), string.rep("a", 1000), string.rep("a", 4001),
+  "a\0b", "\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe5\x90", "名\xe5",
+  0, 1, -1, 2, 3, 10, 100, 1000, 1700000000, 33162419560, 33162419561, 999999999, 1.5, 3.0, -0.0,
+  2 ^ 53, 2 ^ 53 + 2, 2 ^ 63, -2 ^ 63, math.huge, -math.huge, 0 / 0,
+  true, false,
+  {}, setmetatable({}, array_mt), { 1, 2 }, { "a", "b" }, { [1] = "a", [3] = "c" }, { x = 1 }, { [1.5] = "a" },
+  { { x = 1 } }, { {} }, { [true] = 1 },
+  core.json_null, print,
+}
+-- Member names from the schema (a few), for keys added where they may or may not belong.
+local NAMES = { "Deadline", "IdCardType", "IdCardNumber", "Mobile", "ApproverType", "OrganizationName", "Nope",
+  "flowName", "Agent", "AppId", "OpenId", "FlowApprovers", "FileIds", "FlowName", "ComponentValue",
+  "NotChannelOrganization" }
+
+-- Every object of a request with the name of its structure (following the schema), for members added where they
+-- belong.
+local function objects(t, sname, out)
+  out[#out + 1] = { t, sname }
+  local cs = validate.compiled(sname)
+  for k, v in pairs(t) do
+    local cf = type(k) == "string" and cs.fields[k]
+    if cf and cf.struct and type(v) == "table" then
+      if cf.list then
+        for _, e in ipairs(v) do
+          if type(e) == "table" then objects(e, cf.type, out) end
+        end
+      else
+        objects(v, cf.type, out)
+      end
+    end
+  end
+  return out
+end
+-- Plausible values by member type (a value that passes the type check, so only the other rules decide).
+local PLAUSIBLE = { string = { "x", "13800138000", "ID_CARD", "2026-11-29" }, int = { 1, 0, 1700000000 },
+  uint = { 1, 0, 1700000000 }, float = { 1.5 }, bool = { true, false } }
+
+local function mutate(params, action, rnd)
+  local m = deep_copy(params)
+  local all = slots(m)
+  local op = rnd(10)
+  if op >= 8 then
+    -- a member of the right structure, with a plausible value (a member this action forbids, say)
+    local objs = objects(m, validate_input(action), {})
+    local o = objs[rnd(#objs)]
+    local cs = validate.compiled(o[2])
+    local cf = cs.fields[cs.order[rnd(#cs.order)]]
+    local pool = PLAUSIBLE[cf.scalar or "bool"]
+    local v = cf.struct and {} or pool[rnd(#pool)]
+    if cf.list then v = setmetatable({ v }, array_mt) end
+    o[1][cf.name] = v
+    return m
+  end
+  if #all == 0 or op == 7 then
+    -- a key added at the top or in a nested object
+    local target = m
+    if #all > 0 then
+      local s = all[rnd(#all)]
+      if type(s[1][s[2]]) == "table" then target = s[1][s[2]] end
+    end
+    target[NAMES[rnd(#NAMES)]] = VALUES[rnd(#VALUES)]
+    return m
+  end
+  local s = all[rnd(#all)]
+  local t, k = s[1], s[2]
+  if op == 1 then
+    t[k] = nil
+  elseif op == 2 then
+    t[k] = m -- a cycle back to the top
+  elseif op == 3 and type(t[k]) == "table" and #t[k] > 0 then
+    for _ = 1, rnd(60) do t[k][#t[k] + 1] = deep_copy(t[k][1]) end -- a longer list
+  elseif op == 4 and type(t[k]) == "string" then
+    t[k] = t[k] .. VALUES[rnd(30)]
+  elseif op == 4 and type(t[k]) == "number" then
+    local ways = { -t[k], t[k] + 1, t[k] * 1000, t[k] + 0.5, -1 }
+    t[k] = ways[rnd(#ways)]
+  elseif op == 5 and type(t[k]) == "table" and #t[k] > 0 then
+    t[k][#t[k] + 2] = deep_copy(t[k][1]) -- a hole
+  elseif op == 6 and type(t[k]) == "table" and #t[k] > 0 then
+    t[k][#t[k]] = nil -- a shorter list
+  else
+    t[k] = deep_copy(VALUES[rnd(#VALUES)])
+  end
+  return m
+end
+
+local function one_of(action)
+  local ar = rules.actions[action]
+  return ar ~= nil and ar.one_of ~= nil
+end
+
+describe("the C checker", function()
+  it("is there, and passes every official example the Lua walk passes", function()
+    assert.is_function(core.schema_checker)
+    local passed = 0
+    for _, e in ipairs(examples) do
+      local ref = validate.reference_request(e.Action, e.Params) == true
+      if not one_of(e.Action) then
+        assert.are.equal(ref, validate.fast_check(e.Action, e.Params), e.Action .. "#" .. e.Index)
+      end
+      assert.are.equal(ref, validate.request(e.Action, e.Params) == true, e.Action .. "#" .. e.Index)
+      if ref then passed = passed + 1 end
+    end
+    assert.is_true(passed >= 190)
+  end)
+
+  it("agrees with the Lua walk on 40 mutations of every example", function()
+    local rnd = prng(20261129)
+    local compared, refused_by_both, accepted_by_both = 0, 0, 0
+    for _, e in ipairs(examples) do
+      for n = 1, 40 do
+        local m = mutate(e.Params, e.Action, rnd)
+        local id = e.Action .. "#" .. e.Index .. " mutation " .. n
+        local ref_ok, ref_err = validate.reference_request(e.Action, m)
+        ref_ok = ref_ok == true
+        local ok = validate.request(e.Action, m) == true
+        if ok ~= ref_ok then
+          error(id .. ": request says " .. tostring(ok) .. ", the Lua walk " .. tostring(ref_ok) ..
+            (ref_err and (" (" .. ref_err.message .. ")") or ""))
+        end
+        if not one_of(e.Action) then
+          assert.are.equal(ref_ok, validate.fast_check(e.Action, m), id)
+        end
+        compared = compared + 1
+        if ref_ok then accepted_by_both = accepted_by_both + 1 else refused_by_both = refused_by_both + 1 end
+      end
+    end
+    -- the mutations must exercise both answers, or the comparison proves little
+    assert.is_true(compared >= 8000)
+    assert.is_true(refused_by_both > compared / 3, "refused " .. refused_by_both)
+    assert.is_true(accepted_by_both > compared / 20, "accepted " .. accepted_by_both)
+  end)
+
+  it("agrees on 600 mutations of the seed ChannelCreateFlowGroupByFiles request", function()
+    local seed = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
+    local action = "ChannelCreateFlowGroupByFiles"
+    assert.is_true(validate.fast_check(action, seed))
+    local rnd, refused = prng(42), 0
+    for n = 1, 600 do
+      local m = mutate(seed, action, rnd)
+      local ref_ok = validate.reference_request(action, m) == true
+      assert.are.equal(ref_ok, validate.fast_check(action, m), "mutation " .. n)
+      if not ref_ok then refused = refused + 1 end
+    end
+    assert.is_true(refused > 200 and refused < 580, "refused " .. refused)
+  end)
+
+  it("checks every action's required and forbidden paths (rules.lua) on the way", function()
+    local checked = 0
+    for _, e in ipairs(examples) do
+      local ar = rules.actions[e.Action]
+      if ar and validate.reference_request(e.Action, e.Params) == true then
+        for _, path in ipairs(ar.required or {}) do
+          -- the last member of the path, removed, then empty
+          for _, value in ipairs({ false, "" }) do
+            local m = deep_copy(e.Params)
+            local t, segs = m, {}
+            for seg in path:gmatch("[^.]+") do segs[#segs + 1] = seg end
+            for i = 1, #segs - 1 do t = t[segs[i]] end
+            t[segs[#segs]] = value or nil
+            assert.is_nil(validate.reference_request(e.Action, m))
+            assert.is_false(validate.fast_check(e.Action, m), e.Action .. " " .. path)
+            checked = checked + 1
+          end
+        end
+        for _, fb in ipairs(ar.forbidden or {}) do
+          -- the forbidden member set, with a value its type accepts, on the first element along the path
+          local m = deep_copy(e.Params)
+          local t, segs = m, {}
+          for seg in fb.path:gmatch("[^.]+") do segs[#segs + 1] = seg end
+          for i = 1, #segs - 1 do
+            local name = segs[i]:gsub("%[%]$", "")
+            t = t[name]
+            if segs[i]:sub(-2) == "[]" then t = t[1] end
+          end
+          t[segs[#segs]] = 1900000000
+          assert.is_nil(validate.reference_request(e.Action, m))
+          assert.is_false(validate.fast_check(e.Action, m), e.Action .. " " .. fb.path)
+          checked = checked + 1
+        end
+      end
+    end
+    assert.is_true(checked >= 40, "checked " .. checked)
+  end)
+
+  it("refuses a cycle and a request nested deeper than MAX_DEPTH without looping", function()
+    local p = deep_copy(assert(examples[1]).Params)
+    p.Agent.ProxyOperator.Channel = p
+    assert.is_false(validate.fast_check(examples[1].Action, p))
+    assert.is_nil(validate.request(examples[1].Action, p))
+  end)
+
+  it("raises on bad arguments like validate.request", function()
+    assert.has_error(function() validate.fast_check(1, {}) end)
+    assert.has_error(function() validate.fast_check("ChannelCancelFlow", "x") end)
+    assert.has_error(function() core.schema_checker({ { { name = "A", kind = "nope" } } }) end)
+    assert.has_error(function() core.schema_checker({ { { name = "A", kind = "struct", struct = 9 } } }) end)
+  end)
+end)
+
+describe("core.utf8_len", function()
+  local lua_len = rules.text_len_lua
+  local ALPHABET = { 0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe5,
+    0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff }
+
+  it("gives the same answers as the pure-Lua definition on 30,000 byte strings", function()
+    local rnd = prng(7)
+    for _ = 1, 30000 do
+      local bytes = {}
+      for i = 1, rnd(9) - 1 do bytes[i] = ALPHABET[rnd(#ALPHABET)] end
+      local s = string.char(unpack(bytes))
+      local n1, why1 = core.utf8_len(s)
+      local n2, why2 = lua_len(s)
+      if n1 ~= n2 or why1 ~= why2 then
+        error(string.format("%q: core %s %s, Lua %s %s", s, tostring(n1), tostring(why1), tostring(n2),
+          tostring(why2)))
+      end
+    end
+  end)
+
+  it("counts characters, and names what is wrong", function()
+    assert.are.equal(0, core.utf8_len(""))
+    assert.are.equal(5, core.utf8_len("héllo"))
+    assert.are.equal(4, core.utf8_len("电子签名"))
+    assert.are.equal(1, core.utf8_len("\xf4\x8f\xbf\xbf")) -- U+10FFFF
+    assert.are.same({ nil, "NUL byte" }, { core.utf8_len("a\0") })
+    assert.are.same({ nil, "invalid UTF-8" }, { core.utf8_len("\xf4\x90\x80\x80") }) -- above U+10FFFF
+    assert.are.same({ nil, "invalid UTF-8" }, { core.utf8_len("\xed\xa0\x80") })     -- a surrogate
+    assert.are.same({ nil, "invalid UTF-8" }, { core.utf8_len("\xe0\x80\xaf") })     -- overlong
+    assert.are.same({ nil, "invalid UTF-8" }, { core.utf8_len("\xe7\x94") })         -- cut short
+    assert.has_error(function() core.utf8_len({}) end)
+  end)
+
+  it("is what rules.text_len uses when the core is loaded", function()
+    assert.are.equal(core.utf8_len, rules.text_len)
+  end)
+end)

@@ -1,0 +1,475 @@
+/* The validator's fast path: one C walk that answers "does this request pass every per-member check?" with yes
+ * or no. lua/essbasic/validate.lua compiles the schema and its rules into a checker once, asks it first on every
+ * call, and runs its own Lua walk only when the answer is no, to name every problem with its path and code. So the
+ * Lua walk stays the reference: this file must refuse everything it refuses and accept everything it accepts
+ * (spec/validate_fast_spec.lua compares the two over mutated requests). Formats and whole-structure checks stay
+ * Lua functions, called from here. An action's required and forbidden paths arrive as marks on its own copies of
+ * the structures along them; its one-of groups stay in Lua.
+ *
+ * Also core.utf8_len, the one definition of "text" (valid UTF-8 without NUL) for the validator and the builders.
+ *
+ * The compiled schema lives in one userdata (no malloc, nothing to free); the Lua values it refers to (member
+ * lookup tables, enum sets, format and check functions) sit in a refs table. Both are upvalues of the checker. */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core.h"
+
+#define JSON_ARRAY_MT "essbasic.json_array" /* json.c's array metatable: such a table is a list, never an object */
+#define TWO53 9007199254740992.0
+
+enum { K_STRING, K_INT, K_UINT, K_FLOAT, K_BOOL, K_STRUCT };
+
+typedef struct {
+  unsigned char kind, list, disabled, forbidden, required, allow_zero, has_min, has_max;
+  int max_chars, min_chars, min_items, max_items; /* -1: no limit */
+  lua_Number min, max;
+  int enum_ref, format_ref; /* indexes in the refs table; 0: none */
+  int struct_index;         /* K_STRUCT: 0-based index of the member's structure */
+} cfield;
+
+/* Member names by the address of their string's bytes. Lua interns short strings (5.4: up to 40 bytes; LuaJIT:
+ * all), so a key equal to a member name is, in practice, the very string the lookup table holds, and finding it
+ * costs one lua_tolstring and a probe instead of a push, a table get and a pop. A miss proves nothing (a long
+ * name is not interned): the lookup table answers then. The names stay alive in the refs table. */
+typedef struct {
+  const char *name; /* NULL: empty slot */
+  int field;
+} nslot;
+
+typedef struct {
+  int lookup_ref; /* refs[lookup_ref] = { member name = 0-based index in fields } */
+  int check_ref;  /* refs[check_ref] = function(t) → true when the whole-structure checks pass; 0: none */
+  int nrequired;
+  unsigned mask;  /* slots - 1 (a power of two) */
+  nslot *slots;
+} cstruct;
+
+typedef struct {
+  int nstructs, nfields, max_depth;
+  cstruct *structs;
+  cfield *fields;
+} cschema;
+
+static unsigned slot_of(const char *name, unsigned mask) {
+  uintptr_t a = (uintptr_t)name;
+  return (unsigned)((a >> 4) ^ (a >> 12)) & mask;
+}
+
+/* The member called `key` (the bytes of a Lua string at stack index kidx) → its index in fields, or -1. */
+static int member_index(lua_State *L, const cstruct *st, const char *key, int kidx, int lookup) {
+  for (unsigned i = slot_of(key, st->mask);; i = (i + 1) & st->mask) {
+    const nslot *sl = &st->slots[i];
+    if (sl->name == key) return sl->field;
+    if (sl->name == NULL) break;
+  }
+  lua_pushvalue(L, kidx);
+  lua_rawget(L, lookup);
+  int f = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : -1;
+  lua_pop(L, 1);
+  return f;
+}
+
+/* ---- UTF-8 text ---- */
+
+/* Number of characters of s, or -1 for a NUL byte (anywhere: it wins over invalid UTF-8), -2 for invalid UTF-8
+ * (overlong forms, surrogates, values above U+10FFFF, stray or missing continuation bytes): the same rules as
+ * Lua 5.4's strict utf8.len. */
+static ptrdiff_t text_len(const unsigned char *s, size_t len) {
+  size_t i = 0, cont = 0;
+  if (memchr(s, 0, len)) return -1;
+  while (i < len) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t need;
+    unsigned long cp, lo;
+    if (c < 0xC2) return -2;
+    if (c < 0xE0) {
+      need = 1, cp = c - 0xC0, lo = 0x80;
+    } else if (c < 0xF0) {
+      need = 2, cp = c - 0xE0, lo = 0x800;
+    } else if (c < 0xF5) {
+      need = 3, cp = c - 0xF0, lo = 0x10000;
+    } else {
+      return -2;
+    }
+    if (len - i <= need) return -2;
+    for (size_t k = 1; k <= need; k++) {
+      unsigned b = s[i + k];
+      if (b < 0x80 || b > 0xBF) return -2;
+      cp = cp * 64 + (b - 0x80);
+    }
+    if (cp < lo || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -2;
+    cont += need;
+    i += need + 1;
+  }
+  return (ptrdiff_t)(len - cont);
+}
+
+/* core.utf8_len(s) → number of characters, or nil and "NUL byte" / "invalid UTF-8". */
+static int l_utf8_len(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  ptrdiff_t n = text_len((const unsigned char *)s, len);
+  if (n >= 0) {
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+  }
+  lua_pushnil(L);
+  if (n == -1) {
+    lua_pushliteral(L, "NUL byte");
+  } else {
+    lua_pushliteral(L, "invalid UTF-8");
+  }
+  return 2;
+}
+
+/* ---- the walk ---- */
+
+typedef struct {
+  lua_State *L;
+  const cschema *S;
+  int refs;     /* stack index of the refs table */
+  int array_mt; /* stack index of the array metatable (or nil) */
+} walk;
+
+static int check_struct(const walk *w, int si, int t, int depth);
+
+static int is_array_mt(const walk *w, int idx) {
+  lua_State *L = w->L;
+  if (!lua_getmetatable(L, idx)) return 0;
+  int same = lua_rawequal(L, -1, w->array_mt);
+  lua_pop(L, 1);
+  return same;
+}
+
+/* Calls refs[ref](value at idx) and tells whether it returned a true value. */
+static int call_ref(const walk *w, int ref, int idx) {
+  lua_State *L = w->L;
+  lua_rawgeti(L, w->refs, ref);
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 1);
+  int ok = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return ok;
+}
+
+static int in_enum(const walk *w, int ref, int idx) {
+  lua_State *L = w->L;
+  lua_rawgeti(L, w->refs, ref);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  int ok = !lua_isnil(L, -1);
+  lua_pop(L, 2);
+  return ok;
+}
+
+static int check_scalar(const walk *w, const cfield *f, int v) {
+  lua_State *L = w->L;
+  int vt = lua_type(L, v);
+  switch (f->kind) {
+  case K_STRING: {
+    if (vt != LUA_TSTRING) return 0;
+    size_t len;
+    const char *s = lua_tolstring(L, v, &len);
+    if (len == 0) return 1; /* "" is "not set"; required members are counted apart */
+    if (f->max_chars >= 0 && len > 4 * (size_t)f->max_chars) return 0;
+    ptrdiff_t n = text_len((const unsigned char *)s, len);
+    if (n < 0) return 0;
+    if (f->max_chars >= 0 && n > f->max_chars) return 0;
+    if (f->min_chars >= 0 && n < f->min_chars) return 0;
+    break;
+  }
+  case K_INT:
+  case K_UINT: {
+    if (vt != LUA_TNUMBER) return 0;
+    lua_Number n = lua_tonumber(L, v);
+#if LUA_VERSION_NUM >= 503
+    int integral = lua_isinteger(L, v);
+#else
+    int integral = 0;
+#endif
+    /* a float is accepted when it holds an integer exactly, within the doubles' exact range */
+    if (!integral && !(n == floor(n) && n >= -TWO53 && n <= TWO53)) return 0;
+    if (f->kind == K_UINT && n < 0) return 0;
+    if ((f->has_min && n < f->min) || (f->has_max && n > f->max)) return 0;
+    break;
+  }
+  case K_FLOAT: {
+    if (vt != LUA_TNUMBER) return 0;
+    lua_Number n = lua_tonumber(L, v);
+    if (n != n || n == HUGE_VAL || n == -HUGE_VAL) return 0;
+    break;
+  }
+  default: /* K_BOOL */
+    return vt == LUA_TBOOLEAN;
+  }
+  if (f->enum_ref && !in_enum(w, f->enum_ref, v)) return 0;
+  if (f->format_ref) {
+    if (f->allow_zero && vt == LUA_TNUMBER && lua_tonumber(L, v) == 0) return 1;
+    if (!call_ref(w, f->format_ref, v)) return 0;
+  }
+  return 1;
+}
+
+/* A member of structure type: an object (a table, not a list). */
+static int check_object(const walk *w, int si, int v, int depth) {
+  lua_State *L = w->L;
+  if (lua_type(L, v) != LUA_TTABLE || is_array_mt(w, v)) return 0;
+  lua_rawgeti(L, v, 1);
+  int listlike = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (listlike) return 0;
+  return check_struct(w, si, v, depth);
+}
+
+static int check_element(const walk *w, const cfield *f, int v, int depth) {
+  return f->kind == K_STRUCT ? check_object(w, f->struct_index, v, depth) : check_scalar(w, f, v);
+}
+
+/* A list member: keys 1..n without holes, within its item limits, every element checked. */
+static int check_list(const walk *w, const cfield *f, int v, int depth) {
+  lua_State *L = w->L;
+  if (lua_type(L, v) != LUA_TTABLE) return 0;
+  lua_Number n = 0, maxk = 0;
+  lua_pushnil(L);
+  while (lua_next(L, v)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TNUMBER) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    lua_Number k = lua_tonumber(L, -1);
+    if (!(k >= 1 && k == floor(k))) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    n += 1;
+    if (k > maxk) maxk = k;
+  }
+  if (n != maxk) return 0;
+  if (f->max_items >= 0 && n > f->max_items) return 0;
+  if (f->min_items >= 0 && n < f->min_items) return 0;
+  lua_Integer count = (lua_Integer)n;
+  for (lua_Integer i = 1; i <= count; i++) {
+    lua_rawgeti(L, v, i);
+    int ok = check_element(w, f, lua_gettop(L), depth + 1);
+    lua_pop(L, 1);
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
+/* A member whose value sits at index v. */
+static int check_member(const walk *w, const cfield *f, int v, int depth) {
+  lua_State *L = w->L;
+  if (f->forbidden) return 0; /* not supported by this action: any value, even "" or {} */
+  if (f->disabled) {
+    /* "" and {} are how SDKs write "not set"; any real value is refused */
+    int vt = lua_type(L, v);
+    if (vt == LUA_TSTRING && lua_rawlen(L, v) == 0) return 1;
+    if (vt == LUA_TTABLE) {
+      lua_pushnil(L);
+      if (!lua_next(L, v)) return 1;
+      lua_pop(L, 2);
+    }
+    return 0;
+  }
+  if (f->list) return check_list(w, f, v, depth);
+  if (f->kind == K_STRUCT) return check_object(w, f->struct_index, v, depth);
+  return check_scalar(w, f, v);
+}
+
+/* The table at index t as structure si; depth as the Lua walk counts it (a cycle ends at max_depth). */
+static int check_struct(const walk *w, int si, int t, int depth) {
+  lua_State *L = w->L;
+  const cstruct *st = &w->S->structs[si];
+  if (depth >= w->S->max_depth) return 0;
+  luaL_checkstack(L, 8, "essbasic: request nested too deeply");
+  lua_rawgeti(L, w->refs, st->lookup_ref);
+  int lookup = lua_gettop(L), v = lookup + 2;
+  int present_required = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    /* stack: lookup, key, value */
+    if (lua_type(L, v - 1) != LUA_TSTRING) break; /* members have string names */
+    int fi = member_index(L, st, lua_tostring(L, v - 1), v - 1, lookup);
+    if (fi < 0) break; /* unknown member */
+    const cfield *f = &w->S->fields[fi];
+    if (f->required) {
+      /* an empty string is "not set" for a string member */
+      if (f->kind == K_STRING && lua_type(L, v) == LUA_TSTRING && lua_rawlen(L, v) == 0) break;
+      present_required++;
+    }
+    if (!check_member(w, f, v, depth + 1)) break;
+    lua_settop(L, v - 1);
+  }
+  /* after a complete traversal lua_next left only the lookup table; a break left key and value (and more) */
+  if (lua_gettop(L) != lookup) {
+    lua_settop(L, lookup - 1);
+    return 0;
+  }
+  lua_pop(L, 1);
+  if (present_required < st->nrequired) return 0;
+  if (st->check_ref && !call_ref(w, st->check_ref, t)) return 0;
+  return 1;
+}
+
+/* checker(struct_index, request) → true when the Lua walk would find no problem in it (1-based index as given
+ * to core.schema_checker). Upvalues: the schema userdata, the refs table. */
+static int l_check(lua_State *L) {
+  const cschema *S = lua_touserdata(L, lua_upvalueindex(1));
+  lua_Integer si = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, si >= 1 && si <= S->nstructs, 1, "no such structure");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  luaL_getmetatable(L, JSON_ARRAY_MT);
+  walk w = {L, S, 3, 4};
+  int ok = !is_array_mt(&w, 2) && check_struct(&w, (int)si - 1, 2, 0);
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+/* ---- building the checker ---- */
+
+static int opt_int_field(lua_State *L, int idx, const char *name, int dflt) {
+  lua_getfield(L, idx, name);
+  int n = lua_isnil(L, -1) ? dflt : (int)luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  return n;
+}
+
+static int bool_field(lua_State *L, int idx, const char *name) {
+  lua_getfield(L, idx, name);
+  int b = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return b;
+}
+
+/* Stores the value of field `name` of the table at idx in refs (at index refs_idx) → its ref, or 0 when nil. */
+static int ref_field(lua_State *L, int idx, const char *name, int refs_idx, int *nrefs) {
+  lua_getfield(L, idx, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawseti(L, refs_idx, ++*nrefs);
+  return *nrefs;
+}
+
+static size_t slots_for(int nmembers) {
+  size_t n = 4;
+  while (n < 2 * (size_t)nmembers) n *= 2;
+  return n;
+}
+
+static const char *const KINDS[] = {"string", "int", "uint", "float", "bool", "struct", NULL};
+
+/* core.schema_checker{ max_depth = n, [i] = { check = fn?, [j] = field } } → checker function, where field =
+ * { name, kind = "string"|"int"|"uint"|"float"|"bool"|"struct", struct = index (1-based, for "struct"), list,
+ *   disabled, forbidden, required, max_chars, min_chars, min_items, max_items, min, max, enum = set, format = fn,
+ *   allow_zero }. Built once per schema by validate.lua. */
+static int l_schema_checker(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int nstructs = (int)lua_rawlen(L, 1), nfields = 0;
+  for (int i = 1; i <= nstructs; i++) {
+    lua_rawgeti(L, 1, i);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    nfields += (int)lua_rawlen(L, -1);
+    lua_pop(L, 1);
+  }
+  /* name slots: per structure a power of two at least twice its member count */
+  size_t nslots = 0;
+  for (int i = 1; i <= nstructs; i++) {
+    lua_rawgeti(L, 1, i);
+    nslots += slots_for((int)lua_rawlen(L, -1));
+    lua_pop(L, 1);
+  }
+  /* the userdata first: every later step may raise, and nothing else needs freeing */
+  cschema *S = essbasic_newuserdata(L, sizeof(cschema) + (size_t)nstructs * sizeof(cstruct) +
+                                           (size_t)nfields * sizeof(cfield) + nslots * sizeof(nslot));
+  int ud = lua_gettop(L);
+  S->nstructs = nstructs;
+  S->nfields = nfields;
+  S->max_depth = opt_int_field(L, 1, "max_depth", 32);
+  S->structs = (cstruct *)(void *)(S + 1);
+  S->fields = (cfield *)(void *)(S->structs + nstructs);
+  nslot *next_slots = (nslot *)(void *)(S->fields + nfields);
+  memset(next_slots, 0, nslots * sizeof(nslot));
+  lua_newtable(L);
+  int refs = lua_gettop(L), nrefs = 0, fi = 0;
+  for (int i = 1; i <= nstructs; i++) {
+    lua_rawgeti(L, 1, i);
+    int sd = lua_gettop(L);
+    cstruct *st = &S->structs[i - 1];
+    st->check_ref = ref_field(L, sd, "check", refs, &nrefs);
+    st->nrequired = 0;
+    lua_newtable(L);
+    int lookup = lua_gettop(L);
+    int n = (int)lua_rawlen(L, sd);
+    st->slots = next_slots;
+    st->mask = slots_for(n) - 1;
+    next_slots += slots_for(n);
+    for (int j = 1; j <= n; j++, fi++) {
+      lua_rawgeti(L, sd, j);
+      int fd = lua_gettop(L);
+      cfield *f = &S->fields[fi];
+      memset(f, 0, sizeof *f);
+      lua_getfield(L, fd, "kind");
+      f->kind = (unsigned char)luaL_checkoption(L, -1, NULL, KINDS);
+      lua_pop(L, 1);
+      f->list = (unsigned char)bool_field(L, fd, "list");
+      f->disabled = (unsigned char)bool_field(L, fd, "disabled");
+      f->forbidden = (unsigned char)bool_field(L, fd, "forbidden");
+      f->required = (unsigned char)bool_field(L, fd, "required");
+      f->allow_zero = (unsigned char)bool_field(L, fd, "allow_zero");
+      f->max_chars = opt_int_field(L, fd, "max_chars", -1);
+      f->min_chars = opt_int_field(L, fd, "min_chars", -1);
+      f->max_items = opt_int_field(L, fd, "max_items", -1);
+      f->min_items = opt_int_field(L, fd, "min_items", -1);
+      lua_getfield(L, fd, "min");
+      f->has_min = (unsigned char)!lua_isnil(L, -1);
+      f->min = f->has_min ? luaL_checknumber(L, -1) : 0;
+      lua_getfield(L, fd, "max");
+      f->has_max = (unsigned char)!lua_isnil(L, -1);
+      f->max = f->has_max ? luaL_checknumber(L, -1) : 0;
+      lua_pop(L, 2);
+      f->enum_ref = ref_field(L, fd, "enum", refs, &nrefs);
+      f->format_ref = ref_field(L, fd, "format", refs, &nrefs);
+      if (f->kind == K_STRUCT) {
+        int s = opt_int_field(L, fd, "struct", 0);
+        if (s < 1 || s > nstructs) return luaL_error(L, "schema_checker: member %d of structure %d: bad struct", j, i);
+        f->struct_index = s - 1;
+      }
+      if (f->required) st->nrequired++;
+      lua_getfield(L, fd, "name");
+      luaL_checktype(L, -1, LUA_TSTRING);
+      const char *name = lua_tostring(L, -1); /* kept alive by the lookup table, itself kept in refs */
+      unsigned k = slot_of(name, st->mask);
+      while (st->slots[k].name) k = (k + 1) & st->mask;
+      st->slots[k].name = name;
+      st->slots[k].field = fi;
+      lua_pushinteger(L, fi);
+      lua_rawset(L, lookup);
+      lua_pop(L, 1);
+    }
+    lua_rawseti(L, refs, ++nrefs);
+    st->lookup_ref = nrefs;
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, ud);
+  lua_pushvalue(L, refs);
+  lua_pushcclosure(L, l_check, 2);
+  return 1;
+}
+
+void essbasic_open_check(lua_State *L) {
+  static const luaL_Reg fns[] = {{"utf8_len", l_utf8_len}, {"schema_checker", l_schema_checker}, {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+}
