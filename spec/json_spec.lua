@@ -256,6 +256,26 @@ describe("json strings", function()
     assert.equal('{"k\\n":"v"}', enc({ ["k\n"] = "v" }))
   end)
 
+  it("escapes every byte value at every position of an 8-byte block, in short and long strings", function()
+    -- the encoder tests 8 bytes at a time for bytes to escape; each position of a block must be seen
+    local expected = {}
+    for b = 0, 255 do
+      local c = string.char(b)
+      local named = ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+        ["\r"] = "\\r", ["\t"] = "\\t" })[c]
+      expected[b] = named or (b < 0x20 and string.format("\\u%04x", b)) or c
+    end
+    for _, size in ipairs({ 17, 600 }) do
+      for b = 0, 255 do
+        for at = 1, 17 do
+          local s = string.rep("x", at - 1) .. string.char(b) .. string.rep("y", size - at)
+          local want = '"' .. string.rep("x", at - 1) .. expected[b] .. string.rep("y", size - at) .. '"'
+          if enc(s) ~= want then error(string.format("byte %d at %d of %d", b, at, size)) end
+        end
+      end
+    end
+  end)
+
   it("encodes long strings and buffers past the initial size", function()
     local long = string.rep("ab\"c\0", 20000)
     local s = enc({ long, long })

@@ -140,50 +140,55 @@ static inline void path_push_index(encoder *e, size_t index) {
   s->index = index;
 }
 
+/* Whether any of the 8 bytes in x needs escaping: a control byte (< 0x20), '"' or '\\' (bytes >= 0x80 are copied
+ * as they are). The classic word-at-a-time tests; a false alarm only sends the block to the byte loop. */
+static inline int needs_escape8(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
+  uint64_t low = (x - ones * 0x20) & ~x;
+  uint64_t zq = (quote - ones) & ~quote, zb = (bslash - ones) & ~bslash;
+  return ((low | zq | zb) & highs) != 0;
+}
+
+/* Length of the prefix of [p, end) that is copied without escapes: 8 bytes at a time, then byte by byte. */
+static inline size_t plain_run(const unsigned char *p, const unsigned char *end) {
+  const unsigned char *start = p;
+  while (end - p >= 8) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    if (needs_escape8(x)) break;
+    p += 8;
+  }
+  while (p < end && escape_of[*p] == 0) p++;
+  return (size_t)(p - start);
+}
+
 static void enc_string(jbuf *b, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)s, *end = p + len;
-  if (len <= 512) { /* short strings (nearly all): reserve the worst case once, then store byte by byte */
-    jbuf_need(b, len * 6 + 2);
-    char *q = b->p + b->len;
-    *q++ = '"';
-    for (; p < end; p++) {
-      char esc = escape_of[*p];
-      if (!esc) {
-        *q++ = (char)*p;
-      } else if (esc == 'u') {
-        memcpy(q, "\\u00", 4); /* NOLINT(bugprone-not-null-terminated-result): 4 bytes into JSON text, no C string */
-        q[4] = hex[*p >> 4];
-        q[5] = hex[*p & 15];
-        q += 6;
-      } else {
-        q[0] = '\\';
-        q[1] = esc;
-        q += 2;
-      }
-    }
-    *q++ = '"';
-    b->len = (size_t)(q - b->p);
-    return;
-  }
-  jbuf_need(b, len + 2);
+  /* reserve the worst case once for short strings (nearly all), what is plain plus room for one escape for long
+   * ones (whose escapes are rare) */
+  jbuf_need(b, len <= 512 ? len * 6 + 2 : len + 8);
   b->p[b->len++] = '"';
-  while (p < end) {
-    const unsigned char *run = p;
-    while (p < end && escape_of[*p] == 0) p++;
-    if (p > run) jbuf_add(b, (const char *)run, (size_t)(p - run));
+  for (;;) {
+    size_t run = plain_run(p, end);
+    if (run) {
+      jbuf_add(b, (const char *)p, run);
+      p += run;
+    }
     if (p == end) break;
     char esc = escape_of[*p];
     jbuf_need(b, 6 + (size_t)(end - p)); /* usually enough for the rest in one go */
-    b->p[b->len++] = '\\';
+    char *q = b->p + b->len;
     if (esc == 'u') {
-      b->p[b->len++] = 'u';
-      b->p[b->len++] = '0';
-      b->p[b->len++] = '0';
-      b->p[b->len++] = hex[*p >> 4];
-      b->p[b->len++] = hex[*p & 15];
+      memcpy(q, "\\u00", 4); /* NOLINT(bugprone-not-null-terminated-result): 4 bytes into JSON text, no C string */
+      q[4] = hex[*p >> 4];
+      q[5] = hex[*p & 15];
+      b->len += 6;
     } else {
-      b->p[b->len++] = esc;
+      q[0] = '\\';
+      q[1] = esc;
+      b->len += 2;
     }
     p++;
   }
