@@ -8,6 +8,7 @@ local rules = require("essbasic.rules")
 local core = require("essbasic.core")
 local read = require("helpers.files").read
 local api = require("essbasic.api")
+local json = require("essbasic.json")
 
 local function validate_input(action) return api.action(action).input end
 
@@ -103,6 +104,7 @@ local function mutate(params, action, rnd)
     local pool = PLAUSIBLE[cf.scalar or "bool"]
     local v = cf.struct and {} or pool[rnd(#pool)]
     if cf.list then v = setmetatable({ v }, array_mt) end
+    if cf.disabled and rnd(2) == 1 then v = rnd(2) == 1 and "" or {} end -- how SDKs write "not set"
     o[1][cf.name] = v
     return m
   end
@@ -139,6 +141,20 @@ local function mutate(params, action, rnd)
   return m
 end
 
+-- validate.request_body: for a valid request exactly json.encode's bytes with the hint (the C walk writes them),
+-- for an invalid one the same error as validate.request.
+local function same_body(action, params, valid, id)
+  local body, err = validate.request_body(action, params)
+  if valid then
+    local want = assert(json.encode(params, api.request_hint(action)))
+    if body ~= want then error(id .. ": request_body\n" .. tostring(body) .. "\njson.encode\n" .. want) end
+  else
+    assert.is_nil(body, id)
+    local _, want = validate.request(action, params)
+    assert.are.equal(want.message, err.message, id)
+  end
+end
+
 local function one_of(action)
   local ar = rules.actions[action]
   return ar ~= nil and ar.one_of ~= nil
@@ -154,6 +170,7 @@ describe("the C checker", function()
         assert.are.equal(ref, validate.fast_check(e.Action, e.Params), e.Action .. "#" .. e.Index)
       end
       assert.are.equal(ref, validate.request(e.Action, e.Params) == true, e.Action .. "#" .. e.Index)
+      same_body(e.Action, e.Params, ref, e.Action .. "#" .. e.Index)
       if ref then passed = passed + 1 end
     end
     assert.is_true(passed >= 190)
@@ -176,6 +193,7 @@ describe("the C checker", function()
         if not one_of(e.Action) then
           assert.are.equal(ref_ok, validate.fast_check(e.Action, m), id)
         end
+        same_body(e.Action, m, ref_ok, id)
         compared = compared + 1
         if ref_ok then accepted_by_both = accepted_by_both + 1 else refused_by_both = refused_by_both + 1 end
       end
@@ -195,6 +213,7 @@ describe("the C checker", function()
       local m = mutate(seed, action, rnd)
       local ref_ok = validate.reference_request(action, m) == true
       assert.are.equal(ref_ok, validate.fast_check(action, m), "mutation " .. n)
+      same_body(action, m, ref_ok, "mutation " .. n)
       if not ref_ok then refused = refused + 1 end
     end
     assert.is_true(refused > 200 and refused < 580, "refused " .. refused)

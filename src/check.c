@@ -16,8 +16,9 @@
 #include <string.h>
 
 #include "core.h"
+#include "json.h"
 
-#define JSON_ARRAY_MT "essbasic.json_array" /* json.c's array metatable: such a table is a list, never an object */
+
 #define TWO53 9007199254740992.0
 
 enum { K_STRING, K_INT, K_UINT, K_FLOAT, K_BOOL, K_STRUCT };
@@ -136,6 +137,7 @@ typedef struct {
   const cschema *S;
   int refs;     /* stack index of the refs table */
   int array_mt; /* stack index of the array metatable (or nil) */
+  jbuf *out;    /* where the JSON of what passed is written; NULL: checking only */
 } walk;
 
 static int check_struct(const walk *w, int si, int t, int depth);
@@ -169,6 +171,27 @@ static int in_enum(const walk *w, int ref, int idx) {
   return ok;
 }
 
+/* The JSON of a scalar that passed: the bytes json.encode writes for it. */
+static int put_scalar(const walk *w, int v) {
+  jbuf *b = w->out;
+  if (!b) return 1;
+  switch (lua_type(w->L, v)) {
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(w->L, v, &len);
+    essbasic_json_string(b, s, len);
+    break;
+  }
+  case LUA_TNUMBER:
+    essbasic_json_number(b, w->L, v);
+    break;
+  default: /* a boolean: nothing else passes check_scalar */
+    if (lua_toboolean(w->L, v)) jbuf_add(b, "true", 4);
+    else jbuf_add(b, "false", 5);
+  }
+  return 1;
+}
+
 static int check_scalar(const walk *w, const cfield *f, int v) {
   lua_State *L = w->L;
   int vt = lua_type(L, v);
@@ -177,7 +200,7 @@ static int check_scalar(const walk *w, const cfield *f, int v) {
     if (vt != LUA_TSTRING) return 0;
     size_t len;
     const char *s = lua_tolstring(L, v, &len);
-    if (len == 0) return 1; /* "" is "not set"; required members are counted apart */
+    if (len == 0) return put_scalar(w, v); /* "" is "not set"; required members are counted apart */
     if (f->max_chars >= 0 && len > 4 * (size_t)f->max_chars) return 0;
     ptrdiff_t n = text_len((const unsigned char *)s, len);
     if (n < 0) return 0;
@@ -207,14 +230,14 @@ static int check_scalar(const walk *w, const cfield *f, int v) {
     break;
   }
   default: /* K_BOOL */
-    return vt == LUA_TBOOLEAN;
+    return vt == LUA_TBOOLEAN && put_scalar(w, v);
   }
   if (f->enum_ref && !in_enum(w, f->enum_ref, v)) return 0;
-  if (f->format_ref) {
-    if (f->allow_zero && vt == LUA_TNUMBER && lua_tonumber(L, v) == 0) return 1;
-    if (!call_ref(w, f->format_ref, v)) return 0;
+  if (f->format_ref && !(f->allow_zero && vt == LUA_TNUMBER && lua_tonumber(L, v) == 0) &&
+      !call_ref(w, f->format_ref, v)) {
+    return 0;
   }
-  return 1;
+  return put_scalar(w, v);
 }
 
 /* A member of structure type: an object (a table, not a list). */
@@ -256,12 +279,15 @@ static int check_list(const walk *w, const cfield *f, int v, int depth) {
   if (f->max_items >= 0 && n > f->max_items) return 0;
   if (f->min_items >= 0 && n < f->min_items) return 0;
   lua_Integer count = (lua_Integer)n;
+  if (w->out) jbuf_addc(w->out, '[');
   for (lua_Integer i = 1; i <= count; i++) {
+    if (w->out && i > 1) jbuf_addc(w->out, ',');
     lua_rawgeti(L, v, i);
     int ok = check_element(w, f, lua_gettop(L), depth + 1);
     lua_pop(L, 1);
     if (!ok) return 0;
   }
+  if (w->out) jbuf_addc(w->out, ']');
   return 1;
 }
 
@@ -272,10 +298,13 @@ static int check_member(const walk *w, const cfield *f, int v, int depth) {
   if (f->disabled) {
     /* "" and {} are how SDKs write "not set"; any real value is refused */
     int vt = lua_type(L, v);
-    if (vt == LUA_TSTRING && lua_rawlen(L, v) == 0) return 1;
+    if (vt == LUA_TSTRING && lua_rawlen(L, v) == 0) return put_scalar(w, v);
     if (vt == LUA_TTABLE) {
       lua_pushnil(L);
-      if (!lua_next(L, v)) return 1;
+      if (!lua_next(L, v)) {
+        if (w->out) jbuf_add(w->out, f->list ? "[]" : "{}", 2); /* as the encoder's hint has it */
+        return 1;
+      }
       lua_pop(L, 2);
     }
     return 0;
@@ -293,14 +322,24 @@ static int check_struct(const walk *w, int si, int t, int depth) {
   luaL_checkstack(L, 8, "essbasic: request nested too deeply");
   lua_rawgeti(L, w->refs, st->lookup_ref);
   int lookup = lua_gettop(L), v = lookup + 2;
-  int present_required = 0;
+  int present_required = 0, first = 1;
+  jbuf *out = w->out;
+  if (out) jbuf_addc(out, '{');
   lua_pushnil(L);
   while (lua_next(L, t)) {
     /* stack: lookup, key, value */
     if (lua_type(L, v - 1) != LUA_TSTRING) break; /* members have string names */
-    int fi = member_index(L, st, lua_tostring(L, v - 1), v - 1, lookup);
+    size_t klen;
+    const char *key = lua_tolstring(L, v - 1, &klen);
+    int fi = member_index(L, st, key, v - 1, lookup);
     if (fi < 0) break; /* unknown member */
     const cfield *f = &w->S->fields[fi];
+    if (out) {
+      if (!first) jbuf_addc(out, ',');
+      first = 0;
+      essbasic_json_string(out, key, klen);
+      jbuf_addc(out, ':');
+    }
     if (f->required) {
       /* an empty string is "not set" for a string member */
       if (f->kind == K_STRING && lua_type(L, v) == LUA_TSTRING && lua_rawlen(L, v) == 0) break;
@@ -317,22 +356,34 @@ static int check_struct(const walk *w, int si, int t, int depth) {
   lua_pop(L, 1);
   if (present_required < st->nrequired) return 0;
   if (st->check_ref && !call_ref(w, st->check_ref, t)) return 0;
+  if (out) jbuf_addc(out, '}');
   return 1;
 }
 
-/* checker(struct_index, request) → true when the Lua walk would find no problem in it (1-based index as given
- * to core.schema_checker). Upvalues: the schema userdata, the refs table. */
+/* checker(struct_index, request [, encode]) → true when the Lua walk would find no problem in the request
+ * (1-based index as given to core.schema_checker), else false. With encode, a request that passes comes back as
+ * its JSON instead of true: the bytes json.encode writes for it with the request's hint, written on the same
+ * walk. Upvalues: the schema userdata, the refs table. */
 static int l_check(lua_State *L) {
   const cschema *S = lua_touserdata(L, lua_upvalueindex(1));
+  char initial[8192];
   lua_Integer si = luaL_checkinteger(L, 1);
   luaL_argcheck(L, si >= 1 && si <= S->nstructs, 1, "no such structure");
   luaL_checktype(L, 2, LUA_TTABLE);
+  int encode = lua_toboolean(L, 3);
   lua_settop(L, 2);
-  lua_pushvalue(L, lua_upvalueindex(2));
-  luaL_getmetatable(L, JSON_ARRAY_MT);
-  walk w = {L, S, 3, 4};
+  lua_pushvalue(L, lua_upvalueindex(2)); /* 3 */
+  luaL_getmetatable(L, JSON_ARRAY_MT);   /* 4 */
+  lua_pushnil(L);                        /* 5: the buffer's slot once it leaves the C stack */
+  jbuf b;
+  jbuf_init(&b, L, 5, initial, sizeof initial);
+  walk w = {L, S, 3, 4, encode ? &b : NULL};
   int ok = !is_array_mt(&w, 2) && check_struct(&w, (int)si - 1, 2, 0);
-  lua_pushboolean(L, ok);
+  if (ok && encode) {
+    lua_pushlstring(L, b.p, b.len);
+  } else {
+    lua_pushboolean(L, ok);
+  }
   return 1;
 }
 

@@ -13,30 +13,15 @@
 #include <string.h>
 
 #include "core.h"
+#include "json.h"
 
-#define JSON_ARRAY_MT "essbasic.json_array"
 #define ENCODE_MAX_DEPTH 100
 #define DECODE_MAX_DEPTH 200
 #define ERR_MAX 1024
 
-/* ---- the growing buffer ---- */
+/* ---- the growing buffer (json.h) ---- */
 
-typedef struct {
-  lua_State *L;
-  int slot; /* stack slot holding the userdata once the buffer has left the C stack */
-  char *p;
-  size_t len, cap;
-} jbuf;
-
-static void jbuf_init(jbuf *b, lua_State *L, int slot, char *initial, size_t cap) {
-  b->L = L;
-  b->slot = slot;
-  b->p = initial;
-  b->len = 0;
-  b->cap = cap;
-}
-
-static void jbuf_grow(jbuf *b, size_t need) {
+void essbasic_jbuf_grow(jbuf *b, size_t need) {
   size_t cap = b->cap;
   if (need > ((size_t)-1) / 4 - b->len) luaL_error(b->L, "json: buffer size overflow");
   while (cap - b->len < need) cap *= 2;
@@ -46,21 +31,6 @@ static void jbuf_grow(jbuf *b, size_t need) {
   lua_replace(b->L, b->slot); /* the old userdata, if any, becomes garbage */
   b->p = np;
   b->cap = cap;
-}
-
-static inline void jbuf_need(jbuf *b, size_t n) {
-  if (b->cap - b->len < n) jbuf_grow(b, n);
-}
-
-static inline void jbuf_add(jbuf *b, const char *s, size_t n) {
-  jbuf_need(b, n);
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-}
-
-static inline void jbuf_addc(jbuf *b, char c) {
-  jbuf_need(b, 1);
-  b->p[b->len++] = c;
 }
 
 /* Bounded append for error messages: silently truncates. */
@@ -163,7 +133,7 @@ static inline size_t plain_run(const unsigned char *p, const unsigned char *end)
   return (size_t)(p - start);
 }
 
-static void enc_string(jbuf *b, const char *s, size_t len) {
+void essbasic_json_string(jbuf *b, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)s, *end = p + len;
   /* reserve the worst case once for short strings (nearly all), what is plain plus room for one escape for long
@@ -229,21 +199,26 @@ static void enc_float(jbuf *b, double d) {
   }
 }
 
-static int enc_number(encoder *e, int idx) {
+void essbasic_json_number(jbuf *b, lua_State *L, int idx) {
 #if LUA_VERSION_NUM >= 503
-  if (lua_isinteger(e->L, idx)) {
-    enc_integer(&e->b, (long long)lua_tointeger(e->L, idx));
-    return 0;
+  if (lua_isinteger(L, idx)) {
+    enc_integer(b, (long long)lua_tointeger(L, idx));
+    return;
   }
 #endif
+  double d = (double)lua_tonumber(L, idx);
+  if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+    enc_integer(b, (long long)d);
+  } else {
+    enc_float(b, d);
+  }
+}
+
+static int enc_number(encoder *e, int idx) {
   double d = (double)lua_tonumber(e->L, idx);
   if (d != d) return enc_fail(e, "cannot encode NaN");
   if (isinf(d)) return enc_fail(e, d > 0 ? "cannot encode inf" : "cannot encode -inf");
-  if (d == floor(d) && fabs(d) < 9007199254740992.0) {
-    enc_integer(&e->b, (long long)d);
-  } else {
-    enc_float(&e->b, d);
-  }
+  essbasic_json_number(&e->b, e->L, idx);
   return 0;
 }
 
@@ -340,7 +315,7 @@ static int enc_object(encoder *e, int idx, int hint) {
     const char *key = lua_tolstring(L, kidx, &klen);
     if (!first) jbuf_addc(&e->b, ',');
     first = 0;
-    enc_string(&e->b, key, klen);
+    essbasic_json_string(&e->b, key, klen);
     jbuf_addc(&e->b, ':');
     path_push_key(e, key, klen);
     int desc = 0;
@@ -405,7 +380,7 @@ static int enc_value(encoder *e, int idx, int hint, int desc) {
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    enc_string(&e->b, s, len);
+    essbasic_json_string(&e->b, s, len);
     return 0;
   }
   case LUA_TNUMBER:

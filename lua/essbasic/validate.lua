@@ -2,11 +2,12 @@
 -- anything is encoded or sent. validate.request(action, params) → true, or nil, err where err is an
 -- essbasic error of kind "validation" carrying every problem found (up to MAX_PROBLEMS), each with its path.
 --
--- It runs on every call, so it has two halves. The fast half is src/check.c: the schema and its per-member rules
--- compiled once into a C checker that walks the request and answers only "passes" or "does not"; the action
--- rules then run here. Only a request that does not pass takes the Lua walk below, which is the reference: it
--- finds every problem and names it with its path and code (spec/validate_fast_spec.lua holds the two halves to
--- the same verdict). Without the core (a pure-Lua load), the Lua walk does everything.
+-- It runs on every call, so it has two halves. The fast half is src/check.c: the schema and its rules compiled
+-- once into a C checker that walks the request and answers only "passes" or "does not" (and, for
+-- validate.request_body, writes the request's JSON on the same walk). Only a request that does not pass takes the
+-- Lua walk below, which is the reference: it finds every problem and names it with its path and code
+-- (spec/validate_fast_spec.lua holds the two halves to the same verdicts and bytes). Without the core (a pure-Lua
+-- load), the Lua walk does everything.
 -- In the Lua walk, per-struct lookups are compiled once at load time, tables are iterated raw with `next`, and
 -- the path of a field is kept as a stack of segments that becomes a string only when a problem is reported.
 
@@ -652,22 +653,43 @@ function M.fast_check(aname, params)
   return checker(action_root[aname], params or {})
 end
 
+-- The fast path's verdict, or with encode the request's JSON when it passes: the C walk, then the one-of groups
+-- of the two actions that have them. A false answer only means "ask the Lua walk".
+local function fast(action, aname, params, encode)
+  if not checker then return false end
+  local passed = checker(action_root[aname], params, encode)
+  if not passed then return false end
+  local ar = action_rules[aname]
+  if ar and #ar.one_of > 0 and select(2, with_state(action.error_set, check_action_rules, aname, params)) > 0 then
+    return false
+  end
+  return passed
+end
+
 -- validate.request(action, params) → true, or nil, err (see the top of this file).
 function M.request(aname, params)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
   params = params or {}
-  if checker and checker(action_root[aname], params) then
-    -- all passed but the one-of groups, if the action has any; only a problem needs the full walk
-    local ar = action_rules[aname]
-    if not ar or #ar.one_of == 0 or select(2, with_state(action.error_set, check_action_rules, aname, params)) == 0
-    then
-      return true
-    end
-  end
+  if fast(action, aname, params, false) then return true end
   local list, total = with_state(action.error_set, walk_request, aname, params)
   if total == 0 then return true end
   return fail(aname, list, total)
+end
+
+-- validate.request_body(action, params) → the request's JSON (exactly what json.encode(params, hint) writes), or
+-- nil, err as validate.request gives it. The C walk that checks a request writes its JSON on the way, so a
+-- validated call walks its params once, not twice.
+function M.request_body(aname, params)
+  local action, err = known_action(aname, params)
+  if not action then return nil, err end
+  params = params or {}
+  local body = fast(action, aname, params, true)
+  if body then return body end
+  local list, total = with_state(action.error_set, walk_request, aname, params)
+  if total > 0 then return fail(aname, list, total) end
+  -- valid after all (the spec holds the checker to the Lua walk's verdicts, so this is not expected)
+  return require("essbasic.json").encode(params, api.request_hint(aname))
 end
 
 -- The compiled view of a structure (for tools and tests): fields with their rules resolved.
