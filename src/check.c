@@ -302,7 +302,8 @@ static int check_member(const walk *w, const cfield *f, int v, int depth) {
     if (vt == LUA_TTABLE) {
       lua_pushnil(L);
       if (!lua_next(L, v)) {
-        if (w->out) jbuf_add(w->out, f->list ? "[]" : "{}", 2); /* as the encoder's hint has it */
+        /* as json.encode writes it: [] when marked as an array or when the hint says list */
+        if (w->out) jbuf_add(w->out, f->list || is_array_mt(w, v) ? "[]" : "{}", 2);
         return 1;
       }
       lua_pop(L, 2);
