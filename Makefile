@@ -52,7 +52,7 @@ test: deps
 # Every benchmark (bench/README.md) within a 280 s budget; the C baseline of the sequential benchmark is built here.
 bench: deps all
 	@mkdir -p build/bench
-	$(CC) -O2 -g $(WARNFLAGS) -o build/bench/c_baseline bench/c_baseline.c -lcurl
+	$(CC) -O2 -g $(WARNFLAGS) -o build/bench/c_baseline bench/c_baseline.c -lcurl -lcrypto
 	@bench/run
 
 # Regenerates the schema, the reference and the test facts from the official spec (development time only).

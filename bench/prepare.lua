@@ -49,6 +49,7 @@ local function measure(label, params)
     { "prepare (validate=false)", function() return client:prepare(B.ACTION, params, popts_nv) end },
     { "  validate.request alone", function() return validate.request(B.ACTION, params) end },
     { "  json.encode (with hint) alone", function() return json.encode(params, hint) end },
+    { "  validate.request_body (both, one walk) alone", function() return validate.request_body(B.ACTION, params) end },
     { "  signer.headers (sign + header map) alone", function() return signer.headers(parts, creds) end },
     { "  tc3 signer:sign alone", function()
       return creds.signer:sign(B.TIMESTAMP, "essbasic", "POST", "", { "content-type", "application/json",
@@ -105,7 +106,7 @@ if os.getenv("BENCH_NO_CALLGRIND") ~= "1" and os.execute("command -v valgrind >/
   print("-- instructions per prepare under callgrind (N prepares minus 0 prepares, divided by N)")
   local total
   for _, k in ipairs({ { "seed", 200, "prepare" }, { "seed", 200, "validate" }, { "seed", 200, "encode" },
-    { "seed", 200, "headers" }, { "group50", 20, "prepare" } }) do
+    { "seed", 200, "body" }, { "seed", 200, "headers" }, { "group50", 20, "prepare" } }) do
     local ir, err = callgrind(k[1], k[2], k[3])
     if k[3] == "prepare" then total = ir end
     local name = k[3] == "prepare" and "instructions per prepare (" .. k[1] .. ")" or "  of which " .. k[3]

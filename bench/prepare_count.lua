@@ -1,7 +1,8 @@
 -- Runs `count` prepares of the seed request ("seed") or the 50x5 group ("group50") after the same setup and
 -- warm-up every time, for counting instructions under callgrind (bench/prepare.lua subtracts a run with 0).
--- `stage` runs one step of prepare instead: validate, encode (json.encode with the hint) or headers (signer.headers).
--- Usage: lua5.4 bench/prepare_count.lua seed|group50 count [prepare|validate|encode|headers]
+-- `stage` runs one step of prepare instead: validate, encode (json.encode with the hint), body
+-- (validate.request_body: both in one walk) or headers (signer.headers).
+-- Usage: lua5.4 bench/prepare_count.lua seed|group50 count [prepare|validate|encode|body|headers]
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]+$") or "."
 package.path = here .. "/?.lua;" .. package.path
@@ -22,6 +23,7 @@ local validate, json, signer = require("essbasic.validate"), require("essbasic.j
 local steps = {
   prepare = function() return client:prepare(B.ACTION, params, popts) end,
   validate = function() return validate.request(B.ACTION, params) end,
+  body = function() return validate.request_body(B.ACTION, params) end,
   encode = function() return json.encode(params, hint) end,
   headers = function() return signer.headers(parts, creds) end,
 }
