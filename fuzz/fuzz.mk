@@ -1,7 +1,7 @@
 # Builds the libFuzzer harnesses into build/fuzz/ (make -f fuzz/fuzz.mk, from the repository root; `make fuzz`
 # builds and runs them through fuzz/run). The core's sources are compiled into each fuzzer with coverage.
 FUZZ_CC     ?= clang
-FUZZ_NAMES   = fuzz_json_decode fuzz_sign fuzz_callback fuzz_response
+FUZZ_NAMES   = fuzz_json_decode fuzz_sign fuzz_callback fuzz_response fuzz_validate
 FUZZ_SRCS    = src/core.c src/crypto.c src/json.c src/http.c src/clock.c src/check.c
 FUZZ_CFLAGS  = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                -std=gnu99 -Wall -Wextra -Werror -Wno-missing-field-initializers \
