@@ -142,17 +142,20 @@ local function check_call_args(action, params)
   end
 end
 
--- validate and encode: the bytes are produced once and signed and sent as they are on every attempt.
+-- validate and encode: the bytes are produced once and signed and sent as they are on every attempt. Validated,
+-- one walk does both (validate.request_body); unvalidated, the encoder alone, with the schema's shape hint.
 local function encode(self, action, params, call_opts)
   params = params or {}
   local want_validation = self.validate
   if call_opts and call_opts.validate ~= nil then want_validation = call_opts.validate end
+  local body, why
   if want_validation then
-    local ok, err = validate.request(action, params)
-    if not ok then return nil, err end
+    body, why = validate.request_body(action, params)
+    if not body then return nil, why end
+  else
+    body, why = json.encode(params, api.request_hint(action))
+    if not body then return nil, errors.new{ kind = "client", code = errors.ENCODE, message = why } end
   end
-  local body, why = json.encode(params, api.request_hint(action))
-  if not body then return nil, errors.new{ kind = "client", code = errors.ENCODE, message = why } end
   if #body > M.MAX_REQUEST_BYTES then
     return nil, errors.new{ kind = "client", code = errors.REQUEST_TOO_LARGE,
       message = format("the request is %d bytes; the API accepts at most %d", #body, M.MAX_REQUEST_BYTES) }
