@@ -2,7 +2,8 @@
 -- only content-type and host). The hashing and HMACs happen in the C signer held by the credentials; this file
 -- only decides which headers exist and what they say.
 
-local type, tostring, pairs, find = type, tostring, pairs, string.find
+local type, pairs, setmetatable = type, pairs, setmetatable
+local find, format = string.find, string.format
 
 local M = {}
 
@@ -11,10 +12,39 @@ M.SERVICE = "essbasic"
 M.CONTENT_TYPE = "application/json"
 M.ALGORITHM = "TC3-HMAC-SHA256"
 
+local SERVICE, CONTENT_TYPE, VERSION = M.SERVICE, M.CONTENT_TYPE, M.VERSION
+
 -- CR, LF or NUL in a header value would let a value forge headers of its own.
-function M.header_safe(value)
+local function header_safe(value)
   return type(value) == "string" and not find(value, "[\r\n%z]")
 end
+M.header_safe = header_safe
+
+-- Per creds table, what does not change between its calls: the checks of secret_id and token and the start of the
+-- Authorization value. Weak keys: a refreshed set of credentials is a new table and the old entry goes with it.
+-- The entry remembers the values it was made from, so a creds table changed in place is checked afresh.
+local per_creds = setmetatable({}, { __mode = "k" })
+
+-- → the entry, or nil and the name of the header whose value is unsafe (nothing is cached then).
+local function creds_entry(creds)
+  local id, token = creds.secret_id, creds.token
+  local e = per_creds[creds]
+  if e and e.secret_id == id and e.token == token then return e end
+  if not header_safe(id) then return nil, "Authorization" end
+  if token ~= nil and not header_safe(token) then return nil, "X-TC-Token" end
+  e = { secret_id = id, token = token, prefix = M.ALGORITHM .. " Credential=" .. id .. "/",
+    send_token = token ~= nil and token ~= "" }
+  per_creds[creds] = e
+  return e
+end
+
+-- The headers the signature covers, one array for every call: only the host changes. The C signer reads it
+-- during sign() and keeps no reference; sign() runs no Lua, so no other call can change it in between.
+local signed = { "content-type", CONTENT_TYPE, "host", "" }
+
+-- X-TC-Timestamp of the last timestamp seen: calls within one second share it (formatting is an snprintf).
+-- "%d", as the C signer writes it: a float timestamp such as 1700000000.0 is sent as the digits it signed.
+local last_ts, last_ts_text = nil, nil
 
 -- parts: { action, host, body, timestamp, region, language, request_client, version }; the client checked the
 -- static values (host, region, language, request client) once and the action on every call.
@@ -22,23 +52,24 @@ end
 -- providers may fetch them at run time.
 -- Returns the header map, or nil and the name of the header whose value is unsafe.
 function M.headers(parts, creds)
-  if not M.header_safe(creds.secret_id) then return nil, "Authorization" end
-  if creds.token ~= nil and not M.header_safe(creds.token) then return nil, "X-TC-Token" end
-  local signature, signed_headers, scope = creds.signer:sign(parts.timestamp, M.SERVICE, "POST", "",
-    { "content-type", M.CONTENT_TYPE, "host", parts.host }, parts.body)
+  local e, bad = creds_entry(creds)
+  if not e then return nil, bad end
+  local host, timestamp, region = parts.host, parts.timestamp, parts.region
+  signed[4] = host
+  local signature, signed_headers, scope = creds.signer:sign(timestamp, SERVICE, "POST", "", signed, parts.body)
+  if timestamp ~= last_ts then last_ts, last_ts_text = timestamp, format("%d", timestamp) end -- checked by sign()
   local headers = {
-    ["Authorization"] = M.ALGORITHM .. " Credential=" .. creds.secret_id .. "/" .. scope
-      .. ", SignedHeaders=" .. signed_headers .. ", Signature=" .. signature,
-    ["Content-Type"] = M.CONTENT_TYPE,
-    ["Host"] = parts.host,
+    ["Authorization"] = e.prefix .. scope .. ", SignedHeaders=" .. signed_headers .. ", Signature=" .. signature,
+    ["Content-Type"] = CONTENT_TYPE,
+    ["Host"] = host,
     ["X-TC-Action"] = parts.action,
-    ["X-TC-Version"] = parts.version or M.VERSION,
-    ["X-TC-Timestamp"] = tostring(parts.timestamp),
+    ["X-TC-Version"] = parts.version or VERSION,
+    ["X-TC-Timestamp"] = last_ts_text,
     ["X-TC-Language"] = parts.language,
     ["X-TC-RequestClient"] = parts.request_client,
   }
-  if parts.region and parts.region ~= "" then headers["X-TC-Region"] = parts.region end
-  if creds.token and creds.token ~= "" then headers["X-TC-Token"] = creds.token end
+  if region and region ~= "" then headers["X-TC-Region"] = region end
+  if e.send_token then headers["X-TC-Token"] = e.token end
   return headers
 end
 
