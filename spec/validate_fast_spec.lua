@@ -14,11 +14,12 @@ local function validate_input(action) return api.action(action).input end
 
 local examples = assert(core.json_decode(read("spec/data/examples_requests.json")))
 
--- A small deterministic generator (the same mutations on every run and both VMs).
+-- A small deterministic generator (the same mutations on every run and both VMs: Park-Miller, whose products stay
+-- below 2^53 and so are exact in LuaJIT's doubles too).
 local function prng(seed)
   local state = seed
   return function(n)
-    state = (state * 1103515245 + 12345) % 2147483648
+    state = (state * 16807) % 2147483647
     return state % n + 1
   end
 end
@@ -217,6 +218,58 @@ describe("the C checker", function()
       if not ref_ok then refused = refused + 1 end
     end
     assert.is_true(refused > 200 and refused < 580, "refused " .. refused)
+  end)
+
+  it("gives rules.lua's answers for the formats and the ID check it implements itself", function()
+    local action = "ChannelCreateFlowGroupByFiles"
+    local seed = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
+    local rnd, tried = prng(11), 0
+    local person -- the first signer who is a person: the one whose Mobile and ID are checked
+    for i, ap in ipairs(seed.FlowFileInfos[1].FlowApprovers) do
+      if ap.ApproverType == "PERSON" and not person then person = i end
+    end
+    assert.is_number(person)
+    local function agree(what, set)
+      local m = deep_copy(seed)
+      set(m, m.FlowFileInfos[1].FlowApprovers[person])
+      local ref_ok = validate.reference_request(action, m) == true
+      assert.are.equal(ref_ok, validate.fast_check(action, m), what)
+      tried = tried + 1
+      return ref_ok
+    end
+    -- mobiles: the edges, then random 11-character strings close to a mobile
+    local mobiles = { "13800138000", "12800138000", "19999999999", "10000000000", "1380013800a", "138001380000",
+      "1380013800", "23800138000", "1A800138000", " 3800138000", "+8613800138" }
+    for _ = 1, 300 do
+      local cs = {}
+      for i = 1, 11 do cs[i] = ("0123456789913a"):sub(rnd(14), nil):sub(1, 1) end
+      cs[1] = rnd(4) > 1 and "1" or cs[1]
+      mobiles[#mobiles + 1] = table.concat(cs)
+    end
+    local passed = 0
+    for _, v in ipairs(mobiles) do
+      if agree("Mobile " .. v, function(_, ap) ap.Mobile = v end) then
+        passed = passed + 1
+      end
+    end
+    assert.is_true(passed > 10 and passed < #mobiles - 10)
+    -- deadlines (unix_seconds, 0 allowed)
+    for _, v in ipairs({ 0, 1, 999999999, 1000000000, 1700000000, 33162419560, 33162419561, 1.7e9, 1.7e9 + 0.5,
+      -1700000000, 2 ^ 53, 2 ^ 53 + 2 }) do
+      agree("Deadline " .. tostring(v), function(m) m.FlowFileInfos[1].Deadline = v end)
+    end
+    -- ID numbers by type, the type absent, unknown or of another type
+    local types = { false, "ID_CARD", "HONGKONG_AND_MACAO", "HONGKONG_MACAO_AND_TAIWAN", "PASSPORT", "BOGUS", 7 }
+    local numbers = { false, "110101199003074518", "11010119900307451X", "11010119900307451x", "H1234567890",
+      "M1234567890", "M123456789", "X1234567890", "1101011990030745", "a10101199003074518", 110101199003074518 }
+    for _, t in ipairs(types) do
+      for _, n in ipairs(numbers) do
+        agree("IdCardType " .. tostring(t) .. ", IdCardNumber " .. tostring(n), function(_, ap)
+          ap.IdCardType, ap.IdCardNumber = t or nil, n or nil
+        end)
+      end
+    end
+    assert.is_true(tried > 380)
   end)
 
   it("checks every action's required and forbidden paths (rules.lua) on the way", function()

@@ -2,9 +2,10 @@
  * or no. lua/essbasic/validate.lua compiles the schema and its rules into a checker once, asks it first on every
  * call, and runs its own Lua walk only when the answer is no, to name every problem with its path and code. So the
  * Lua walk stays the reference: this file must refuse everything it refuses and accept everything it accepts
- * (spec/validate_fast_spec.lua compares the two over mutated requests). Formats and whole-structure checks stay
- * Lua functions, called from here. An action's required and forbidden paths arrive as marks on its own copies of
- * the structures along them; its one-of groups stay in Lua.
+ * (spec/validate_fast_spec.lua compares the two over mutated requests). rules.lua's mobile and unix_seconds
+ * formats and its id_card check are known here by name (calling Lua for them was a fifth of a validation); any
+ * other format or structure check is its Lua function, called. An action's required and forbidden paths arrive as
+ * marks on its own copies of the structures along them; its one-of groups stay in Lua.
  *
  * Also core.utf8_len, the one definition of "text" (valid UTF-8 without NUL) for the validator and the builders.
  *
@@ -23,8 +24,12 @@
 
 enum { K_STRING, K_INT, K_UINT, K_FLOAT, K_BOOL, K_STRUCT };
 
+/* Formats of rules.lua that the checker knows by name (the same definitions as there; validate_fast_spec holds
+ * the two to the same answers). Any other format is its Lua function, called. */
+enum { F_NONE, F_LUA, F_MOBILE, F_UNIX_SECONDS };
+
 typedef struct {
-  unsigned char kind, list, disabled, forbidden, required, allow_zero, has_min, has_max;
+  unsigned char kind, list, disabled, forbidden, required, allow_zero, has_min, has_max, format;
   int max_chars, min_chars, min_items, max_items; /* -1: no limit */
   lua_Number min, max;
   int enum_ref, format_ref; /* indexes in the refs table; 0: none */
@@ -43,6 +48,9 @@ typedef struct {
 typedef struct {
   int lookup_ref; /* refs[lookup_ref] = { member name = 0-based index in fields } */
   int check_ref;  /* refs[check_ref] = function(t) → true when the whole-structure checks pass; 0: none */
+  /* rules.lua's id_card structure check, known by name: refs of the type and number member names and of the
+   * set of IdCardType values; 0: none */
+  int id_type_ref, id_number_ref, id_types_ref;
   int nrequired;
   unsigned mask;  /* slots - 1 (a power of two) */
   nslot *slots;
@@ -128,6 +136,42 @@ static int l_utf8_len(lua_State *L) {
     lua_pushliteral(L, "invalid UTF-8");
   }
   return 2;
+}
+
+/* ---- formats (rules.lua's, by name) ---- */
+
+static int all_digits(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+  }
+  return 1;
+}
+
+/* rules.formats.mobile: 11 digits, 1[3-9] then 9 digits. */
+static int is_mobile(const char *s, size_t len) {
+  return len == 11 && s[0] == '1' && s[1] >= '3' && s[1] <= '9' && all_digits(s + 2, 9);
+}
+
+/* rules.formats.id_card(type, number) for a number string; type NULL when absent. */
+static int is_id_card(const char *type, size_t tlen, const char *num, size_t len) {
+  if (type == NULL || (tlen == 7 && memcmp(type, "ID_CARD", 7) == 0) ||
+      (tlen == 25 && memcmp(type, "HONGKONG_MACAO_AND_TAIWAN", 25) == 0)) {
+    return len == 18 && all_digits(num, 17) && ((num[17] >= '0' && num[17] <= '9') || num[17] == 'X');
+  }
+  if (tlen == 18 && memcmp(type, "HONGKONG_AND_MACAO", 18) == 0) {
+    return len == 11 && (num[0] == 'H' || num[0] == 'M') && all_digits(num + 1, 10);
+  }
+  return 0;
+}
+
+/* rules.formats.unix_seconds: a number (or a string tonumber reads) holding whole seconds in range. */
+#define UNIX_SECONDS_MIN 1000000000.0
+#define UNIX_SECONDS_MAX 33162419560.0
+static int is_unix_seconds(lua_State *L, int idx) {
+  int t = lua_type(L, idx), isnum = 0;
+  if (t != LUA_TNUMBER && t != LUA_TSTRING) return 0;
+  lua_Number n = lua_tonumberx(L, idx, &isnum); /* reads a string as tonumber() does; the value stays as it is */
+  return isnum && n == floor(n) && n >= UNIX_SECONDS_MIN && n <= UNIX_SECONDS_MAX;
 }
 
 /* ---- the walk ---- */
@@ -233,9 +277,18 @@ static int check_scalar(const walk *w, const cfield *f, int v) {
     return vt == LUA_TBOOLEAN && put_scalar(w, v);
   }
   if (f->enum_ref && !in_enum(w, f->enum_ref, v)) return 0;
-  if (f->format_ref && !(f->allow_zero && vt == LUA_TNUMBER && lua_tonumber(L, v) == 0) &&
-      !call_ref(w, f->format_ref, v)) {
-    return 0;
+  if (f->format && !(f->allow_zero && vt == LUA_TNUMBER && lua_tonumber(L, v) == 0)) {
+    int ok;
+    if (f->format == F_MOBILE) {
+      size_t len;
+      const char *s = vt == LUA_TSTRING ? lua_tolstring(L, v, &len) : NULL;
+      ok = s != NULL && is_mobile(s, len);
+    } else if (f->format == F_UNIX_SECONDS) {
+      ok = is_unix_seconds(L, v);
+    } else {
+      ok = call_ref(w, f->format_ref, v);
+    }
+    if (!ok) return 0;
   }
   return put_scalar(w, v);
 }
@@ -289,6 +342,29 @@ static int check_list(const walk *w, const cfield *f, int v, int depth) {
   }
   if (w->out) jbuf_addc(w->out, ']');
   return 1;
+}
+
+/* rules.struct_checks' id_card on the table at t: when the number is a string and the type is absent or one of
+ * IdCardType's values, the number must match the type (a bad type is the enum's problem, not this check's). */
+static int id_card_passes(const walk *w, const cstruct *st, int t) {
+  lua_State *L = w->L;
+  lua_rawgeti(L, w->refs, st->id_number_ref);
+  lua_rawget(L, t);
+  lua_rawgeti(L, w->refs, st->id_type_ref);
+  lua_rawget(L, t);
+  int ok = 1;
+  if (lua_type(L, -2) == LUA_TSTRING) {
+    size_t len, tlen = 0;
+    const char *num = lua_tolstring(L, -2, &len), *type = NULL;
+    int tt = lua_type(L, -1), known = tt == LUA_TNIL;
+    if (tt == LUA_TSTRING) {
+      type = lua_tolstring(L, -1, &tlen);
+      known = in_enum(w, st->id_types_ref, lua_gettop(L));
+    }
+    if (known) ok = is_id_card(type, tlen, num, len);
+  }
+  lua_pop(L, 2);
+  return ok;
 }
 
 /* A member whose value sits at index v. */
@@ -357,6 +433,7 @@ static int check_struct(const walk *w, int si, int t, int depth) {
   lua_pop(L, 1);
   if (present_required < st->nrequired) return 0;
   if (st->check_ref && !call_ref(w, st->check_ref, t)) return 0;
+  if (st->id_types_ref && !id_card_passes(w, st, t)) return 0;
   if (out) jbuf_addc(out, '}');
   return 1;
 }
@@ -422,11 +499,15 @@ static size_t slots_for(int nmembers) {
 }
 
 static const char *const KINDS[] = {"string", "int", "uint", "float", "bool", "struct", NULL};
+/* format_name values, in the order F_LUA + 0, 1, ...: "lua" means "call the function" */
+static const char *const FORMATS[] = {"lua", "mobile", "unix_seconds", NULL};
 
 /* core.schema_checker{ max_depth = n, [i] = { check = fn?, [j] = field } } → checker function, where field =
  * { name, kind = "string"|"int"|"uint"|"float"|"bool"|"struct", struct = index (1-based, for "struct"), list,
  *   disabled, forbidden, required, max_chars, min_chars, min_items, max_items, min, max, enum = set, format = fn,
- *   allow_zero }. Built once per schema by validate.lua. */
+ *   format_name = "mobile"|"unix_seconds"|"lua" (a known format runs in C), allow_zero }; a structure may also
+ *   have id_card = { type_field = name, number_field = name, types = set }. Built once per schema by
+ *   validate.lua. */
 static int l_schema_checker(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int nstructs = (int)lua_rawlen(L, 1), nfields = 0;
@@ -461,6 +542,19 @@ static int l_schema_checker(lua_State *L) {
     int sd = lua_gettop(L);
     cstruct *st = &S->structs[i - 1];
     st->check_ref = ref_field(L, sd, "check", refs, &nrefs);
+    st->id_type_ref = st->id_number_ref = st->id_types_ref = 0;
+    lua_getfield(L, sd, "id_card");
+    if (!lua_isnil(L, -1)) {
+      int ic = lua_gettop(L);
+      luaL_checktype(L, ic, LUA_TTABLE);
+      st->id_type_ref = ref_field(L, ic, "type_field", refs, &nrefs);
+      st->id_number_ref = ref_field(L, ic, "number_field", refs, &nrefs);
+      st->id_types_ref = ref_field(L, ic, "types", refs, &nrefs);
+      if (!st->id_type_ref || !st->id_number_ref || !st->id_types_ref) {
+        return luaL_error(L, "schema_checker: structure %d: id_card needs type_field, number_field and types", i);
+      }
+    }
+    lua_pop(L, 1);
     st->nrequired = 0;
     lua_newtable(L);
     int lookup = lua_gettop(L);
@@ -494,6 +588,11 @@ static int l_schema_checker(lua_State *L) {
       lua_pop(L, 2);
       f->enum_ref = ref_field(L, fd, "enum", refs, &nrefs);
       f->format_ref = ref_field(L, fd, "format", refs, &nrefs);
+      lua_getfield(L, fd, "format_name");
+      f->format = (unsigned char)(lua_isnil(L, -1) ? (f->format_ref ? F_LUA : F_NONE)
+                                  : luaL_checkoption(L, -1, NULL, FORMATS) + F_LUA);
+      lua_pop(L, 1);
+      if (f->format == F_LUA && !f->format_ref) return luaL_error(L, "schema_checker: a format without a function");
       if (f->kind == K_STRUCT) {
         int s = opt_int_field(L, fd, "struct", 0);
         if (s < 1 || s > nstructs) return luaL_error(L, "schema_checker: member %d of structure %d: bad struct", j, i);
