@@ -14,41 +14,24 @@
 local essbasic = require("essbasic")
 local core = require("essbasic.core")
 
-local function env(name, default)
-  local v = os.getenv(name)
-  if v == nil or v == "" then return default end
-  return v
-end
-
 local here = (arg and arg[0] or "examples/batch_onboarding.lua"):match("^(.*)/[^/]+$") or "."
 local build_group = dofile(here .. "/hr_onboarding_group.lua")
+local settings = dofile(here .. "/settings.lua")
 
 local COUNT = math.tointeger and math.tointeger(tonumber(arg[1] or "20")) or tonumber(arg[1] or "20")
 local CONCURRENCY = tonumber(arg[2] or "10")
 assert(COUNT and COUNT >= 1 and CONCURRENCY and CONCURRENCY >= 1, "usage: batch_onboarding.lua [count] [concurrency]")
-
-local ENDPOINT = env("ESSBASIC_ENDPOINT", "http://127.0.0.1:8780")
-local AGENT = {
-  app_id = env("ESSBASIC_APP_ID", "yDsandboxApp0000000000000000000001"),
-  org_open_id = env("ESSBASIC_ORG_OPEN_ID", "demo_org_hr_company"),
-  operator_open_id = env("ESSBASIC_OPERATOR_OPEN_ID", "demo_operator_wangwu"),
-}
-local COMPANY = env("ESSBASIC_COMPANY", "示例科技有限公司")
-local HR = { name = env("ESSBASIC_HR_NAME", "李四"), mobile = env("ESSBASIC_HR_MOBILE", "13900139000"),
-  open_id = env("ESSBASIC_HR_OPEN_ID", "demo_hr_lisi") }
 local PDFS = { "labour_contract.pdf", "confidentiality_agreement.pdf", "equipment_receipt.pdf" }
 
 local function say(fmt, ...) io.write(string.format(fmt, ...), "\n") io.flush() end
 
-local client = essbasic.new{ endpoint = ENDPOINT, file_endpoint = env("ESSBASIC_FILE_ENDPOINT", ENDPOINT),
-  secret_id = os.getenv("TENCENTCLOUD_SECRET_ID"), secret_key = os.getenv("TENCENTCLOUD_SECRET_KEY") }
-local agent_table = { AppId = AGENT.app_id, ProxyOrganizationOpenId = AGENT.org_open_id,
-  ProxyOperator = { OpenId = AGENT.operator_open_id } }
+local client = settings.client()
+local agent_table = settings.agent_table
 
 -- 1. The three PDFs, uploaded once.
 local file_ids = {}
 for i, name in ipairs(PDFS) do
-  local upload = assert(essbasic.file(here .. "/pdf/" .. name))
+  local upload = assert(essbasic.file(settings.pdf_dir .. "/" .. name))
   local resp, err = client:UploadFiles{ Agent = agent_table, BusinessType = "DOCUMENT", FileInfos = { upload } }
   if not resp then
     say("UploadFiles %s failed: %s", name, tostring(err))
@@ -62,12 +45,13 @@ local SURNAMES = { "张", "王", "李", "赵", "陈", "刘", "杨", "黄" }
 local requests, employees = {}, {}
 for i = 1, COUNT do
   employees[i] = { name = SURNAMES[(i - 1) % #SURNAMES + 1] .. "员工" .. i, mobile = string.format("137%08d", i) }
-  requests[i] = { "ChannelCreateFlowGroupByFiles", build_group{ file_ids = file_ids, agent = AGENT,
-    company = COMPANY, hr = HR, employee = employees[i], reference = string.format("BATCH-%05d", i) } }
+  requests[i] = { "ChannelCreateFlowGroupByFiles", build_group{ file_ids = file_ids, agent = settings.agent,
+    company = settings.company, hr = settings.hr, employee = employees[i],
+    reference = string.format("BATCH-%05d", i) } }
 end
 
 -- 3. All of them, CONCURRENCY at a time, a line as each finishes.
-say("Creating %d onboarding groups, %d at a time, against %s", COUNT, CONCURRENCY, ENDPOINT)
+say("Creating %d onboarding groups, %d at a time, against %s", COUNT, CONCURRENCY, settings.endpoint)
 local started, finished, failed = core.monotonic(), 0, 0
 local results = client:call_many(requests, { concurrency = CONCURRENCY, on_done = function(i, resp, err)
   finished = finished + 1

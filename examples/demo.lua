@@ -18,32 +18,18 @@
 local essbasic = require("essbasic")
 local core = require("essbasic.core")
 
-local function env(name, default)
-  local v = os.getenv(name)
-  if v == nil or v == "" then return default end
-  return v
-end
-
 local here = (arg and arg[0] or "examples/demo.lua"):match("^(.*)/[^/]+$") or "."
 local build_group = dofile(here .. "/hr_onboarding_group.lua")
+local settings = dofile(here .. "/settings.lua")
 
-local ENDPOINT = env("ESSBASIC_ENDPOINT", "http://127.0.0.1:8780")
-local FILE_ENDPOINT = env("ESSBASIC_FILE_ENDPOINT", ENDPOINT)
-local AGENT = {
-  app_id = env("ESSBASIC_APP_ID", "yDsandboxApp0000000000000000000001"),
-  org_open_id = env("ESSBASIC_ORG_OPEN_ID", "demo_org_hr_company"),
-  operator_open_id = env("ESSBASIC_OPERATOR_OPEN_ID", "demo_operator_wangwu"),
-}
-local COMPANY = env("ESSBASIC_COMPANY", "示例科技有限公司")
-local HR = { name = env("ESSBASIC_HR_NAME", "李四"), mobile = env("ESSBASIC_HR_MOBILE", "13900139000"),
-  open_id = env("ESSBASIC_HR_OPEN_ID", "demo_hr_lisi") }
-local EMPLOYEE = { name = env("ESSBASIC_EMPLOYEE_NAME", "张三"), mobile = env("ESSBASIC_EMPLOYEE_MOBILE", "13800138000") }
-local WAIT = tonumber(env("ESSBASIC_DEMO_WAIT", "0")) or 0
+local ENDPOINT, FILE_ENDPOINT = settings.endpoint, settings.file_endpoint
+local AGENT, COMPANY, HR, EMPLOYEE, WAIT = settings.agent, settings.company, settings.hr, settings.employee,
+  settings.wait
 
 local PDFS = {
-  { title = "劳动合同 (labour contract)", file = here .. "/pdf/labour_contract.pdf" },
-  { title = "保密协议 (confidentiality agreement)", file = here .. "/pdf/confidentiality_agreement.pdf" },
-  { title = "设备领用确认书 (equipment receipt)", file = here .. "/pdf/equipment_receipt.pdf" },
+  { title = "劳动合同 (labour contract)", file = settings.pdf_dir .. "/labour_contract.pdf" },
+  { title = "保密协议 (confidentiality agreement)", file = settings.pdf_dir .. "/confidentiality_agreement.pdf" },
+  { title = "设备领用确认书 (equipment receipt)", file = settings.pdf_dir .. "/equipment_receipt.pdf" },
 }
 
 local function say(fmt, ...) io.write(string.format(fmt, ...), "\n") io.flush() end
@@ -55,10 +41,8 @@ local function check(resp, err, what)
   os.exit(1)
 end
 
-local client = essbasic.new{ endpoint = ENDPOINT, file_endpoint = FILE_ENDPOINT,
-  secret_id = os.getenv("TENCENTCLOUD_SECRET_ID"), secret_key = os.getenv("TENCENTCLOUD_SECRET_KEY") }
-local agent_table = { AppId = AGENT.app_id, ProxyOrganizationOpenId = AGENT.org_open_id,
-  ProxyOperator = { OpenId = AGENT.operator_open_id } }
+local client = settings.client()
+local agent_table = settings.agent_table
 
 say("essbasic demo: %s joins %s, and signs three contracts in one go.", EMPLOYEE.name, COMPANY)
 say("API %s, files %s\n", ENDPOINT, FILE_ENDPOINT)
