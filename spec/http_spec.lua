@@ -294,6 +294,42 @@ describe("essbasic.core http", function()
       assert.are.equal(20, info.requests)
     end)
 
+    it("leaves the header map out when asked (response_headers = false), and only then", function()
+      local status, headers, body = s:request("POST", base .. "/echo", {}, "abc", { response_headers = false })
+      assert.are.equal(200, status)
+      assert.is_nil(headers)
+      assert.are.equal("abc", body)
+      headers = select(2, s:request("POST", base .. "/echo", {}, "abcd", { response_headers = true }))
+      assert.are.equal("4", headers["x-body-length"])
+      headers = select(2, s:request("POST", base .. "/echo", {}, "abcde", {}))
+      assert.are.equal("5", headers["x-body-length"])
+      assert.has_error(function() s:request("GET", base .. "/echo", {}, nil, { response_headers = "no" }) end)
+      -- a failure answers as before
+      local nothing, kind = s:request("GET", REFUSED_URL, {}, nil, { response_headers = false })
+      assert.is_nil(nothing)
+      assert.are.equal("connect", kind)
+    end)
+
+    it("sends each request its own header lines while the list's memory is reused", function()
+      -- 40 headers (more than the first allocation of nodes), then fewer and different ones, then none
+      local many = {}
+      for i = 1, 40 do many["X-H" .. i] = string.rep("v", i) end
+      many["X-Custom"] = "first"
+      local status, headers = s:request("GET", base .. "/echo", many)
+      assert.are.equal(200, status)
+      assert.are.equal("first", headers["x-custom"])
+      assert.are.equal("none", headers["x-expect"])
+      headers = select(2, s:request("GET", base .. "/echo", { ["X-Custom"] = "second, longer than the first" }))
+      assert.are.equal("second, longer than the first", headers["x-custom"])
+      status, headers = s:request("GET", base .. "/echo", nil)
+      assert.are.equal(200, status)
+      assert.are.equal("none", headers["x-custom"])
+      -- a refused header leaves the session usable for the next request
+      assert.has_error(function() s:request("GET", base .. "/echo", { ["X-A"] = "ok", ["X-B"] = "v\nw" }) end)
+      headers = select(2, s:request("GET", base .. "/echo", { ["X-Custom"] = "third" }))
+      assert.are.equal("third", headers["x-custom"])
+    end)
+
     it("never sends Expect: 100-continue, even for a 2 KB body", function()
       local body = string.rep("e", 2048)
       local t0 = monotonic()
@@ -415,6 +451,25 @@ describe("essbasic.core http", function()
       assert.is_true(by_kind.timeout.sent)
       assert.are.equal(7, by_kind[500].id)
       assert.are.equal("boom", by_kind[500].body)
+      m:close()
+    end)
+
+    it("leaves the header map out of a result when its request asked (response_headers = false)", function()
+      local m = http_multi()
+      m:add("without", "POST", base .. "/echo", { ["X-Custom"] = "a" }, "12", { response_headers = false })
+      m:add("with", "POST", base .. "/echo", { ["X-Custom"] = "b" }, "123")
+      local results = drain(m, 3)
+      assert.are.equal(2, #results)
+      for _, r in ipairs(results) do
+        assert.are.equal(200, r.status)
+        if r.id == "without" then
+          assert.is_nil(r.headers)
+          assert.are.equal("12", r.body)
+        else
+          assert.are.equal("b", r.headers["x-custom"])
+          assert.are.equal("3", r.headers["x-body-length"])
+        end
+      end
       m:close()
     end)
 

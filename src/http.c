@@ -142,9 +142,14 @@ static void opts_free(http_opts *o) {
 
 typedef struct xfer {
   CURL *easy;
-  struct curl_slist *headers; /* owned here so an argument error half-way through building it leaks nothing */
-  buf_t body, resp_headers, line;
+  /* The request's header list, built without a malloc per line: the lines sit NUL-terminated in `lines` and the
+   * list's nodes in `nodes`, both owned here (so an argument error half-way through leaks nothing) and reused by
+   * the next request. libcurl only reads the list, and only while a transfer runs. */
+  struct curl_slist *nodes;
+  size_t nodes_cap;
+  buf_t body, resp_headers, lines;
   size_t max_body;
+  int want_headers; /* 0: the caller reads status and body only; response headers are neither kept nor pushed */
   int too_large, out_of_memory;
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
@@ -171,6 +176,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   xfer *x = ud;
   size_t total = size * n;
+  if (!x->want_headers) return total;
   if (total >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     x->resp_headers.len = 0;
     return total;
@@ -194,20 +200,19 @@ static void xfer_init(xfer *x) {
 static void xfer_release(xfer *x) {
   if (x->easy) curl_easy_cleanup(x->easy);
   x->easy = NULL;
-  curl_slist_free_all(x->headers);
-  x->headers = NULL;
+  free(x->nodes);
+  x->nodes = NULL;
+  x->nodes_cap = 0;
   buf_free(&x->body);
   buf_free(&x->resp_headers);
-  buf_free(&x->line);
+  buf_free(&x->lines);
 }
 
-/* Ready for the next request: large buffers go back to the system, the header list is no longer needed. */
+/* Ready for the next request: large buffers go back to the system; the header nodes stay for the next list. */
 static void xfer_recycle(xfer *x) {
   buf_recycle(&x->body);
   buf_recycle(&x->resp_headers);
-  buf_recycle(&x->line);
-  curl_slist_free_all(x->headers);
-  x->headers = NULL;
+  buf_recycle(&x->lines);
 }
 
 /* ---------------------------------------------------------------- request arguments */
@@ -218,6 +223,7 @@ typedef struct {
   const char *body;
   size_t body_len;
   double timeout, connect_timeout;
+  int want_headers;
 } req_args;
 
 /* Reads method, url, body and per-call opts at stack slots base..base+4 (headers, at base+2, are read by
@@ -238,10 +244,17 @@ static void read_request(lua_State *L, int base, const http_opts *o, req_args *r
   luaL_argcheck(L, r->post || r->body_len == 0, base + 3, "a GET request has no body");
   r->timeout = o->timeout;
   r->connect_timeout = o->connect_timeout;
+  r->want_headers = 1;
   if (!lua_isnoneornil(L, base + 4)) {
     luaL_checktype(L, base + 4, LUA_TTABLE);
     r->timeout = opt_seconds(L, base + 4, "timeout", o->timeout);
     r->connect_timeout = opt_seconds(L, base + 4, "connect_timeout", o->connect_timeout);
+    lua_getfield(L, base + 4, "response_headers");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_isboolean(L, -1)) luaL_error(L, "option 'response_headers' must be a boolean");
+      r->want_headers = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
   }
 }
 
@@ -251,18 +264,35 @@ static int has_crlfnul(const char *s, size_t n) {
   return 0;
 }
 
-static void append_header(lua_State *L, xfer *x, const char *line) {
-  struct curl_slist *l = curl_slist_append(x->headers, line);
-  if (!l) luaL_error(L, "out of memory");
-  x->headers = l;
+static void add_line(lua_State *L, xfer *x, const char *line, size_t len) {
+  if (!buf_append(&x->lines, line, len) || !buf_append(&x->lines, "", 1)) luaL_error(L, "out of memory");
 }
 
-/* Builds x->headers from the map at slot idx plus an empty Expect: (libcurl would otherwise send
+/* Links x->nodes over the n NUL-terminated lines in x->lines; returns the list's head. */
+static struct curl_slist *link_lines(lua_State *L, xfer *x, size_t n) {
+  if (n > x->nodes_cap) {
+    size_t cap = x->nodes_cap ? x->nodes_cap : 16;
+    while (cap < n) cap *= 2;
+    struct curl_slist *p = realloc(x->nodes, cap * sizeof *p);
+    if (!p) luaL_error(L, "out of memory");
+    x->nodes = p;
+    x->nodes_cap = cap;
+  }
+  char *line = x->lines.data;
+  for (size_t i = 0; i < n; i++) {
+    x->nodes[i].data = line;
+    x->nodes[i].next = i + 1 < n ? &x->nodes[i + 1] : NULL;
+    line += strlen(line) + 1;
+  }
+  return x->nodes;
+}
+
+/* Builds the header list from the map at slot idx plus an empty Expect: (libcurl would otherwise send
  * "Expect: 100-continue" for bodies over 1 KiB and wait a round trip). Values are never quoted in errors. */
-static void build_headers(lua_State *L, int idx, xfer *x) {
+static struct curl_slist *build_headers(lua_State *L, int idx, xfer *x) {
   int caller_expect = 0;
-  curl_slist_free_all(x->headers);
-  x->headers = NULL;
+  size_t n = 0;
+  x->lines.len = 0;
   if (!lua_isnoneornil(L, idx)) {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -276,17 +306,20 @@ static void build_headers(lua_State *L, int idx, xfer *x) {
       const char *value = lua_tolstring(L, -1, &vlen); /* converts the value slot only; the key is untouched */
       if (has_crlfnul(value, vlen)) luaL_error(L, "value of header '%s' contains CR, LF or NUL", name);
       if (nlen == 6 && strncasecmp(name, "expect", 6) == 0) caller_expect = 1;
-      x->line.len = 0;
       /* "Name;" is libcurl's way to send a header with an empty value ("Name:" would remove it). */
-      if (!buf_append(&x->line, name, nlen) ||
-          !(vlen ? buf_append(&x->line, ": ", 2) && buf_append(&x->line, value, vlen) : buf_append(&x->line, ";", 1)) ||
-          !buf_append(&x->line, "", 1))
+      if (!buf_append(&x->lines, name, nlen) ||
+          !(vlen ? buf_append(&x->lines, ": ", 2) && buf_append(&x->lines, value, vlen) : buf_append(&x->lines, ";", 1)) ||
+          !buf_append(&x->lines, "", 1))
         luaL_error(L, "out of memory");
-      append_header(L, x, x->line.data);
+      n++;
       lua_pop(L, 1);
     }
   }
-  if (!caller_expect) append_header(L, x, "Expect:");
+  if (!caller_expect) {
+    add_line(L, x, "Expect:", 7);
+    n++;
+  }
+  return link_lines(L, x, n);
 }
 
 /* ---------------------------------------------------------------- options and outcome (shared by easy and multi) */
@@ -298,11 +331,12 @@ static long seconds_to_ms(double s) {
 
 /* Sets every option, every time: after curl_easy_reset nothing from an earlier request survives except the
  * connection, DNS and TLS session caches. No Lua here. */
-static CURLcode xfer_prepare(xfer *x, const http_opts *o, const req_args *r) {
+static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opts *o, const req_args *r) {
   CURL *e = x->easy;
   CURLcode rc = CURLE_OK;
   curl_easy_reset(e);
   x->body.len = x->resp_headers.len = 0;
+  x->want_headers = r->want_headers;
   x->too_large = x->out_of_memory = 0;
   x->max_body = o->max_response_bytes;
   x->errbuf[0] = '\0';
@@ -318,7 +352,7 @@ static CURLcode xfer_prepare(xfer *x, const http_opts *o, const req_args *r) {
   } else {
     SET(CURLOPT_HTTPGET, 1L);
   }
-  SET(CURLOPT_HTTPHEADER, x->headers);
+  SET(CURLOPT_HTTPHEADER, headers);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_TIMEOUT_MS, seconds_to_ms(r->timeout));
   SET(CURLOPT_CONNECTTIMEOUT_MS, seconds_to_ms(r->connect_timeout));
@@ -380,14 +414,14 @@ static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
   curl_off_t pretransfer = 0;
   long request_size = 0;
   memset(out, 0, sizeof *out);
-  if (performed) {
-    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &out->connects);
-    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
-    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &request_size);
-  }
+  if (performed) curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &out->connects);
   if (rc == CURLE_OK) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
     if (out->status > 0) return;
+  }
+  if (performed) {
+    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &request_size);
   }
   out->message = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
   /* The request may have gone out once libcurl got past connecting (pretransfer) or counted request bytes. */
@@ -496,14 +530,15 @@ static int l_http_session(lua_State *L) {
   return 1;
 }
 
-/* session:request(method, url, headers, body [, opts]) -> status, headers, body | nil, kind, message, sent */
+/* session:request(method, url, headers, body [, opts]) -> status, headers, body | nil, kind, message, sent
+ * opts: timeout, connect_timeout, response_headers (false: headers comes back nil, the map is not built). */
 static int l_session_request(lua_State *L) {
   session_t *s = check_session(L);
   req_args r;
   outcome_t out;
   read_request(L, 2, &s->opts, &r);
-  build_headers(L, 4, &s->x);
-  CURLcode rc = xfer_prepare(&s->x, &s->opts, &r);
+  struct curl_slist *headers = build_headers(L, 4, &s->x);
+  CURLcode rc = xfer_prepare(&s->x, headers, &s->opts, &r);
   int performed = rc == CURLE_OK;
   if (performed) rc = curl_easy_perform(s->x.easy);
   xfer_outcome(&s->x, rc, performed, &out);
@@ -511,7 +546,10 @@ static int l_session_request(lua_State *L) {
   s->connects += out.connects;
   if (out.status > 0) {
     lua_pushinteger(L, (lua_Integer)out.status);
-    push_headers(L, &s->x);
+    if (s->x.want_headers)
+      push_headers(L, &s->x);
+    else
+      lua_pushnil(L);
     push_body(L, &s->x);
   } else {
     lua_pushnil(L);
@@ -660,7 +698,7 @@ static int l_multi_add(lua_State *L) {
   luaL_checkany(L, 2);
   read_request(L, 3, &m->opts, &r);
   xfer *x = multi_take_idle(L, m);
-  build_headers(L, 5, x);
+  struct curl_slist *headers = build_headers(L, 5, x);
   lua_rawgeti(L, LUA_REGISTRYINDEX, m->refs);
   lua_pushvalue(L, 2);
   x->id_ref = luaL_ref(L, -2);
@@ -669,7 +707,7 @@ static int l_multi_add(lua_State *L) {
     x->body_ref = luaL_ref(L, -2);
   }
   lua_pop(L, 1);
-  CURLcode rc = xfer_prepare(x, &m->opts, &r);
+  CURLcode rc = xfer_prepare(x, headers, &m->opts, &r);
   CURLMcode mrc = rc == CURLE_OK ? curl_multi_add_handle(m->multi, x->easy) : CURLM_OK;
   if (rc != CURLE_OK || mrc != CURLM_OK) {
     multi_unref(L, m, x);
@@ -741,8 +779,10 @@ static int l_multi_poll(lua_State *L) {
     if (out.status > 0) {
       lua_pushinteger(L, (lua_Integer)out.status);
       lua_setfield(L, -2, "status");
-      push_headers(L, x);
-      lua_setfield(L, -2, "headers");
+      if (x->want_headers) {
+        push_headers(L, x);
+        lua_setfield(L, -2, "headers");
+      }
       push_body(L, x);
       lua_setfield(L, -2, "body");
     } else {

@@ -42,6 +42,7 @@ function M.new(opts)
   return setmetatable({ session = core.http_session(options), options = options }, Transport)
 end
 
+-- req.response_headers = false: res.headers is nil (the C session skips building the map).
 function Transport:request(req)
   local status, headers, body, sent = self.session:request(req.method, req.url, req.headers, req.body, req)
   if not status then return nil, M.network_error(headers, body, sent) end

@@ -1,6 +1,7 @@
 -- Picks the transport: cosockets inside nginx (a blocking libcurl call there would stall the whole worker),
 -- libcurl everywhere else. Every transport has request(req) → { status, headers, body } or nil, err where
--- req = { method, url, headers, body, timeout, connect_timeout }.
+-- req = { method, url, headers, body, timeout, connect_timeout, response_headers }. response_headers = false says
+-- the caller reads only status and body (the client, on every call): a transport may then leave headers out.
 
 local M = {}
 
