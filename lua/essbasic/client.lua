@@ -18,6 +18,8 @@ local type, tostring, setmetatable, error, pairs, floor = type, tostring, setmet
 local match, format = string.match, string.format
 local os_time = os.time
 
+local schema_actions = api.schema.actions
+
 local M = {}
 
 M.VERSION = "0.1.0"
@@ -105,6 +107,8 @@ function M.new(opts)
     logger = opts.logger,
     debug = opts.debug or false,
   }
+  -- What signer.headers reads, one table per client: the static values set here, the rest by each signing.
+  self.sign_parts = { region = self.region, language = self.language, request_client = self.request_client }
   self.transport = transport_mod.resolve(opts.transport, {
     timeout = self.timeout, connect_timeout = opts.connect_timeout or 10, proxy = opts.proxy,
     ca_file = opts.ca_file, ca_path = opts.ca_path, ssl_verify = opts.ssl_verify,
@@ -134,7 +138,8 @@ local function log(self, level, message)
 end
 
 local function check_call_args(action, params)
-  if type(action) ~= "string" or not match(action, "^%a%w*$") then
+  -- Every schema action is such a name; only other strings need the pattern.
+  if type(action) ~= "string" or not (schema_actions[action] or match(action, "^%a%w*$")) then
     error("essbasic: the action must be a name like 'DescribeFlowDetailInfo', got " .. tostring(action), 3)
   end
   if params ~= nil and type(params) ~= "table" then
@@ -167,20 +172,22 @@ local function endpoint_for(self, action)
   return api.host_kind(action) == "file" and self.file_endpoint or self.endpoint
 end
 
--- The signed request { method, url, headers, body } for one attempt.
+-- The signed headers of one attempt and the endpoint they are for, or nil and an error.
 local function sign(self, action, body, timestamp)
   local creds, err = self.provider.get()
   if not creds then return nil, err end
   local ep = endpoint_for(self, action)
-  local headers, bad = signer.headers({
-    action = action, host = ep.host, body = body, timestamp = timestamp,
-    region = self.region, language = self.language, request_client = self.request_client,
-  }, creds)
+  -- signer.headers keeps no reference to parts and yields nowhere, so concurrent calls (light threads) can share
+  -- it; the body is dropped afterwards so the client does not hold the last request's bytes.
+  local parts = self.sign_parts
+  parts.action, parts.host, parts.body, parts.timestamp = action, ep.host, body, timestamp
+  local headers, bad = signer.headers(parts, creds)
+  parts.body = nil
   if not headers then
     return nil, errors.new{ kind = "client", code = errors.HEADER_VALUE,
       message = "the credentials give a value with CR, LF or NUL for the " .. bad .. " header" }
   end
-  return { method = "POST", url = ep.url, headers = headers, body = body }
+  return headers, ep
 end
 
 -- Returns the signed request without sending it (a dry run): { method, url, headers, body }.
@@ -193,7 +200,9 @@ function methods.prepare(self, action, params, prepare_opts)
   end
   local body, err = encode(self, action, params, prepare_opts)
   if not body then return nil, err end
-  return sign(self, action, body, ts)
+  local headers, ep = sign(self, action, body, ts)
+  if not headers then return nil, ep end
+  return { method = "POST", url = ep.url, headers = headers, body = body }
 end
 
 local function outcome_unknown(action, err)
@@ -214,12 +223,12 @@ local function begin(self, action, params, call_opts)
     err.attempts = 0
     return nil, err
   end
+  local deadline = call_opts.deadline or self.deadline
   return {
     action = action, body = body, opts = call_opts,
     policy = call_opts.retry ~= nil and retry.policy(call_opts.retry) or self.retry,
-    readonly = api.is_readonly(action),
-    started = runtime.now(),
-    deadline = call_opts.deadline or self.deadline,
+    deadline = deadline,
+    started = deadline and runtime.now(), -- only a deadline reads it
     attempts = 0, history = {},
   }
 end
@@ -244,12 +253,14 @@ local function next_request(self, st)
     end
     if left < timeout then timeout = left end
   end
-  local req, err = sign(self, st.action, st.body, os_time())
-  if not req then
-    err.attempts, err.history = st.attempts, st.history
-    return nil, err
+  local headers, ep = sign(self, st.action, st.body, os_time())
+  if not headers then
+    ep.attempts, ep.history = st.attempts, st.history
+    return nil, ep
   end
-  req.timeout = timeout
+  -- conclude reads only status and body: the transport need not build the response's header map.
+  local req = { method = "POST", url = ep.url, headers = headers, body = st.body, timeout = timeout,
+    response_headers = false }
   st.attempts = st.attempts + 1
   if self.debug then
     log(self, "debug", "essbasic request " .. st.action .. " " .. req.url .. " "
@@ -269,7 +280,8 @@ local function conclude(self, st, res, err)
     end
     if resp then return "done", resp, { attempts = st.attempts, history = st.history } end
   end
-  local decision, class = retry.decide(st.policy, err, st.readonly, st.attempts)
+  local readonly = api.is_readonly(st.action)
+  local decision, class = retry.decide(st.policy, err, readonly, st.attempts)
   st.history[#st.history + 1] = { code = err.code, class = class }
   st.last_error = err
   if decision == "retry" then
@@ -280,14 +292,19 @@ local function conclude(self, st, res, err)
       return "retry", delay
     end
   end
-  if class == "unknown" and not st.readonly then err = outcome_unknown(st.action, err) end
+  if class == "unknown" and not readonly then err = outcome_unknown(st.action, err) end
   err.attempts, err.history = st.attempts, st.history
   return "failed", err
 end
 
+-- The options of a call made without any: one shared table, never written to (st.opts is only read).
+local NO_OPTS = setmetatable({}, {
+  __newindex = function() error("essbasic: the shared empty call options are read-only", 2) end,
+})
+
 local function check_call_opts(call_opts, level)
   if call_opts ~= nil and type(call_opts) ~= "table" then error("essbasic: call options must be a table", level + 1) end
-  return call_opts or {}
+  return call_opts or NO_OPTS
 end
 
 -- Runs a begun call to its end, attempt after attempt → resp, meta or nil, err.
