@@ -36,19 +36,27 @@ typedef struct {
   size_t len, cap;
 } buf_t;
 
-static int buf_append(buf_t *b, const char *s, size_t n) {
+/* Room for n more bytes; returns where they go (and counts them as used), or NULL when out of memory. */
+static char *buf_extend(buf_t *b, size_t n) {
   if (b->cap - b->len < n) {
     size_t need = b->len + n;
-    if (need < b->len) return 0;
+    if (need < b->len) return NULL;
     size_t cap = b->cap ? b->cap : 1024;
     while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->data, cap);
-    if (!p) return 0;
+    if (!p) return NULL;
     b->data = p;
     b->cap = cap;
   }
-  if (n) memcpy(b->data + b->len, s, n);
+  char *at = b->data + b->len;
   b->len += n;
+  return at;
+}
+
+static int buf_append(buf_t *b, const char *s, size_t n) {
+  char *at = buf_extend(b, n);
+  if (!at) return 0;
+  if (n) memcpy(at, s, n);
   return 1;
 }
 
@@ -258,14 +266,27 @@ static void read_request(lua_State *L, int base, const http_opts *o, req_args *r
   }
 }
 
+/* Three vectorised scans: a header value (the Authorization line, say) is checked at a few bytes a cycle. */
 static int has_crlfnul(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 1;
-  return 0;
+  return strlen(s) != n || memchr(s, '\r', n) != NULL || memchr(s, '\n', n) != NULL;
 }
 
-static void add_line(lua_State *L, xfer *x, const char *line, size_t len) {
-  if (!buf_append(&x->lines, line, len) || !buf_append(&x->lines, "", 1)) luaL_error(L, "out of memory");
+/* Appends "name: value" (or "name;" for an empty value: libcurl's way to send a header with an empty value, as
+ * "name:" would remove it) and a NUL to x->lines, room reserved once. */
+static void add_line(lua_State *L, xfer *x, const char *name, size_t nlen, const char *value, size_t vlen) {
+  size_t len = nlen + (vlen ? 2 + vlen : 1) + 1;
+  char *p = len > nlen ? buf_extend(&x->lines, len) : NULL;
+  if (!p) luaL_error(L, "out of memory");
+  memcpy(p, name, nlen);
+  p += nlen;
+  if (vlen) {
+    memcpy(p, ": ", 2);
+    memcpy(p + 2, value, vlen);
+    p += 2 + vlen;
+  } else {
+    *p++ = ';';
+  }
+  *p = '\0';
 }
 
 /* Links x->nodes over the n NUL-terminated lines in x->lines; returns the list's head. */
@@ -306,17 +327,13 @@ static struct curl_slist *build_headers(lua_State *L, int idx, xfer *x) {
       const char *value = lua_tolstring(L, -1, &vlen); /* converts the value slot only; the key is untouched */
       if (has_crlfnul(value, vlen)) luaL_error(L, "value of header '%s' contains CR, LF or NUL", name);
       if (nlen == 6 && strncasecmp(name, "expect", 6) == 0) caller_expect = 1;
-      /* "Name;" is libcurl's way to send a header with an empty value ("Name:" would remove it). */
-      if (!buf_append(&x->lines, name, nlen) ||
-          !(vlen ? buf_append(&x->lines, ": ", 2) && buf_append(&x->lines, value, vlen) : buf_append(&x->lines, ";", 1)) ||
-          !buf_append(&x->lines, "", 1))
-        luaL_error(L, "out of memory");
+      add_line(L, x, name, nlen, value, vlen);
       n++;
       lua_pop(L, 1);
     }
   }
   if (!caller_expect) {
-    add_line(L, x, "Expect:", 7);
+    if (!buf_append(&x->lines, "Expect:", sizeof "Expect:")) luaL_error(L, "out of memory"); /* NUL included */
     n++;
   }
   return link_lines(L, x, n);
