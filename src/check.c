@@ -34,6 +34,8 @@ typedef struct {
   lua_Number min, max;
   int enum_ref, format_ref; /* indexes in the refs table; 0: none */
   int struct_index;         /* K_STRUCT: 0-based index of the member's structure */
+  const char *key_json;     /* "Name": as the encoder writes it (kept alive in the refs table) */
+  size_t key_json_len;
 } cfield;
 
 /* Member names by the address of their string's bytes. Lua interns short strings (5.4: up to 40 bytes; LuaJIT:
@@ -215,6 +217,12 @@ static int in_enum(const walk *w, int ref, int idx) {
   return ok;
 }
 
+/* The JSON of a string that passed. */
+static int put_string(const walk *w, const char *s, size_t len) {
+  if (w->out) essbasic_json_string(w->out, s, len);
+  return 1;
+}
+
 /* The JSON of a scalar that passed: the bytes json.encode writes for it. */
 static int put_scalar(const walk *w, int v) {
   jbuf *b = w->out;
@@ -223,8 +231,7 @@ static int put_scalar(const walk *w, int v) {
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(w->L, v, &len);
-    essbasic_json_string(b, s, len);
-    break;
+    return put_string(w, s, len);
   }
   case LUA_TNUMBER:
     essbasic_json_number(b, w->L, v);
@@ -244,12 +251,13 @@ static int check_scalar(const walk *w, const cfield *f, int v) {
     if (vt != LUA_TSTRING) return 0;
     size_t len;
     const char *s = lua_tolstring(L, v, &len);
-    if (len == 0) return put_scalar(w, v); /* "" is "not set"; required members are counted apart */
+    if (len == 0) return put_string(w, s, 0); /* "" is "not set"; required members are counted apart */
     if (f->max_chars >= 0 && len > 4 * (size_t)f->max_chars) return 0;
     ptrdiff_t n = text_len((const unsigned char *)s, len);
     if (n < 0) return 0;
     if (f->max_chars >= 0 && n > f->max_chars) return 0;
     if (f->min_chars >= 0 && n < f->min_chars) return 0;
+    if (!f->enum_ref && !f->format) return put_string(w, s, len); /* nearly every string member */
     break;
   }
   case K_INT:
@@ -406,16 +414,13 @@ static int check_struct(const walk *w, int si, int t, int depth) {
   while (lua_next(L, t)) {
     /* stack: lookup, key, value */
     if (lua_type(L, v - 1) != LUA_TSTRING) break; /* members have string names */
-    size_t klen;
-    const char *key = lua_tolstring(L, v - 1, &klen);
-    int fi = member_index(L, st, key, v - 1, lookup);
+    int fi = member_index(L, st, lua_tostring(L, v - 1), v - 1, lookup);
     if (fi < 0) break; /* unknown member */
     const cfield *f = &w->S->fields[fi];
     if (out) {
       if (!first) jbuf_addc(out, ',');
       first = 0;
-      essbasic_json_string(out, key, klen);
-      jbuf_addc(out, ':');
+      jbuf_add(out, f->key_json, f->key_json_len);
     }
     if (f->required) {
       /* an empty string is "not set" for a string member */
@@ -601,6 +606,21 @@ static int l_schema_checker(lua_State *L) {
       if (f->required) st->nrequired++;
       lua_getfield(L, fd, "name");
       luaL_checktype(L, -1, LUA_TSTRING);
+      {
+        /* the member's "Name": written once, by the encoder's own string writer */
+        size_t nlen;
+        const char *nm = lua_tolstring(L, -1, &nlen);
+        char kbuf[256];
+        jbuf kb;
+        lua_pushnil(L); /* the key buffer's slot, should a name not fit kbuf */
+        jbuf_init(&kb, L, lua_gettop(L), kbuf, sizeof kbuf);
+        essbasic_json_string(&kb, nm, nlen);
+        jbuf_addc(&kb, ':');
+        lua_pushlstring(L, kb.p, kb.len);
+        f->key_json = lua_tolstring(L, -1, &f->key_json_len);
+        lua_rawseti(L, refs, ++nrefs); /* kept alive: the pointer stays valid */
+        lua_pop(L, 1);
+      }
       const char *name = lua_tostring(L, -1); /* kept alive by the lookup table, itself kept in refs */
       unsigned k = slot_of(name, st->mask);
       while (st->slots[k].name) k = (k + 1) & st->mask;
