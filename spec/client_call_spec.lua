@@ -26,9 +26,7 @@ local function new(transport, opts)
   return essbasic.new(o)
 end
 
-local function agent()
-  return { AppId = "app0001", ProxyOrganizationOpenId = "org0001", ProxyOperator = { OpenId = "op0001" } }
-end
+local agent = require("helpers.tc3").agent
 
 local function usage()
   return { Agent = agent(), StartDate = "2023-01-01", EndDate = "2023-01-02" }

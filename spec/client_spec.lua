@@ -5,6 +5,7 @@ local essbasic = require("essbasic")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local credentials = require("essbasic.credentials")
+local tc3 = require("helpers.tc3")
 
 local SECRET_ID = "AKIDspecclient0000000000000000000001"
 local SECRET_KEY = "spec-client-secret-key-0123456789"
@@ -18,23 +19,12 @@ local function new(opts)
   return essbasic.new(o)
 end
 
-local function agent()
-  return { AppId = "app0001", ProxyOrganizationOpenId = "org0001", ProxyOperator = { OpenId = "op0001" } }
-end
+local agent = tc3.agent
 
--- Recomputes the TC3 signature of a prepared request from its parts with sha256/hmac only.
+-- The TC3 signature of a prepared request, recomputed from its parts with sha256/hmac only.
 local function expected_authorization(req, secret_id, secret_key)
-  local ts = tonumber(req.headers["X-TC-Timestamp"])
-  local date = os.date("!%Y-%m-%d", ts)
-  local canonical = table.concat({ "POST", "/", "", "content-type:" .. req.headers["Content-Type"],
-    "host:" .. req.headers["Host"], "", "content-type;host", core.sha256_hex(req.body) }, "\n")
-  local scope = date .. "/essbasic/tc3_request"
-  local sts = table.concat({ "TC3-HMAC-SHA256", tostring(ts), scope, core.sha256_hex(canonical) }, "\n")
-  local k = core.hmac_sha256("TC3" .. secret_key, date)
-  k = core.hmac_sha256(k, "essbasic")
-  k = core.hmac_sha256(k, "tc3_request")
-  return "TC3-HMAC-SHA256 Credential=" .. secret_id .. "/" .. scope
-    .. ", SignedHeaders=content-type;host, Signature=" .. core.hex(core.hmac_sha256(k, sts))
+  return tc3.authorization(secret_id, secret_key, req.headers["Host"], tonumber(req.headers["X-TC-Timestamp"]),
+    req.body, req.headers["Content-Type"])
 end
 
 describe("essbasic.new", function()

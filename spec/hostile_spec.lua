@@ -21,9 +21,7 @@ local function new(opts)
   return essbasic.new(o)
 end
 
-local function agent()
-  return { AppId = "app0001", ProxyOrganizationOpenId = "org0001", ProxyOperator = { OpenId = "op0001" } }
-end
+local agent = require("helpers.tc3").agent
 
 local function upload(extra)
   local p = { Agent = agent(), BusinessType = "DOCUMENT",

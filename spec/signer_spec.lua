@@ -1,9 +1,9 @@
 -- signer.headers keeps per-credentials work (header checks, the Authorization prefix) and one signed-headers
 -- array between calls: what it sends must stay what a fresh computation gives, call after call.
 
-local core = require("essbasic.core")
 local signer = require("essbasic.signer")
 local credentials = require("essbasic.credentials")
+local tc3 = require("helpers.tc3")
 
 local BODY = '{"Agent":{"AppId":"app0001"}}'
 
@@ -14,16 +14,7 @@ end
 
 -- The Authorization of a request recomputed from the core's sha256/hmac only.
 local function expected(secret_id, secret_key, host, ts)
-  local date = os.date("!%Y-%m-%d", ts)
-  local canonical = table.concat({ "POST", "/", "", "content-type:application/json", "host:" .. host, "",
-    "content-type;host", core.sha256_hex(BODY) }, "\n")
-  local scope = date .. "/essbasic/tc3_request"
-  local sts = table.concat({ "TC3-HMAC-SHA256", string.format("%d", ts), scope, core.sha256_hex(canonical) }, "\n")
-  local k = core.hmac_sha256("TC3" .. secret_key, date)
-  k = core.hmac_sha256(k, "essbasic")
-  k = core.hmac_sha256(k, "tc3_request")
-  return "TC3-HMAC-SHA256 Credential=" .. secret_id .. "/" .. scope
-    .. ", SignedHeaders=content-type;host, Signature=" .. core.hex(core.hmac_sha256(k, sts))
+  return tc3.authorization(secret_id, secret_key, host, ts, BODY)
 end
 
 describe("signer.headers", function()
