@@ -24,9 +24,16 @@ function M.decode(status, body)
   local resp = type(doc) == "table" and doc.Response
   if type(resp) == "table" then
     local e = resp.Error
-    if type(e) == "table" and e.Code ~= nil then
-      return nil, errors.new{ kind = "service", code = tostring(e.Code), message = tostring(e.Message or e.Code),
-        request_id = resp.RequestId, http_status = status }
+    if e ~= nil then
+      -- an Error member always means failure; without a usable Code the envelope is malformed (found by fuzzing:
+      -- an empty Code gave an error object with an empty code, and an Error without Code passed as success)
+      local code = type(e) == "table" and e.Code
+      if (type(code) == "string" and code ~= "") or type(code) == "number" then
+        return nil, errors.new{ kind = "service", code = tostring(code), message = tostring(e.Message or code),
+          request_id = resp.RequestId, http_status = status }
+      end
+      return nil, errors.new{ kind = "parse", code = errors.PARSE_JSON, request_id = resp.RequestId,
+        http_status = status, message = "the response's Error has no Code: " .. excerpt(body) }
     end
     if status ~= 200 then
       return nil, errors.new{ kind = "http", code = errors.HTTP_STATUS, http_status = status,
