@@ -327,6 +327,8 @@ describe("the C checker", function()
     assert.has_error(function() validate.fast_check("ChannelCancelFlow", "x") end)
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "nope" } } }) end)
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "struct", struct = 9 } } }) end)
+    -- a format without its C twin in check.c is refused when the checker is built, not skipped
+    assert.has_error(function() core.schema_checker({ { { name = "A", kind = "string", format = "nope" } } }) end)
   end)
 end)
 

@@ -2,15 +2,16 @@
  * or no. lua/essbasic/validate.lua compiles the schema and its rules into a checker once, asks it first on every
  * call, and runs its own Lua walk only when the answer is no, to name every problem with its path and code. So the
  * Lua walk stays the reference: this file must refuse everything it refuses and accept everything it accepts
- * (spec/validate_fast_spec.lua compares the two over mutated requests). rules.lua's mobile and unix_seconds
- * formats and its id_card check are known here by name (calling Lua for them was a fifth of a validation); any
- * other format or structure check is its Lua function, called. An action's required and forbidden paths arrive as
- * marks on its own copies of the structures along them; its one-of groups stay in Lua.
+ * (spec/validate_fast_spec.lua compares the two over mutated requests). rules.lua's formats (mobile,
+ * unix_seconds) and its structure check (id_card) are implemented here too, by name: calling Lua for them was a
+ * fifth of a validation, and a format rules.lua adds needs its C twin here (schema_checker refuses an unknown
+ * name at load). An action's required and forbidden paths arrive as marks on its own copies of the structures
+ * along them; its one-of groups stay in Lua.
  *
  * Also core.utf8_len, the one definition of "text" (valid UTF-8 without NUL) for the validator and the builders.
  *
  * The compiled schema lives in one userdata (no malloc, nothing to free); the Lua values it refers to (member
- * lookup tables, enum sets, format and check functions) sit in a refs table. Both are upvalues of the checker. */
+ * lookup tables and names, enum sets) sit in a refs table. Both are upvalues of the checker. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,20 +20,19 @@
 #include "core.h"
 #include "json.h"
 
-
 #define TWO53 9007199254740992.0
 
 enum { K_STRING, K_INT, K_UINT, K_FLOAT, K_BOOL, K_STRUCT };
 
-/* Formats of rules.lua that the checker knows by name (the same definitions as there; validate_fast_spec holds
- * the two to the same answers). Any other format is its Lua function, called. */
-enum { F_NONE, F_LUA, F_MOBILE, F_UNIX_SECONDS };
+/* rules.lua's formats, by name (the same definitions as there; validate_fast_spec holds the two to the same
+ * answers). */
+enum { F_NONE, F_MOBILE, F_UNIX_SECONDS };
 
 typedef struct {
   unsigned char kind, list, disabled, forbidden, required, allow_zero, has_min, has_max, format;
   int max_chars, min_chars, min_items, max_items; /* -1: no limit */
   lua_Number min, max;
-  int enum_ref, format_ref; /* indexes in the refs table; 0: none */
+  int enum_ref;             /* index of the enum set in the refs table; 0: none */
   int struct_index;         /* K_STRUCT: 0-based index of the member's structure */
   const char *key_json;     /* "Name": as the encoder writes it (kept alive in the refs table) */
   size_t key_json_len;
@@ -49,7 +49,6 @@ typedef struct {
 
 typedef struct {
   int lookup_ref; /* refs[lookup_ref] = { member name = 0-based index in fields } */
-  int check_ref;  /* refs[check_ref] = function(t) → true when the whole-structure checks pass; 0: none */
   /* rules.lua's id_card structure check, known by name: refs of the type and number member names and of the
    * set of IdCardType values; 0: none */
   int id_type_ref, id_number_ref, id_types_ref;
@@ -196,17 +195,6 @@ static int is_array_mt(const walk *w, int idx) {
   return same;
 }
 
-/* Calls refs[ref](value at idx) and tells whether it returned a true value. */
-static int call_ref(const walk *w, int ref, int idx) {
-  lua_State *L = w->L;
-  lua_rawgeti(L, w->refs, ref);
-  lua_pushvalue(L, idx);
-  lua_call(L, 1, 1);
-  int ok = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return ok;
-}
-
 static int in_enum(const walk *w, int ref, int idx) {
   lua_State *L = w->L;
   lua_rawgeti(L, w->refs, ref);
@@ -291,10 +279,8 @@ static int check_scalar(const walk *w, const cfield *f, int v) {
       size_t len;
       const char *s = vt == LUA_TSTRING ? lua_tolstring(L, v, &len) : NULL;
       ok = s != NULL && is_mobile(s, len);
-    } else if (f->format == F_UNIX_SECONDS) {
-      ok = is_unix_seconds(L, v);
     } else {
-      ok = call_ref(w, f->format_ref, v);
+      ok = is_unix_seconds(L, v);
     }
     if (!ok) return 0;
   }
@@ -437,7 +423,6 @@ static int check_struct(const walk *w, int si, int t, int depth) {
   }
   lua_pop(L, 1);
   if (present_required < st->nrequired) return 0;
-  if (st->check_ref && !call_ref(w, st->check_ref, t)) return 0;
   if (st->id_types_ref && !id_card_passes(w, st, t)) return 0;
   if (out) jbuf_addc(out, '}');
   return 1;
@@ -504,28 +489,22 @@ static size_t slots_for(int nmembers) {
 }
 
 static const char *const KINDS[] = {"string", "int", "uint", "float", "bool", "struct", NULL};
-/* format_name values, in the order F_LUA + 0, 1, ...: "lua" means "call the function" */
-static const char *const FORMATS[] = {"lua", "mobile", "unix_seconds", NULL};
+/* format values, in the order F_MOBILE + 0, 1, ... */
+static const char *const FORMATS[] = {"mobile", "unix_seconds", NULL};
 
-/* core.schema_checker{ max_depth = n, [i] = { check = fn?, [j] = field } } → checker function, where field =
+/* core.schema_checker{ max_depth = n, [i] = { [j] = field } } → checker function, where field =
  * { name, kind = "string"|"int"|"uint"|"float"|"bool"|"struct", struct = index (1-based, for "struct"), list,
- *   disabled, forbidden, required, max_chars, min_chars, min_items, max_items, min, max, enum = set, format = fn,
- *   format_name = "mobile"|"unix_seconds"|"lua" (a known format runs in C), allow_zero }; a structure may also
- *   have id_card = { type_field = name, number_field = name, types = set }. Built once per schema by
- *   validate.lua. */
+ *   disabled, forbidden, required, max_chars, min_chars, min_items, max_items, min, max, enum = set,
+ *   format = "mobile"|"unix_seconds", allow_zero }; a structure may also have
+ *   id_card = { type_field = name, number_field = name, types = set }. Built once per schema by validate.lua. */
 static int l_schema_checker(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int nstructs = (int)lua_rawlen(L, 1), nfields = 0;
+  size_t nslots = 0; /* name slots: per structure a power of two at least twice its member count */
   for (int i = 1; i <= nstructs; i++) {
     lua_rawgeti(L, 1, i);
     luaL_checktype(L, -1, LUA_TTABLE);
     nfields += (int)lua_rawlen(L, -1);
-    lua_pop(L, 1);
-  }
-  /* name slots: per structure a power of two at least twice its member count */
-  size_t nslots = 0;
-  for (int i = 1; i <= nstructs; i++) {
-    lua_rawgeti(L, 1, i);
     nslots += slots_for((int)lua_rawlen(L, -1));
     lua_pop(L, 1);
   }
@@ -546,7 +525,6 @@ static int l_schema_checker(lua_State *L) {
     lua_rawgeti(L, 1, i);
     int sd = lua_gettop(L);
     cstruct *st = &S->structs[i - 1];
-    st->check_ref = ref_field(L, sd, "check", refs, &nrefs);
     st->id_type_ref = st->id_number_ref = st->id_types_ref = 0;
     lua_getfield(L, sd, "id_card");
     if (!lua_isnil(L, -1)) {
@@ -592,12 +570,9 @@ static int l_schema_checker(lua_State *L) {
       f->max = f->has_max ? luaL_checknumber(L, -1) : 0;
       lua_pop(L, 2);
       f->enum_ref = ref_field(L, fd, "enum", refs, &nrefs);
-      f->format_ref = ref_field(L, fd, "format", refs, &nrefs);
-      lua_getfield(L, fd, "format_name");
-      f->format = (unsigned char)(lua_isnil(L, -1) ? (f->format_ref ? F_LUA : F_NONE)
-                                  : luaL_checkoption(L, -1, NULL, FORMATS) + F_LUA);
+      lua_getfield(L, fd, "format");
+      f->format = (unsigned char)(lua_isnil(L, -1) ? F_NONE : luaL_checkoption(L, -1, NULL, FORMATS) + F_MOBILE);
       lua_pop(L, 1);
-      if (f->format == F_LUA && !f->format_ref) return luaL_error(L, "schema_checker: a format without a function");
       if (f->kind == K_STRUCT) {
         int s = opt_int_field(L, fd, "struct", 0);
         if (s < 1 || s > nstructs) return luaL_error(L, "schema_checker: member %d of structure %d: bad struct", j, i);

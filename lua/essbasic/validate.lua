@@ -499,13 +499,11 @@ end
 -- The fast path
 ---------------------------------------------------------------------------------------------------------------
 -- The same compiled schema for the C fast path (src/check.c): structures numbered in name order, members with the
--- rules resolved to plain values, enum sets and format functions as they are, and the whole-structure checks as
--- one function per structure. An action with required or forbidden paths gets its own copies of the structures
--- along those paths, with the members marked, so the C walk checks them on its way at no extra cost; only the
--- one-of groups (two actions) stay with check_action_rules. Built once, at load.
+-- rules resolved to plain values, enum sets as they are, formats and the id_card structure check by name (check.c
+-- has their C twins; it refuses a format it does not know). An action with required or forbidden paths gets its
+-- own copies of the structures along those paths, with the members marked, so the C walk checks them on its way
+-- at no extra cost; only the one-of groups (two actions) stay with check_action_rules. Built once, at load.
 local checker, action_root
--- rules.formats that src/check.c implements itself (the same definitions; the spec compares them)
-local C_FORMATS = { mobile = true, unix_seconds = true }
 if has_core and core.schema_checker then
   local names = {}
   for name in pairs(compiled) do names[#names + 1] = name end
@@ -522,21 +520,15 @@ if has_core and core.schema_checker then
       sd[j] = { name = fname, kind = cf.scalar or "struct", struct = cf.struct and struct_index[cf.struct.name],
         list = cf.list, disabled = cf.disabled, required = cs.required_set[fname], max_chars = limit.max_chars,
         min_chars = limit.min_chars, min_items = limit.min_items, max_items = limit.max_items, min = limit.min,
-        max = limit.max, enum = cf.enum, format = cf.format, allow_zero = limit.allow_zero,
-        format_name = cf.format and (C_FORMATS[limit.format] and limit.format or "lua") }
+        max = limit.max, enum = cf.enum, format = cf.format and limit.format, allow_zero = limit.allow_zero }
     end
     local checks = cs.checks
-    if checks and #checks == 1 and checks[1].check == "id_card" then
-      -- the one structure check there is, known to the checker by name
+    if checks then
+      if #checks ~= 1 or checks[1].check ~= "id_card" then
+        error("rules: " .. name .. "'s structure checks need their C twin in src/check.c (only one id_card is there)")
+      end
       sd.id_card = { type_field = checks[1].type_field, number_field = checks[1].number_field,
         types = enum_sets.IdCardType }
-    elseif checks then
-      sd.check = function(t)
-        for k = 1, #checks do
-          if struct_check_fails(t, checks[k]) then return false end
-        end
-        return true
-      end
     end
     desc[i] = sd
   end
