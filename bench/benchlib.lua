@@ -191,6 +191,31 @@ function M.start_servers(opts)
   }
 end
 
+-- Whether the instruction counts run: valgrind is there and BENCH_NO_CALLGRIND=1 is not set.
+function M.callgrind_enabled()
+  if os.getenv("BENCH_NO_CALLGRIND") == "1" then return false end
+  local found = os.execute("command -v valgrind >/dev/null 2>&1")
+  return found == true or found == 0 -- 5.4 answers true, LuaJIT (5.1) the exit status
+end
+
+-- Runs `command` (a shell command line) under callgrind → the instructions it executed (user space, this process
+-- only) and what it printed; or nil and why. Callgrind's counts do not drift with machine noise; note that
+-- valgrind runs SHA-256 without the CPU's SHA instructions, so hashing counts far more than it costs natively.
+function M.callgrind(command)
+  local file = os.tmpname()
+  local p = assert(io.popen(format("valgrind --tool=callgrind --callgrind-out-file=%s %s 2>/dev/null", file,
+    command)))
+  local printed = p:read("*a")
+  p:close()
+  local f = io_open(file, "rb")
+  local text = f and f:read("*a") or ""
+  if f then f:close() end
+  os.remove(file)
+  local total = tonumber(text:match("\ntotals:%s*(%d+)") or text:match("\nsummary:%s*(%d+)"))
+  if not total then return nil, "no callgrind total for: " .. command end
+  return total, printed
+end
+
 function M.url(port)
   return "http://127.0.0.1:" .. port
 end

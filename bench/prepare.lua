@@ -83,18 +83,13 @@ end
 -- Instructions per prepare (or per step of it) under callgrind: (run with N - run with 0) / N, same setup and
 -- warm-up.
 local function callgrind(kind, n, stage)
-  local interp = arg[-1] or "lua5.4"
-  local out = os.tmpname()
   local totals = {}
   for _, count in ipairs({ 0, n }) do
-    local cmd = format("valgrind --tool=callgrind --callgrind-out-file=%s %s %s/prepare_count.lua %s %d %s"
-      .. " >/dev/null 2>&1", out, interp, here, kind, count, stage)
-    if not os.execute(cmd) then return nil, "valgrind failed: " .. cmd end
-    local text = B.read_file(out)
-    totals[#totals + 1] = tonumber(text:match("\ntotals:%s*(%d+)") or text:match("\nsummary:%s*(%d+)"))
+    local total, err = B.callgrind(format("%s %s/prepare_count.lua %s %d %s", arg[-1] or "lua5.4", here, kind,
+      count, stage))
+    if not total then return nil, err end
+    totals[#totals + 1] = total
   end
-  os.remove(out)
-  if not (totals[1] and totals[2]) then return nil, "no totals in the callgrind output" end
   return (totals[2] - totals[1]) / n
 end
 
@@ -102,7 +97,7 @@ B.header("benchmark 1: prepare")
 measure("seed request (3 contracts, spec/data/ChannelCreateFlowGroupByFiles.request.json)", B.seed_request())
 measure("50 contracts x 5 signers", B.group_request(50, 5))
 
-if os.getenv("BENCH_NO_CALLGRIND") ~= "1" and os.execute("command -v valgrind >/dev/null 2>&1") then
+if B.callgrind_enabled() then
   print("-- instructions per prepare under callgrind (N prepares minus 0 prepares, divided by N)")
   local total
   -- prepare = body (validate.request_body: check and encode in one walk) + headers (signing); validate and encode

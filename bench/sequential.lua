@@ -67,6 +67,66 @@ local function lua_rate(client)
   return n / elapsed
 end
 
+-- Instructions per call under callgrind, user space of the client process only (the kernel and nginx are not
+-- counted): the client's stages from bench/call_count.lua ((run with N - run with 0) / N), and the C program's
+-- (the difference of a short and a longer run over the difference of their call counts).
+local CALL_STAGES = {
+  { "call", "instructions per client:call (validation on)" },
+  { "prepare", "  of which prepare (validate, encode, sign)" },
+  { "transport", "  of which transport (C session + libcurl)" },
+  { "decode", "  of which decode (envelope.decode)" },
+}
+
+local function client_instructions(url, n)
+  local cmd = format("%s %s/call_count.lua %s %%d %%s", arg[-1] or "lua5.4", here, url)
+  local base, err = B.callgrind(format(cmd, 0, "call"))
+  if not base then return nil, err end
+  local per = {}
+  for _, s in ipairs(CALL_STAGES) do
+    local total
+    total, err = B.callgrind(format(cmd, n, s[1]))
+    if not total then return nil, err end
+    per[s[1]] = (total - base) / n
+  end
+  return per
+end
+
+local function c_instructions(path, sign)
+  local extra = sign and format(" sign %s %s", B.SECRET_ID, B.SECRET_KEY) or ""
+  local runs = {}
+  for _, seconds in ipairs({ 0, 1 }) do
+    local total, out = B.callgrind(format("%s %s %s%s", C_BASELINE, path, seconds, extra))
+    if not total then return nil, out end
+    local calls = tonumber(out:match("calls=(%d+)"))
+    if not calls then return nil, "c_baseline printed no call count: " .. out end
+    runs[#runs + 1] = { total = total, calls = calls }
+  end
+  if runs[2].calls <= runs[1].calls then return nil, "the longer C run made no more calls" end
+  return (runs[2].total - runs[1].total) / (runs[2].calls - runs[1].calls)
+end
+
+local function report_instructions(url, path)
+  print("-- instructions per call under callgrind (client process, user space; valgrind hashes without SHA-NI)")
+  local per, err = client_instructions(url, 200)
+  if not per then print("callgrind: " .. err) return end
+  local call = per.call
+  for _, s in ipairs(CALL_STAGES) do
+    B.report(s[2], per[s[1]], "Ir", s[1] ~= "call" and format("%.0f%%", 100 * per[s[1]] / call) or nil)
+  end
+  local glue = call - per.prepare - per.transport - per.decode
+  B.report("  the rest (the client's glue)", glue, "Ir", format("%.0f%%", 100 * glue / call))
+  for _, sign in ipairs({ false, true }) do
+    local name = sign and "C libcurl + TC3 signing per call" or "C libcurl (one easy handle, same bytes)"
+    local c
+    c, err = c_instructions(path, sign)
+    if c then
+      B.report(name, c, "Ir", format("client:call is %.2fx", call / c))
+    else
+      print("callgrind: " .. err)
+    end
+  end
+end
+
 local function run_mode(mode)
   local worker_cpu = mode == "split" and "1" or "0"
   local srv = B.start_servers({ worker_cpu = worker_cpu })
@@ -86,7 +146,6 @@ local function run_mode(mode)
       { "Lua client:call (validate on)", function() return lua_rate(validating) end },
       { "Lua client:call (validate=false)", function() return lua_rate(unvalidated) end },
     })
-    os.remove(path)
     print(format("-- pinning '%s': client on CPU 0, nginx worker on CPU %s; %d rounds of %.1f s; medians",
       mode, worker_cpu, ROUNDS, SECONDS))
     local c = med["C libcurl (one easy handle, same bytes)"]
@@ -105,6 +164,8 @@ local function run_mode(mode)
     if info then
       B.report("connections opened by the Lua client", info.connects, "", format("for %d requests", info.requests))
     end
+    if mode == MODES[1] and B.callgrind_enabled() then report_instructions(url, path) end
+    os.remove(path)
     validating:close()
     unvalidated:close()
   end)
