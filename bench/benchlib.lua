@@ -198,22 +198,40 @@ function M.callgrind_enabled()
   return found == true or found == 0 -- 5.4 answers true, LuaJIT (5.1) the exit status
 end
 
--- Runs `command` (a shell command line) under callgrind → the instructions it executed (user space, this process
--- only) and what it printed; or nil and why. Callgrind's counts do not drift with machine noise; note that
--- valgrind runs SHA-256 without the CPU's SHA instructions, so hashing counts far more than it costs natively.
-function M.callgrind(command)
+-- Instruction counts by window: a script calls B.mark() between the parts it wants counted, and
+-- M.callgrind_windows runs it under callgrind with a dump before every mark (--dump-before on the C function behind
+-- core.sleep, which nothing on a measured path calls), so each window's instructions are counted exactly, in one
+-- run, with no run-with-zero to subtract. User space of that process only; valgrind runs SHA-256 without the CPU's
+-- SHA instructions, so hashing counts far more than it costs natively. A C program marks with its own function.
+local core_sleep = core.sleep
+function M.mark()
+  core_sleep(0)
+end
+
+-- → the list of the instruction totals of the windows between marks (in order) and what the command printed, or
+-- nil and why. marker: the C function that marks (default: the core's l_sleep, i.e. B.mark()).
+function M.callgrind_windows(command, marker)
   local file = os.tmpname()
-  local p = assert(io.popen(format("valgrind --tool=callgrind --callgrind-out-file=%s %s 2>/dev/null", file,
-    command)))
+  local p = assert(io.popen(format("valgrind --tool=callgrind --callgrind-out-file=%s --dump-before=%s %s 2>/dev/null",
+    file, marker or "l_sleep", command)))
   local printed = p:read("*a")
   p:close()
-  local f = io_open(file, "rb")
-  local text = f and f:read("*a") or ""
-  if f then f:close() end
+  -- part 1 runs from the start to the first mark; parts 2.. are the windows; the file without a suffix is the
+  -- part from the last mark to the exit
+  local windows, part = {}, 2
+  while true do
+    local f = io_open(file .. "." .. part, "rb")
+    if not f then break end
+    local text = f:read("*a")
+    f:close()
+    os.remove(file .. "." .. part)
+    windows[#windows + 1] = tonumber(text:match("\ntotals:%s*(%d+)") or text:match("\nsummary:%s*(%d+)"))
+    part = part + 1
+  end
+  os.remove(file .. ".1")
   os.remove(file)
-  local total = tonumber(text:match("\ntotals:%s*(%d+)") or text:match("\nsummary:%s*(%d+)"))
-  if not total then return nil, "no callgrind total for: " .. command end
-  return total, printed
+  if #windows == 0 then return nil, "no callgrind windows (is valgrind there?) for: " .. command end
+  return windows, printed
 end
 
 function M.url(port)

@@ -1,19 +1,16 @@
--- Runs `count` iterations of one stage of a call against the server at `url`, after the same setup and warm-up of
--- every stage each time, for counting instructions under callgrind (bench/sequential.lua subtracts a run with 0).
+-- Counting instructions under callgrind (bench/sequential.lua runs it): against the server at `url`, after one
+-- setup and warm-up, runs each "stage:count" argument in turn between two B.mark() calls (a window each).
 -- Stages: call (client:call, validated: the whole path), prepare (validate, encode, sign), transport (the client's
 -- transport sending one pre-signed request again: libcurl and the C session around it), decode (envelope.decode
 -- of the server's answer). What call costs beyond the other three is the client's own glue.
--- Usage: lua5.4 bench/call_count.lua <url> <count> call|prepare|transport|decode
+-- Usage: lua5.4 bench/call_count.lua <url> call:200 prepare:200 transport:200 decode:200
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]+$") or "."
 package.path = here .. "/?.lua;" .. package.path
 local B = require("benchlib")
 local envelope = require("essbasic.envelope")
 
-local url, count, stage = arg[1], tonumber(arg[2]), arg[3]
-assert(url and count and stage, "usage: call_count.lua <url> <count> call|prepare|transport|decode")
-
-local client = B.client({ endpoint = url })
+local client = B.client({ endpoint = assert(arg[1], "usage: call_count.lua <url> stage:count ...") })
 local params = B.seed_request()
 local req = assert(client:prepare(B.ACTION, params))
 -- as client:call sends it: the client's timeout, no response header map
@@ -25,11 +22,18 @@ local stages = {
   transport = function() return client.transport:request(req) end,
   decode = function() return envelope.decode(answer.status, answer.body) end,
 }
-local fn = assert(stages[stage], "unknown stage " .. stage)
--- Every stage warms up in every run, so the run with 0 is the same for all of them.
-for _ = 1, 20 do
-  for _, name in ipairs({ "call", "prepare", "transport", "decode" }) do assert(stages[name]()) end
+local runs = {}
+for i = 2, #arg do
+  local stage, count = arg[i]:match("^(%w+):(%d+)$")
+  local fn = assert(stage and stages[stage], "bad argument " .. arg[i])
+  for _ = 1, 20 do assert(fn()) end
+  runs[#runs + 1] = { fn = fn, count = tonumber(count) }
 end
 collectgarbage("collect")
-for _ = 1, count do assert(fn()) end
+for _, r in ipairs(runs) do
+  B.mark()
+  local fn = r.fn
+  for _ = 1, r.count do assert(fn()) end
+end
+B.mark()
 client:close()

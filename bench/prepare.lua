@@ -80,39 +80,34 @@ local function measure(label, params)
   end
 end
 
--- Instructions per prepare (or per step of it) under callgrind: (run with N - run with 0) / N, same setup and
--- warm-up.
-local function callgrind(kind, n, stage)
-  local totals = {}
-  for _, count in ipairs({ 0, n }) do
-    local total, err = B.callgrind(format("%s %s/prepare_count.lua %s %d %s", arg[-1] or "lua5.4", here, kind,
-      count, stage))
-    if not total then return nil, err end
-    totals[#totals + 1] = total
-  end
-  return (totals[2] - totals[1]) / n
-end
-
 B.header("benchmark 1: prepare")
 measure("seed request (3 contracts, spec/data/ChannelCreateFlowGroupByFiles.request.json)", B.seed_request())
 measure("50 contracts x 5 signers", B.group_request(50, 5))
 
 if B.callgrind_enabled() then
-  print("-- instructions per prepare under callgrind (N prepares minus 0 prepares, divided by N)")
-  local total
+  print("-- instructions per prepare under callgrind (one run, a window per row; N prepares divided by N)")
   -- prepare = body (validate.request_body: check and encode in one walk) + headers (signing); validate and encode
   -- alone are printed for comparison, they are not on prepare's path
-  local LABELS = { body = "  of which body (check + encode, one walk)", headers = "  of which headers (signing)",
-    validate = "  for comparison: validate.request alone", encode = "  for comparison: json.encode alone" }
-  for _, k in ipairs({ { "seed", 200, "prepare" }, { "seed", 200, "body" }, { "seed", 200, "headers" },
-    { "seed", 200, "validate" }, { "seed", 200, "encode" }, { "group50", 20, "prepare" } }) do
-    local ir, err = callgrind(k[1], k[2], k[3])
-    if k[3] == "prepare" then total = ir end
-    local name = k[3] == "prepare" and "instructions per prepare (" .. k[1] .. ")" or LABELS[k[3]]
-    if ir then
-      B.report(name, ir, "Ir", k[3] ~= "prepare" and total and format("%.0f%%", 100 * ir / total) or nil)
-    else
-      print("callgrind: " .. err)
+  local ROWS = {
+    { "seed", "prepare", 200, "instructions per prepare (seed)" },
+    { "seed", "body", 200, "  of which body (check + encode, one walk)" },
+    { "seed", "headers", 200, "  of which headers (signing)" },
+    { "seed", "validate", 200, "  for comparison: validate.request alone" },
+    { "seed", "encode", 200, "  for comparison: json.encode alone" },
+    { "group50", "prepare", 20, "instructions per prepare (group50)" },
+  }
+  local args = {}
+  for i, r in ipairs(ROWS) do args[i] = r[1] .. ":" .. r[2] .. ":" .. r[3] end
+  local windows, err = B.callgrind_windows(format("%s %s/prepare_count.lua %s", arg[-1] or "lua5.4", here,
+    B.join(args)))
+  if windows and #windows ~= #ROWS then windows, err = nil, "expected " .. #ROWS .. " windows, got " .. #windows end
+  if not windows then
+    print("callgrind: " .. err)
+  else
+    local seed = windows[1] / ROWS[1][3]
+    for i, r in ipairs(ROWS) do
+      local ir = windows[i] / r[3]
+      B.report(r[4], ir, "Ir", r[2] ~= "prepare" and format("%.0f%%", 100 * ir / seed) or nil)
     end
   end
 end

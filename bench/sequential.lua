@@ -68,46 +68,40 @@ local function lua_rate(client)
 end
 
 -- Instructions per call under callgrind, user space of the client process only (the kernel and nginx are not
--- counted): the client's stages from bench/call_count.lua ((run with N - run with 0) / N), and the C program's
--- (the difference of a short and a longer run over the difference of their call counts).
+-- counted): the client's stages from one run of bench/call_count.lua, a window each, and the C program's between
+-- the marks around its timed calls.
 local CALL_STAGES = {
   { "call", "instructions per client:call (validation on)" },
   { "prepare", "  of which prepare (validate, encode, sign)" },
   { "transport", "  of which transport (C session + libcurl)" },
   { "decode", "  of which decode (envelope.decode)" },
 }
+local CALL_COUNT = 200
 
-local function client_instructions(url, n)
-  local cmd = format("%s %s/call_count.lua %s %%d %%s", arg[-1] or "lua5.4", here, url)
-  local base, err = B.callgrind(format(cmd, 0, "call"))
-  if not base then return nil, err end
+local function client_instructions(url)
+  local args = {}
+  for i, s in ipairs(CALL_STAGES) do args[i] = s[1] .. ":" .. CALL_COUNT end
+  local windows, err = B.callgrind_windows(format("%s %s/call_count.lua %s %s", arg[-1] or "lua5.4", here, url,
+    B.join(args)))
+  if not windows then return nil, err end
+  if #windows ~= #CALL_STAGES then return nil, "expected " .. #CALL_STAGES .. " windows, got " .. #windows end
   local per = {}
-  for _, s in ipairs(CALL_STAGES) do
-    local total
-    total, err = B.callgrind(format(cmd, n, s[1]))
-    if not total then return nil, err end
-    per[s[1]] = (total - base) / n
-  end
+  for i, s in ipairs(CALL_STAGES) do per[s[1]] = windows[i] / CALL_COUNT end
   return per
 end
 
 local function c_instructions(path, sign)
   local extra = sign and format(" sign %s %s", B.SECRET_ID, B.SECRET_KEY) or ""
-  local runs = {}
-  for _, seconds in ipairs({ 0, 1 }) do
-    local total, out = B.callgrind(format("%s %s %s%s", C_BASELINE, path, seconds, extra))
-    if not total then return nil, out end
-    local calls = tonumber(out:match("calls=(%d+)"))
-    if not calls then return nil, "c_baseline printed no call count: " .. out end
-    runs[#runs + 1] = { total = total, calls = calls }
-  end
-  if runs[2].calls <= runs[1].calls then return nil, "the longer C run made no more calls" end
-  return (runs[2].total - runs[1].total) / (runs[2].calls - runs[1].calls)
+  local windows, out = B.callgrind_windows(format("%s %s 0.5%s", C_BASELINE, path, extra), "count_mark")
+  if not windows then return nil, out end
+  local calls = tonumber(out:match("calls=(%d+)"))
+  if not calls or #windows ~= 1 then return nil, "unexpected c_baseline run under callgrind: " .. out end
+  return windows[1] / calls
 end
 
 local function report_instructions(url, path)
   print("-- instructions per call under callgrind (client process, user space; valgrind hashes without SHA-NI)")
-  local per, err = client_instructions(url, 200)
+  local per, err = client_instructions(url)
   if not per then print("callgrind: " .. err) return end
   local call = per.call
   for _, s in ipairs(CALL_STAGES) do
