@@ -3,6 +3,7 @@
 -- created — one or none, never two.
 local essbasic = require("essbasic")
 local faults_server = require("helpers.fault_server")
+local proxy = require("helpers.proxy")
 
 local SECRET_KEY = "faults-secret-key-0123456789abcdef"
 
@@ -155,6 +156,32 @@ describe("faults", function()
     resp = assert(c:call(READ, { Scenario = "tls-b", Steps = { "ok" } }))
     assert.equal("group-tls-b", resp.FlowGroupId)
   end)
+
+  it("creates through an HTTP proxy's CONNECT tunnel, and retries a creating call whose tunnel was refused",
+    function()
+      local open, auth = proxy.start(), proxy.start({ basic_auth = "user secret" })
+      local ok, why = pcall(function()
+        local c = client({ endpoint = faults.tls_endpoint, ca_file = faults.cert, proxy = open.url, timeout = 20 })
+        local resp = assert(c:call(CREATE, { Scenario = "proxy-ok", Steps = { "ok" } }))
+        assert.equal("group-proxy-ok", resp.FlowGroupId)
+        assert.same({ attempts = 1, created = 1 }, faults:stats("proxy-ok"))
+        assert.same({ "CONNECT " .. faults.tls_endpoint:match("//(.*)$") .. " HTTP/1.1" }, open:requests())
+        -- a 407 means the request never left the proxy: retried like a refused connection, not "outcome unknown"
+        c = client({ endpoint = faults.tls_endpoint, ca_file = faults.cert, proxy = auth.url, timeout = 20,
+          retry = { max_attempts = 2, base_delay = 0.01 } })
+        local none, err = c:call(CREATE, { Scenario = "proxy-407", Steps = { "ok" } })
+        assert.is_nil(none)
+        assert.equal("ClientError.NetworkError", err.code)
+        assert.equal("connect", err.network)
+        assert.is_false(err.sent)
+        assert.equal(2, err.attempts)
+        assert.equal(2, #auth:requests())
+        assert.same({ attempts = 0, created = 0 }, faults:stats("proxy-407"))
+      end)
+      open:stop()
+      auth:stop()
+      if not ok then error(why, 0) end
+    end)
 
   it("retries a refused connection even for creating calls (it never reached a server)", function()
     local c = essbasic.new{ secret_id = "AKIDfaults", secret_key = SECRET_KEY, endpoint = "http://127.0.0.1:9",

@@ -1,6 +1,7 @@
 -- essbasic.core HTTP (libcurl sessions and multis) against real nginx servers on loopback.
 local core = require("essbasic.core")
 local nginx = require("helpers.nginx")
+local proxy = require("helpers.proxy")
 
 local http_session, http_multi, monotonic = core.http_session, core.http_multi, core.monotonic
 
@@ -545,6 +546,46 @@ describe("essbasic.core https", function()
     end
     assert.are.equal("200", run("CURL_CA_BUNDLE=" .. q(cert)))
     assert.are.equal("nil", run("CURL_CA_BUNDLE=/dev/null"))
+  end)
+
+  it("goes through an HTTP proxy (tinyproxy): one CONNECT tunnel, the API host's certificate checked", function()
+    local px = proxy.start()
+    local ok, err = pcall(function()
+      local s = http_session({ proxy = px.url, ca_file = cert })
+      local status, _, body = s:request("GET", url, {})
+      assert.are.equal(200, status)
+      assert.are.equal("tls ok", body)
+      assert.are.equal(200, (s:request("GET", url, {})))
+      s:close()
+      assert.are.same({ "CONNECT 127.0.0.1:" .. srv.ports[1] .. " HTTP/1.1" }, px:requests())
+      -- the certificate is the API host's, so without ca_file the tunnelled handshake fails
+      local strict = http_session({ proxy = px.url })
+      local st, kind, _, sent = strict:request("POST", url, {}, "x")
+      strict:close()
+      assert.is_nil(st)
+      assert.are.equal("tls", kind)
+      assert.is_false(sent)
+    end)
+    px:stop()
+    if not ok then error(err, 0) end
+  end)
+
+  it("calls a tunnel the proxy refuses a connect failure, nothing sent (a 500 and a 407)", function()
+    local open, auth = proxy.start(), proxy.start({ basic_auth = "user secret" })
+    local ok, err = pcall(function()
+      for _, case in ipairs({ { open, "https://127.0.0.1:1/", "500" }, { auth, url, "407" } }) do
+        local s = http_session({ proxy = case[1].url, ca_file = cert })
+        local status, kind, message, sent = s:request("POST", case[2], {}, "secret payload")
+        s:close()
+        assert.is_nil(status)
+        assert.are.equal("connect", kind)
+        assert.is_false(sent)
+        assert.truthy(message:find(case[3], 1, true), message)
+      end
+    end)
+    open:stop()
+    auth:stop()
+    if not ok then error(err, 0) end
   end)
 
   it("times out in a stalled handshake as not sent", function()

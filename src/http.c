@@ -436,9 +436,11 @@ static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
     if (out->status > 0) return;
   }
+  long proxy_answer = 0; /* the proxy's status for our CONNECT; 0 without a tunnel */
   if (performed) {
     curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
     curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &request_size);
+    curl_easy_getinfo(x->easy, CURLINFO_HTTP_CONNECTCODE, &proxy_answer);
   }
   out->message = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
   /* The request may have gone out once libcurl got past connecting (pretransfer) or counted request bytes. */
@@ -450,6 +452,10 @@ static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
   } else if (x->out_of_memory) {
     out->kind = "other";
     out->message = "out of memory while receiving the response";
+  } else if (proxy_answer != 0 && (proxy_answer < 200 || proxy_answer > 299)) {
+    /* The proxy refused the tunnel: only the CONNECT went out (request_size counts it), never the request. */
+    out->kind = "connect";
+    out->sent = 0;
   } else if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY) {
     out->kind = "dns";
     out->sent = 0;

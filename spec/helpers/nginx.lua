@@ -265,4 +265,6 @@ function M.start(opts)
 end
 
 M.NGINX = NGINX
+-- For the other loopback servers of the specs (helpers/proxy.lua): the same port picking and liveness checks.
+M.pick_ports, M.accepts, M.pid_alive, M.seed_random = pick_ports, accepts, pid_alive, seed_random
 return M
