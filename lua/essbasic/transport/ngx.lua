@@ -285,8 +285,14 @@ local function connect(self, ngx, u, connect_ms)
     -- The name goes out as SNI and is what nginx checks the certificate against (as lua-resty-http does).
     -- reused_session = false: no session object is wanted (the pooled connection itself is the reuse), and
     -- lua-resty-core 0.1.25 (Debian 12) trips an assertion fetching one after a handshake that finished at once.
+    -- A failed certificate check that completes at once can still answer true, with nginx having logged the
+    -- verify error and closed the socket (seen with Debian 12's lua-nginx-module; about one run in ten of the
+    -- untrusted-certificate spec): a socket that is closed after the handshake failed the handshake.
     local session
     session, err = sock:sslhandshake(false, u.bare_host, self.ssl_verify)
+    if session and not sock:getreusedtimes() then
+      session, err = nil, "handshake failed (certificate verification, see nginx's error log)"
+    end
     if not session then
       sock:close()
       return nil, network_error(err == "timeout" and "timeout" or "tls",
