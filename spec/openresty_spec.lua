@@ -5,6 +5,7 @@
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local nginx = require("helpers.nginx")
+local proxy = require("helpers.proxy")
 
 local monotonic = core.monotonic
 
@@ -485,8 +486,47 @@ describe("essbasic in nginx", function()
       local seen = json.decode(r.body)
       assert.equal("GET http://essbasic.invalid:8080/conn?q=1 HTTP/1.1", seen.line)
       assert.equal("essbasic.invalid:8080", seen.host)
-      local https = run({ { url = "https://essbasic.invalid/" } }, { proxy = up })[1]
-      assert.truthy(https.err.message:find("CONNECT", 1, true))
+    end)
+
+    it("tunnels https:// through a real proxy's CONNECT, checks the API host's certificate, reuses the tunnel",
+      function()
+        local px = proxy.start()
+        local ok, why = pcall(function()
+          local tls_authority = tls_a:match("^https://(.*)$")
+          local rs = run({ { url = tls_a .. "/conn" }, { url = tls_a .. "/conn" } }, { proxy = px.url })
+          assert.equal(200, rs[1].status, rs[1].err and rs[1].err.message)
+          local seen = json.decode(rs[1].body)
+          -- inside the tunnel the API host sees an ordinary request: origin form, its own Host
+          assert.equal("GET /conn HTTP/1.1", seen.line)
+          assert.equal(tls_authority, seen.host)
+          assert.equal(seen.conn, json.decode(rs[2].body).conn)
+          assert.equal(1, rs[2].reused)
+          assert.same({ "CONNECT " .. tls_authority .. " HTTP/1.1" }, px:requests())
+          -- the certificate checked is the API host's: b's is trusted by nobody
+          local bad = run({ { url = tls_b .. "/conn" } }, { proxy = px.url })[1]
+          assert.equal("tls", bad.err.network)
+          assert.is_false(bad.err.sent)
+          -- a tunnel the proxy cannot open (nothing listens there): a connect failure, nothing sent
+          local dead = run({ { url = "https://127.0.0.1:1/" } }, { proxy = px.url })[1]
+          assert.equal("connect", dead.err.network)
+          assert.is_false(dead.err.sent)
+          assert.truthy(dead.err.message:find("HTTP 500 to CONNECT 127.0.0.1:1", 1, true), dead.err.message)
+        end)
+        px:stop()
+        if not ok then error(why, 0) end
+      end)
+
+    it("reports a proxy that wants authentication (407) as a connect failure, nothing sent", function()
+      local px = proxy.start({ basic_auth = "user secret" })
+      local ok, why = pcall(function()
+        local r = run({ { url = tls_a .. "/conn", method = "POST", body = "secret payload" } }, { proxy = px.url })[1]
+        assert.equal("connect", r.err.network)
+        assert.is_false(r.err.sent)
+        assert.truthy(r.err.message:find("HTTP 407 to CONNECT", 1, true), r.err.message)
+        assert.equal(1, #px:requests())
+      end)
+      px:stop()
+      if not ok then error(why, 0) end
     end)
   end)
 

@@ -12,8 +12,10 @@
 -- that directive every verified handshake fails. The ca_file/ca_path options of the curl transport do not apply
 -- here: nginx has one trust store per http block.
 --
--- Proxy: `proxy = "http://host:port"` sends http:// requests through an HTTP proxy (absolute request target).
--- https:// through a proxy (CONNECT tunnels) is not implemented and answers a clear error.
+-- Proxy: `proxy = "http://host:port"` (an HTTP proxy without authentication) carries https:// requests through a
+-- CONNECT tunnel, TLS end to end with the API host (SNI and certificate checks name the API host, not the proxy),
+-- and sends http:// requests to the proxy with the absolute URL. Tunnels are pooled per proxy and API host like
+-- any connection; a refused CONNECT is a connect error (nothing sent).
 
 local errors = require("essbasic.errors")
 local network_error = require("essbasic.transport.curl").network_error
@@ -262,7 +264,37 @@ local function has_token(value, token)
   return false
 end
 
--- Connect (with TLS when needed); the pool name keeps connections with different settings apart.
+-- Asks the proxy on sock for a tunnel to u (CONNECT host:port) → true, or nil, the error kind and what happened.
+-- Within the connect timeout, like libcurl's; the proxy's answer must be 2xx, its headers are read and dropped.
+local function open_tunnel(sock, u)
+  local authority = u.host .. ":" .. u.port
+  local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n\r\n")
+  if not ok then return nil, err == "timeout" and "timeout" or "connect", "sending CONNECT: " .. tostring(err) end
+  local line
+  line, err = sock:receive("*l")
+  local status = line and tonumber(match(line, "^HTTP/1%.[01] (%d%d%d)"))
+  if not status then
+    if err == "timeout" then return nil, "timeout", "waiting for the proxy's answer to CONNECT" end
+    return nil, "connect", "the proxy's answer to CONNECT is not HTTP: " .. tostring(line or err)
+  end
+  local size = 0
+  repeat
+    local h
+    h, err = sock:receive("*l")
+    if not h then
+      return nil, err == "timeout" and "timeout" or "connect", "reading the proxy's answer to CONNECT: " .. err
+    end
+    size = size + #h
+    if size > M.MAX_HEADER_BYTES then return nil, "connect", "the proxy's answer to CONNECT is too large" end
+  until h == ""
+  if status < 200 or status > 299 then
+    return nil, "connect", "the proxy answered HTTP " .. status .. " to CONNECT " .. authority
+  end
+  return true
+end
+
+-- Connect (through a tunnel when an https:// URL goes through a proxy; with TLS when needed); the pool name keeps
+-- connections with different settings apart, so a pooled tunnel is only reused for the same proxy and API host.
 local function connect(self, ngx, u, connect_ms)
   local sock = ngx.socket.tcp()
   sock:settimeouts(connect_ms, connect_ms, connect_ms)
@@ -282,6 +314,13 @@ local function connect(self, ngx, u, connect_ms)
     return nil, network_error(kind, "connecting to " .. target.authority .. ": " .. tostring(err), false)
   end
   if u.scheme == "https" and sock:getreusedtimes() == 0 then
+    if self.proxy then
+      local tunnel, kind, what = open_tunnel(sock, u)
+      if not tunnel then
+        sock:close()
+        return nil, network_error(kind, what .. " (proxy " .. self.proxy.authority .. ")", false)
+      end
+    end
     -- The name goes out as SNI and is what nginx checks the certificate against (as lua-resty-http does).
     -- reused_session = false: no session object is wanted (the pooled connection itself is the reuse), and
     -- lua-resty-core 0.1.25 (Debian 12) trips an assertion fetching one after a handshake that finished at once.
@@ -379,11 +418,8 @@ function Transport:request(req)
   if type(url) ~= "string" then error("request: url must be a string", 2) end
   local u, why = M.parse_url(url)
   if not u then return nil, network_error("other", "bad URL: " .. why, false) end
-  if self.proxy and u.scheme == "https" then
-    return nil, network_error("other", "https through a proxy (CONNECT) is not supported by the ngx transport; "
-      .. "use the curl transport outside nginx or connect directly", false)
-  end
-  local target = self.proxy and (u.scheme .. "://" .. u.authority .. u.path) or u.path
+  -- through a proxy, http:// goes in absolute form; https:// goes through a tunnel, where the API host sees the path
+  local target = self.proxy and u.scheme == "http" and (u.scheme .. "://" .. u.authority .. u.path) or u.path
   local host_header = u.authority
   local payload, bad = build_request(req, target, host_header)
   if not payload then
