@@ -208,6 +208,18 @@ function M.mark()
   core_sleep(0)
 end
 
+-- Runs each { fn =, count = } of runs in turn, `count` calls of fn each, in a window of its own, after a full
+-- collection (so the collector's work in each window is for that window's garbage). Every call must succeed.
+function M.run_windows(runs)
+  collectgarbage("collect")
+  for _, r in ipairs(runs) do
+    M.mark()
+    local fn = r.fn
+    for _ = 1, r.count do assert(fn()) end
+  end
+  M.mark()
+end
+
 -- → the list of the instruction totals of the windows between marks (in order) and what the command printed, or
 -- nil and why. marker: the C function that marks (default: the core's l_sleep, i.e. B.mark()).
 function M.callgrind_windows(command, marker)

@@ -1,5 +1,5 @@
 -- Counting instructions under callgrind (bench/sequential.lua runs it): against the server at `url`, after one
--- setup and warm-up, runs each "stage:count" argument in turn between two B.mark() calls (a window each).
+-- setup and warm-up, runs each "stage:count" argument in turn in a window of its own (B.run_windows).
 -- Stages: call (client:call, validated: the whole path), prepare (validate, encode, sign), transport (the client's
 -- transport sending one pre-signed request again: libcurl and the C session around it), decode (envelope.decode
 -- of the server's answer). What call costs beyond the other three is the client's own glue.
@@ -29,11 +29,5 @@ for i = 2, #arg do
   for _ = 1, 20 do assert(fn()) end
   runs[#runs + 1] = { fn = fn, count = tonumber(count) }
 end
-collectgarbage("collect")
-for _, r in ipairs(runs) do
-  B.mark()
-  local fn = r.fn
-  for _ = 1, r.count do assert(fn()) end
-end
-B.mark()
+B.run_windows(runs)
 client:close()

@@ -1,5 +1,5 @@
 -- Counting instructions under callgrind (bench/prepare.lua runs it): after one setup and warm-up, runs each
--- "kind:stage:count" argument in turn between two B.mark() calls, so each gets a window of its own.
+-- "kind:stage:count" argument in turn in a window of its own (B.run_windows).
 -- kind: seed (the seed request) or group50 (the 50x5 group); stage: prepare, or one step of it: validate, encode
 -- (json.encode with the hint), body (validate.request_body: both in one walk) or headers (signer.headers).
 -- Usage: lua5.4 bench/prepare_count.lua seed:prepare:200 seed:body:200 group50:prepare:20 ...
@@ -35,11 +35,4 @@ for i = 1, #arg do
   for _ = 1, 5 do assert(fn()) end
   runs[#runs + 1] = { fn = fn, count = tonumber(count) }
 end
--- A full collection first, so every run starts from a clean heap (the GC work of each window is its own garbage's).
-collectgarbage("collect")
-for _, r in ipairs(runs) do
-  B.mark()
-  local fn = r.fn
-  for _ = 1, r.count do fn() end
-end
-B.mark()
+B.run_windows(runs)

@@ -452,14 +452,12 @@ static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
   } else if (x->out_of_memory) {
     out->kind = "other";
     out->message = "out of memory while receiving the response";
-  } else if (proxy_answer != 0 && (proxy_answer < 200 || proxy_answer > 299)) {
-    /* The proxy refused the tunnel: only the CONNECT went out (request_size counts it), never the request. */
-    out->kind = "connect";
-    out->sent = 0;
   } else if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY) {
     out->kind = "dns";
     out->sent = 0;
-  } else if (rc == CURLE_COULDNT_CONNECT) {
+  } else if (rc == CURLE_COULDNT_CONNECT || (proxy_answer != 0 && (proxy_answer < 200 || proxy_answer > 299))) {
+    /* A proxy that refused the tunnel (libcurl says CURLE_RECV_ERROR) got only our CONNECT, never the request;
+     * request_size counts the CONNECT, so `sent` must be cleared here too. */
     out->kind = "connect";
     out->sent = 0;
   } else if (is_tls_failure(rc)) {

@@ -267,4 +267,5 @@ end
 M.NGINX = NGINX
 -- For the other loopback servers of the specs (helpers/proxy.lua): the same port picking and liveness checks.
 M.pick_ports, M.accepts, M.pid_alive, M.seed_random = pick_ports, accepts, pid_alive, seed_random
+M.capture, M.read_file = capture, read_file -- read_file: nil for a missing file
 return M

@@ -11,6 +11,7 @@ replaced by another, a bounded number of times.
 ]==]
 
 local nginx = require("helpers.nginx")
+local files = require("helpers.files")
 
 local format = string.format
 
@@ -23,25 +24,11 @@ local M = {}
 local Proxy = {}
 Proxy.__index = Proxy
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
+local capture = nginx.capture
+local write_file = files.write
 
 local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
+  return nginx.read_file(path) or ""
 end
 
 local function config(dir, port, opts)
