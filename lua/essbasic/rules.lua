@@ -160,6 +160,11 @@ M.limits = {
   ["ChannelCreateFlowGroupByFilesRequest.FlowFileInfos"] = { min_items = 2, max_items = 50,
     code = { "InvalidParameter" },
     source = "ChannelCreateFlowGroupByFilesRequest.FlowFileInfos (at least 2, at most 50 contracts)" },
+  -- The text of this member (and of 16 others: FlowName, CancelMessage, RoleName...) also says "只能由中文、字母、
+  -- 数字和下划线组成" (Chinese characters, letters, digits and _ only). Not checked here: the official example of
+  -- ChannelBatchCancelFlows sends CancelMessage "合同内容错误，需要修正" (a full-width comma) under the same sentence,
+  -- so the sentence is not a rule the API is known to enforce, and refusing what the API takes would be worse than
+  -- letting it answer.
   ["ChannelCreateFlowGroupByFilesRequest.FlowGroupName"] = { max_chars = 200, code = { "InvalidParameter" },
     source = "ChannelCreateFlowGroupByFilesRequest.FlowGroupName (length at most 200)" },
   ["ChannelCreateFlowGroupByFilesRequest.ApproverVerifyType"] = { enum = "ApproverVerifyType",
