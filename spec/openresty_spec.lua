@@ -516,14 +516,23 @@ describe("essbasic in nginx", function()
         if not ok then error(why, 0) end
       end)
 
-    it("reports a proxy that wants authentication (407) as a connect failure, nothing sent", function()
-      local px = proxy.start({ basic_auth = "user secret" })
+    it("authenticates to a proxy that asks (Basic, from the URL), and never quotes the password", function()
+      local px = proxy.start({ basic_auth = "essbasic pa-ss.w0rd" })
       local ok, why = pcall(function()
-        local r = run({ { url = tls_a .. "/conn", method = "POST", body = "secret payload" } }, { proxy = px.url })[1]
-        assert.equal("connect", r.err.network)
-        assert.is_false(r.err.sent)
-        assert.truthy(r.err.message:find("HTTP 407 to CONNECT", 1, true), r.err.message)
-        assert.equal(1, #px:requests())
+        local with = px.url:gsub("^http://", "http://essbasic:pa%%2Dss.w0rd@")
+        local rs = run({ { url = tls_a .. "/conn" }, { url = up .. "/conn" } }, { proxy = with })
+        assert.equal(200, rs[1].status, rs[1].err and rs[1].err.message)
+        assert.equal(200, rs[2].status, rs[2].err and rs[2].err.message)
+        assert.equal("GET " .. up .. "/conn HTTP/1.1", px:requests()[2])
+        for _, opts in ipairs({ { proxy = px.url }, { proxy = px.url:gsub("^http://", "http://essbasic:wrong@") } }) do
+          local r = run({ { url = tls_a .. "/conn", method = "POST", body = "secret payload" } }, opts)[1]
+          assert.equal("connect", r.err.network)
+          assert.is_false(r.err.sent)
+          -- tinyproxy answers 407 without credentials and 401 to wrong ones
+          assert.truthy(r.err.message:find("HTTP 40[17] to CONNECT"), r.err.message)
+          assert.is_nil(r.err.message:find("wrong", 1, true))
+          assert.is_nil(r.err.message:find("essbasic:", 1, true))
+        end
       end)
       px:stop()
       if not ok then error(why, 0) end

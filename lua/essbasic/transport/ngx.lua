@@ -12,17 +12,18 @@
 -- that directive every verified handshake fails. The ca_file/ca_path options of the curl transport do not apply
 -- here: nginx has one trust store per http block.
 --
--- Proxy: `proxy = "http://host:port"` (an HTTP proxy without authentication) carries https:// requests through a
--- CONNECT tunnel, TLS end to end with the API host (SNI and certificate checks name the API host, not the proxy),
--- and sends http:// requests to the proxy with the absolute URL. Tunnels are pooled per proxy and API host like
--- any connection; a refused CONNECT is a connect error (nothing sent).
+-- Proxy: `proxy = "http://[user:password@]host:port"` carries https:// requests through a CONNECT tunnel, TLS end to
+-- end with the API host (SNI and certificate checks name the API host, not the proxy), and sends http:// requests
+-- to the proxy with the absolute URL. Credentials (percent-encoded in the URL, as for libcurl) go out as
+-- Proxy-Authorization: Basic, and nowhere else: messages name the proxy by host and port. Tunnels are pooled per
+-- proxy, credentials and API host like any connection; a refused tunnel is a connect error (nothing sent).
 
 local errors = require("essbasic.errors")
 local network_error = require("essbasic.transport.curl").network_error
 
 local type, tostring, tonumber, setmetatable, pairs, error = type, tostring, tonumber, setmetatable, pairs, error
-local lower, find, sub, match, format, gsub = string.lower, string.find, string.sub, string.match, string.format,
-  string.gsub
+local lower, find, sub, match, format, gsub, char = string.lower, string.find, string.sub, string.match,
+  string.format, string.gsub, string.char
 local concat = table.concat
 local floor = math.floor
 
@@ -104,9 +105,25 @@ function M.new(opts)
   if type(opts) ~= "table" then error("transport options must be a table", 2) end
   local proxy
   if opts.proxy and opts.proxy ~= "" then
-    local p, why = M.parse_url(opts.proxy)
+    -- the credentials are taken out before anything else reads the URL, so no message can quote them
+    local url, user, password = opts.proxy, nil, nil
+    local head, userinfo, rest = match(url, "^(%a[%w+.-]*://)([^/?#@]*)@(.*)$")
+    if head then
+      url = head .. rest
+      user, password = match(userinfo, "^([^:]*):(.*)$")
+      if not user then user, password = userinfo, "" end
+    end
+    local p, why = M.parse_url(url)
     if not p or p.scheme ~= "http" then
-      error("essbasic: the ngx transport takes an http://host:port proxy (" .. (why or "https proxy") .. ")", 3)
+      error("essbasic: the ngx transport takes an http://[user:password@]host:port proxy ("
+        .. (why or "https proxy") .. ")", 3)
+    end
+    if user then
+      local core = require("essbasic.core")
+      local function unescape(v) return (gsub(v, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end)) end
+      p.auth = "Basic " .. core.base64_encode(unescape(user) .. ":" .. unescape(password))
+      -- pooled tunnels are kept apart per credentials without putting them in the pool's name
+      p.auth_id = sub(core.sha256_hex("essbasic proxy pool\0" .. p.auth), 1, 16)
     end
     proxy = p
   end
@@ -129,9 +146,9 @@ end
 
 -- The request head and body as one string (one send; one packet for small calls). Host, Content-Length and
 -- the framing headers are ours; a Host in req.headers (the signed one) wins over the URL's authority.
-local function build_request(req, target, host)
+local function build_request(req, target, host, proxy_auth)
   local body = req.body or ""
-  local fields = {}
+  local fields = { proxy_auth and ("Proxy-Authorization: " .. proxy_auth .. "\r\n") or nil }
   for name, value in pairs(req.headers or {}) do
     name, value = tostring(name), tostring(value)
     if header_unsafe(name) or header_unsafe(value) or find(name, ":", 1, true) then return nil, name end
@@ -266,9 +283,10 @@ end
 
 -- Asks the proxy on sock for a tunnel to u (CONNECT host:port) → true, or nil, the error kind and what happened.
 -- Within the connect timeout, like libcurl's; the proxy's answer must be 2xx, its headers are read and dropped.
-local function open_tunnel(sock, u)
+local function open_tunnel(sock, u, auth)
   local authority = u.host .. ":" .. u.port
-  local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n\r\n")
+  local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n"
+    .. (auth and ("Proxy-Authorization: " .. auth .. "\r\n") or "") .. "\r\n")
   if not ok then return nil, err == "timeout" and "timeout" or "connect", "sending CONNECT: " .. tostring(err) end
   local line
   line, err = sock:receive("*l")
@@ -301,7 +319,7 @@ local function connect(self, ngx, u, connect_ms)
   local target = self.proxy or u
   local pool = format("essbasic:%s:%s:%s:%d:%s:%s", self.pool, u.scheme, u.host, u.port, tostring(self.ssl_verify),
     u.host)
-  if self.proxy then pool = pool .. ":proxy=" .. self.proxy.authority end
+  if self.proxy then pool = pool .. ":proxy=" .. self.proxy.authority .. ":" .. (self.proxy.auth_id or "") end
   local ok, err = sock:connect(target.bare_host, target.port, { pool = pool })
   if not ok then
     sock:close()
@@ -315,7 +333,7 @@ local function connect(self, ngx, u, connect_ms)
   end
   if u.scheme == "https" and sock:getreusedtimes() == 0 then
     if self.proxy then
-      local tunnel, kind, what = open_tunnel(sock, u)
+      local tunnel, kind, what = open_tunnel(sock, u, self.proxy.auth)
       if not tunnel then
         sock:close()
         return nil, network_error(kind, what .. " (proxy " .. self.proxy.authority .. ")", false)
@@ -421,7 +439,8 @@ function Transport:request(req)
   -- through a proxy, http:// goes in absolute form; https:// goes through a tunnel, where the API host sees the path
   local target = self.proxy and u.scheme == "http" and (u.scheme .. "://" .. u.authority .. u.path) or u.path
   local host_header = u.authority
-  local payload, bad = build_request(req, target, host_header)
+  local payload, bad = build_request(req, target, host_header,
+    self.proxy and u.scheme == "http" and self.proxy.auth or nil)
   if not payload then
     return nil, errors.new{ code = errors.HEADER_VALUE, kind = "client", sent = false,
       message = "the request header '" .. gsub(bad, "[%c:]", "?") .. "' holds CR, LF, NUL or a bad name" }
