@@ -312,7 +312,8 @@ local function open_tunnel(sock, u, auth)
 end
 
 -- Connect (through a tunnel when an https:// URL goes through a proxy; with TLS when needed); the pool name keeps
--- connections with different settings apart, so a pooled tunnel is only reused for the same proxy and API host.
+-- connections with different settings apart, so a pooled tunnel is only reused for the same proxy, proxy
+-- credentials and API host.
 local function connect(self, ngx, u, connect_ms)
   local sock = ngx.socket.tcp()
   sock:settimeouts(connect_ms, connect_ms, connect_ms)
