@@ -159,8 +159,7 @@ describe("faults", function()
 
   it("creates through an HTTP proxy's CONNECT tunnel, and retries a creating call whose tunnel was refused",
     function()
-      local open, auth = proxy.start(), proxy.start({ basic_auth = "user secret" })
-      local ok, why = pcall(function()
+      proxy.with({ {}, { basic_auth = "user secret" } }, function(open, auth)
         local c = client({ endpoint = faults.tls_endpoint, ca_file = faults.cert, proxy = open.url, timeout = 20 })
         local resp = assert(c:call(CREATE, { Scenario = "proxy-ok", Steps = { "ok" } }))
         assert.equal("group-proxy-ok", resp.FlowGroupId)
@@ -178,9 +177,6 @@ describe("faults", function()
         assert.equal(2, #auth:requests())
         assert.same({ attempts = 0, created = 0 }, faults:stats("proxy-407"))
       end)
-      open:stop()
-      auth:stop()
-      if not ok then error(why, 0) end
     end)
 
   it("retries a refused connection even for creating calls (it never reached a server)", function()

@@ -490,8 +490,7 @@ describe("essbasic in nginx", function()
 
     it("tunnels https:// through a real proxy's CONNECT, checks the API host's certificate, reuses the tunnel",
       function()
-        local px = proxy.start()
-        local ok, why = pcall(function()
+        proxy.with({ {} }, function(px)
           local tls_authority = tls_a:match("^https://(.*)$")
           local rs = run({ { url = tls_a .. "/conn" }, { url = tls_a .. "/conn" } }, { proxy = px.url })
           assert.equal(200, rs[1].status, rs[1].err and rs[1].err.message)
@@ -512,13 +511,10 @@ describe("essbasic in nginx", function()
           assert.is_false(dead.err.sent)
           assert.truthy(dead.err.message:find("HTTP 500 to CONNECT 127.0.0.1:1", 1, true), dead.err.message)
         end)
-        px:stop()
-        if not ok then error(why, 0) end
       end)
 
     it("authenticates to a proxy that asks (Basic, from the URL), and never quotes the password", function()
-      local px = proxy.start({ basic_auth = "essbasic pa-ss.w0rd" })
-      local ok, why = pcall(function()
+      proxy.with({ { basic_auth = "essbasic pa-ss.w0rd" } }, function(px)
         local with = px.url:gsub("^http://", "http://essbasic:pa%%2Dss.w0rd@")
         local rs = run({ { url = tls_a .. "/conn" }, { url = up .. "/conn" } }, { proxy = with })
         assert.equal(200, rs[1].status, rs[1].err and rs[1].err.message)
@@ -534,8 +530,6 @@ describe("essbasic in nginx", function()
           assert.is_nil(r.err.message:find("essbasic:", 1, true))
         end
       end)
-      px:stop()
-      if not ok then error(why, 0) end
     end)
   end)
 

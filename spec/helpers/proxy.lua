@@ -75,6 +75,18 @@ function M.start(opts)
   error("tinyproxy did not start:\n" .. last_log:sub(-1500), 2)
 end
 
+-- Runs fn(proxy1, proxy2, ...) with one proxy started per options table in `list` ({} for a plain one), then
+-- stops them all, whether fn returned or raised (its error is raised again).
+function M.with(list, fn)
+  local started = {}
+  local ok, err = pcall(function()
+    for i, opts in ipairs(list) do started[i] = M.start(opts) end
+    fn((table.unpack or unpack)(started)) -- unpack: LuaJIT / 5.1
+  end)
+  for _, p in ipairs(started) do p:stop() end
+  if not ok then error(err, 0) end
+end
+
 function Proxy:requests()
   local lines = {}
   for line in read_file(self.dir .. "/tinyproxy.log"):gmatch("Request %(file descriptor %d+%): ([^\n]+)") do
