@@ -282,29 +282,18 @@ local function has_token(value, token)
 end
 
 -- Asks the proxy on sock for a tunnel to u (CONNECT host:port) → true, or nil, the error kind and what happened.
--- Within the connect timeout, like libcurl's; the proxy's answer must be 2xx, its headers are read and dropped.
+-- Within the connect timeout, like libcurl's; the proxy's answer (read by read_head, so capped the same way) must be
+-- 2xx, and its headers are dropped.
 local function open_tunnel(sock, u, auth)
   local authority = u.host .. ":" .. u.port
   local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n"
     .. (auth and ("Proxy-Authorization: " .. auth .. "\r\n") or "") .. "\r\n")
   if not ok then return nil, err == "timeout" and "timeout" or "connect", "sending CONNECT: " .. tostring(err) end
-  local line
-  line, err = sock:receive("*l")
-  local status = line and tonumber(match(line, "^HTTP/1%.[01] (%d%d%d)"))
+  local status, why, what = read_head({ receive = function(_, pattern) return sock:receive(pattern) end })
   if not status then
-    if err == "timeout" then return nil, "timeout", "waiting for the proxy's answer to CONNECT" end
-    return nil, "connect", "the proxy's answer to CONNECT is not HTTP: " .. tostring(line or err)
+    return nil, why == "timeout" and "timeout" or "connect",
+      "reading the proxy's answer to CONNECT (" .. what .. "): " .. tostring(why)
   end
-  local size = 0
-  repeat
-    local h
-    h, err = sock:receive("*l")
-    if not h then
-      return nil, err == "timeout" and "timeout" or "connect", "reading the proxy's answer to CONNECT: " .. err
-    end
-    size = size + #h
-    if size > M.MAX_HEADER_BYTES then return nil, "connect", "the proxy's answer to CONNECT is too large" end
-  until h == ""
   if status < 200 or status > 299 then
     return nil, "connect", "the proxy answered HTTP " .. status .. " to CONNECT " .. authority
   end
@@ -437,11 +426,11 @@ function Transport:request(req)
   if type(url) ~= "string" then error("request: url must be a string", 2) end
   local u, why = M.parse_url(url)
   if not u then return nil, network_error("other", "bad URL: " .. why, false) end
-  -- through a proxy, http:// goes in absolute form; https:// goes through a tunnel, where the API host sees the path
-  local target = self.proxy and u.scheme == "http" and (u.scheme .. "://" .. u.authority .. u.path) or u.path
-  local host_header = u.authority
-  local payload, bad = build_request(req, target, host_header,
-    self.proxy and u.scheme == "http" and self.proxy.auth or nil)
+  -- through a proxy, http:// goes in absolute form (with the proxy's credentials); https:// goes through a tunnel,
+  -- where the API host sees the path
+  local to_proxy = self.proxy and u.scheme == "http"
+  local target = to_proxy and (u.scheme .. "://" .. u.authority .. u.path) or u.path
+  local payload, bad = build_request(req, target, u.authority, to_proxy and self.proxy.auth or nil)
   if not payload then
     return nil, errors.new{ code = errors.HEADER_VALUE, kind = "client", sent = false,
       message = "the request header '" .. gsub(bad, "[%c:]", "?") .. "' holds CR, LF, NUL or a bad name" }
