@@ -159,6 +159,11 @@ typedef struct xfer {
   size_t max_body;
   int want_headers; /* 0: the caller reads status and body only; response headers are neither kept nor pushed */
   int too_large, out_of_memory;
+  /* The body of a request that must not be sent twice, handed to libcurl by on_read so that libcurl can only
+   * resend it through on_seek (see xfer_prepare). */
+  const char *upload;
+  size_t upload_len, upload_pos;
+  int resend_refused; /* on_seek refused a rewind: libcurl wanted to send the request again */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
   int id_ref, body_ref; /* multi only: the caller's id and the request body, kept alive in the multi's table */
@@ -200,6 +205,29 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   return total;
 }
 
+static size_t on_read(char *dst, size_t size, size_t n, void *ud) {
+  xfer *x = ud;
+  size_t room = size * n, left = x->upload_len - x->upload_pos;
+  if (room > left) room = left;
+  if (room) memcpy(dst, x->upload + x->upload_pos, room);
+  x->upload_pos += room;
+  return room;
+}
+
+/* libcurl rewinds the body only to send the request again: after a reused connection died with no byte of the
+ * answer (lib/transfer.c, Curl_retry_request), which is also what a lost answer looks like. The request may
+ * already have been carried out, so the rewind is refused once any of the body was handed over; before that,
+ * no complete request can have left (the body is what the server waits for). */
+static int on_seek(void *ud, curl_off_t offset, int origin) {
+  xfer *x = ud;
+  if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
+  if (x->upload_pos > 0) {
+    x->resend_refused = 1;
+    return CURL_SEEKFUNC_FAIL;
+  }
+  return CURL_SEEKFUNC_OK;
+}
+
 static void xfer_init(xfer *x) {
   memset(x, 0, sizeof *x);
   x->id_ref = x->body_ref = LUA_NOREF;
@@ -232,6 +260,7 @@ typedef struct {
   size_t body_len;
   double timeout, connect_timeout;
   int want_headers;
+  int repeatable; /* the caller allows libcurl to send this request a second time (transport contract) */
 } req_args;
 
 /* Reads method, url, body and per-call opts at stack slots base..base+4 (headers, at base+2, are read by
@@ -253,6 +282,7 @@ static void read_request(lua_State *L, int base, const http_opts *o, req_args *r
   r->timeout = o->timeout;
   r->connect_timeout = o->connect_timeout;
   r->want_headers = 1;
+  r->repeatable = 0;
   if (!lua_isnoneornil(L, base + 4)) {
     luaL_checktype(L, base + 4, LUA_TTABLE);
     r->timeout = opt_seconds(L, base + 4, "timeout", o->timeout);
@@ -261,6 +291,12 @@ static void read_request(lua_State *L, int base, const http_opts *o, req_args *r
     if (!lua_isnil(L, -1)) {
       if (!lua_isboolean(L, -1)) luaL_error(L, "option 'response_headers' must be a boolean");
       r->want_headers = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, base + 4, "repeatable");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_isboolean(L, -1)) luaL_error(L, "option 'repeatable' must be a boolean");
+      r->repeatable = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
   }
@@ -354,7 +390,9 @@ static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opt
   curl_easy_reset(e);
   x->body.len = x->resp_headers.len = 0;
   x->want_headers = r->want_headers;
-  x->too_large = x->out_of_memory = 0;
+  x->too_large = x->out_of_memory = x->resend_refused = 0;
+  x->upload = NULL;
+  x->upload_len = x->upload_pos = 0;
   x->max_body = o->max_response_bytes;
   x->errbuf[0] = '\0';
   const char *ca_file = o->ca_file ? o->ca_file : getenv("CURL_CA_BUNDLE");
@@ -362,10 +400,25 @@ static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opt
   if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val)
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
   SET(CURLOPT_URL, r->url);
-  if (r->post) {
+  if (r->post && r->repeatable) {
+    /* libcurl may resend this one on its own after a dead reused connection: harmless for a read-only call, and
+     * POSTFIELDS lets it send a small body with the headers in one write. */
     SET(CURLOPT_POST, 1L);
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     SET(CURLOPT_POSTFIELDS, r->body);
+  } else if (r->post) {
+    /* Not repeatable: the body goes through on_read, so libcurl cannot resend it without on_seek's consent. */
+    x->upload = r->body;
+    x->upload_len = r->body_len;
+    SET(CURLOPT_POST, 1L);
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_READDATA, x);
+    SET(CURLOPT_SEEKFUNCTION, on_seek);
+    SET(CURLOPT_SEEKDATA, x);
+#if LIBCURL_VERSION_NUM >= 0x081000
+    SET(CURLOPT_FORBID_RETRY_ON_REUSE, 1L); /* libcurl 8.16+ says the same in one option */
+#endif
   } else {
     SET(CURLOPT_HTTPGET, 1L);
   }
@@ -465,6 +518,11 @@ static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
     out->sent = 0;
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
     out->kind = "timeout";
+  } else if (x->resend_refused || rc == CURLE_GOT_NOTHING) {
+    /* The request went out whole and the connection closed with no byte of an answer: carried out or not */
+    out->kind = "closed";
+    out->message = "the connection closed after the request was sent, before any answer";
+    out->sent = 1;
   } else {
     out->kind = "other";
   }
