@@ -373,18 +373,29 @@ describe("essbasic in nginx", function()
       assert.equal("ok", rs[2].body, "a request went out on a connection the server had said it would close")
     end)
 
-    it("sends the request again on a new connection when a pooled one dies before answering", function()
+    it("sends a repeatable request again on a new connection when a pooled one dies before answering", function()
       -- The server answers once, keeps the connection, reads the next request and hangs up without a word:
-      -- what a server closing an idle connection looks like when the close crosses our request.
-      local rs = run({ { url = up .. "/raw?case=drop_next" }, { url = up .. "/raw?case=drop_next" } },
-        { pool = "drop_next" })
+      -- what a server closing an idle connection looks like when the close crosses our request, and also what a
+      -- lost answer looks like.
+      local rs = run({ { url = up .. "/raw?case=drop_next", repeatable = true },
+        { url = up .. "/raw?case=drop_next", repeatable = true } }, { pool = "drop_next" })
       assert.equal("ok", rs[2].body, rs[2].err and rs[2].err.message)
       assert.equal(0, rs[2].reused)
-      local strict = run({ { url = up .. "/raw?case=drop_next" }, { url = up .. "/raw?case=drop_next" } },
-        { retry_stale = false, pool = "drop_next_strict" })
+      local strict = run({ { url = up .. "/raw?case=drop_next", repeatable = true },
+        { url = up .. "/raw?case=drop_next", repeatable = true } }, { retry_stale = false, pool = "drop_next_strict" })
       assert.equal("ok", strict[1].body)
       assert.equal("ClientError.NetworkError", strict[2].err.code)
       assert.is_true(strict[2].err.sent)
+    end)
+
+    it("never sends a request that is not repeatable twice, even when a pooled connection dies unanswered", function()
+      local rs = run({ { url = up .. "/raw?case=drop_next" }, { method = "POST", url = up .. "/raw?case=drop_next",
+        body = "{}" } }, { pool = "drop_next_once" })
+      assert.equal("ok", rs[1].body)
+      assert.is_nil(rs[2].status)
+      assert.equal("ClientError.NetworkError", rs[2].err.code)
+      assert.equal("closed", rs[2].err.network)
+      assert.is_true(rs[2].err.sent)
     end)
 
     it("does not use a pooled connection the server closed while idle", function()
@@ -408,7 +419,7 @@ describe("essbasic in nginx", function()
 
     it("reads a body that ends with the connection, skips 1xx answers, speaks to HTTP/1.0", function()
       local rs = run({ { url = up .. "/raw?case=eof" }, { url = up .. "/raw?case=interim" },
-        { url = up .. "/raw?case=http10" } }, { pool = "raw" })
+        { url = up .. "/raw?case=http10", repeatable = true } }, { pool = "raw" })
       assert.equal("until the connection closes", rs[1].body, rs[1].err and rs[1].err.message)
       assert.equal(201, rs[2].status)
       assert.equal("ok", rs[2].body)

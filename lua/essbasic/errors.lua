@@ -33,6 +33,7 @@ M.RATE_LIMITED = "ClientError.RateLimited"
 M.DEADLINE = "ClientError.DeadlineExceeded"
 M.HEADER_VALUE = "ClientError.InvalidHeaderValue"
 M.PHASE = "ClientError.BlockingCallNotAllowed"
+M.UNEXPECTED = "ClientError.UnexpectedError" -- a call raised (a bug, or a caller's provider); see call.fail_raised
 
 -- fields: a table with at least code and message; it becomes the error object (no copy).
 function M.new(fields)

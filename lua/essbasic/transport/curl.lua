@@ -1,32 +1,18 @@
--- The libcurl transport for plain Lua: one kept-alive connection per client (the C session owns the easy handle).
+-- The libcurl transport for plain Lua: one kept-alive connection per client (the C session owns the easy handle),
+-- and a multi for call_many. It keeps the transport contract (transport/contract.lua): the C side hands libcurl
+-- the body of a request that is not repeatable in a way libcurl cannot resend on its own (src/http.c, on_seek).
 
 local core = require("essbasic.core")
-local errors = require("essbasic.errors")
+local contract = require("essbasic.transport.contract")
 
 local setmetatable = setmetatable
 
 local M = {}
 
+local network_error = contract.network_error
+
 local Transport = { __name = "essbasic.transport.curl" }
 Transport.__index = Transport
-
-local NETWORK_MESSAGES = {
-  dns = "could not resolve the host",
-  connect = "could not connect",
-  tls = "TLS handshake or certificate check failed",
-  timeout = "timed out",
-  other = "transfer failed",
-}
-
--- The C session answers nil, kind, message, sent; this turns that into the error object users see.
-function M.network_error(kind, message, sent)
-  if kind == "too_large" then
-    return errors.new{ code = errors.RESPONSE_TOO_LARGE, kind = "network", network = kind, sent = sent,
-      message = "the response exceeded max_response_bytes" }
-  end
-  return errors.new{ code = errors.NETWORK, kind = "network", network = kind, sent = sent,
-    message = (NETWORK_MESSAGES[kind] or NETWORK_MESSAGES.other) .. ": " .. tostring(message) }
-end
 
 function M.session_options(opts)
   return {
@@ -42,28 +28,34 @@ function M.new(opts)
   return setmetatable({ session = core.http_session(options), options = options }, Transport)
 end
 
+-- req as in the contract; the C session reads timeout, connect_timeout, response_headers and repeatable from it.
 -- req.response_headers = false: res.headers is nil (the C session skips building the map).
 function Transport:request(req)
   local status, headers, body, sent = self.session:request(req.method, req.url, req.headers, req.body, req)
-  if not status then return nil, M.network_error(headers, body, sent) end
+  if not status then return nil, network_error(headers, body, sent) end
   return { status = status, headers = headers, body = body }
 end
 
--- Many requests at once over libcurl's multi interface (used by client:call_many).
+-- Many requests at once over libcurl's multi interface (the call_many scheduler).
 local Batch = { __name = "essbasic.transport.curl.batch" }
 Batch.__index = Batch
 
 -- One multi per transport, kept between batches so its connections stay alive.
 function Transport:batch()
   self.multi = self.multi or core.http_multi(self.options)
-  return setmetatable({ multi = self.multi, ids = {}, next_id = 0 }, Batch)
+  return setmetatable({ multi = self.multi }, Batch)
 end
 
--- id: any value the caller wants back with the result.
+-- After a batch that could not finish (an error raised in the scheduler): the multi and whatever transfers it
+-- still holds are dropped, so nothing of that batch can finish inside the next one.
+function Transport:abandon_batch()
+  if self.multi then self.multi:close() end
+  self.multi = nil
+end
+
+-- id: any Lua value the caller wants back with the result (the scheduler passes the call object).
 function Batch:add(id, req)
-  self.next_id = self.next_id + 1
-  self.ids[self.next_id] = id
-  self.multi:add(self.next_id, req.method, req.url, req.headers, req.body, req)
+  self.multi:add(id, req.method, req.url, req.headers, req.body, req)
 end
 
 -- Waits up to `seconds` → a list of { id =, res = { status, headers, body } } or { id =, err = }.
@@ -72,12 +64,10 @@ function Batch:poll(seconds)
   local out = {}
   for i = 1, #finished do
     local f = finished[i]
-    local id = self.ids[f.id]
-    self.ids[f.id] = nil
     if f.status then
-      out[i] = { id = id, res = { status = f.status, headers = f.headers, body = f.body } }
+      out[i] = { id = f.id, res = { status = f.status, headers = f.headers, body = f.body } }
     else
-      out[i] = { id = id, err = M.network_error(f.err_kind, f.err_message, f.sent) }
+      out[i] = { id = f.id, err = network_error(f.err_kind, f.err_message, f.sent) }
     end
   end
   return out

@@ -2,8 +2,8 @@
 -- ngx.socket.tcp, so a request waiting for the API yields to the other requests of the worker instead of
 -- blocking it the way a libcurl call would.
 --
--- request(req) → { status, headers (names lowercase, repeats joined by ", "), body } or nil, err, with the same
--- error objects as the curl transport (transport.curl.network_error). The object keeps no per-request state:
+-- request(req) → { status, headers (names lowercase, repeats joined by ", "), body } or nil, err, as the transport
+-- contract (transport/contract.lua) says, resending only what it allows. The object keeps no per-request state:
 -- one client, made once per worker, serves all concurrent requests. Connections live in nginx's per-worker
 -- pool (setkeepalive), keyed like lua-resty-http does so that different TLS or proxy settings never share one.
 --
@@ -19,7 +19,8 @@
 -- proxy, credentials and API host like any connection; a refused tunnel is a connect error (nothing sent).
 
 local errors = require("essbasic.errors")
-local network_error = require("essbasic.transport.curl").network_error
+local contract = require("essbasic.transport.contract")
+local network_error = contract.network_error
 
 local type, tostring, tonumber, setmetatable, pairs, error = type, tostring, tonumber, setmetatable, pairs, error
 local lower, find, sub, match, format, gsub, char = string.lower, string.find, string.sub, string.match,
@@ -349,8 +350,9 @@ local function connect(self, ngx, u, connect_ms)
   return sock
 end
 
--- One exchange on one connection. Returns res, or nil, err, retry_fresh (a reused connection the server had
--- already closed: nothing of the response arrived, so the request was never read).
+-- One exchange on one connection. Returns res, or nil, err, stale: a pooled connection that failed before the
+-- request could have been read whole (the request may go out on another connection), or, for a repeatable
+-- request only, one that closed before a byte of the answer.
 local function exchange(self, ngx, req, u, payload, deadline, connect_ms)
   local sock, err = connect(self, ngx, u, connect_ms)
   if not sock then return nil, err end
@@ -364,6 +366,7 @@ local function exchange(self, ngx, req, u, payload, deadline, connect_ms)
   local sent_bytes
   sent_bytes, err = sock:send(payload)
   if not sent_bytes then
+    -- A failed write left at most part of the request, which no server acts on (its body is what it waits for).
     if reused and err ~= "timeout" and self.retry_stale then
       sock:close()
       return nil, nil, true
@@ -372,14 +375,18 @@ local function exchange(self, ngx, req, u, payload, deadline, connect_ms)
   end
   local status, headers, minor = read_head(c)
   if not status then
-    -- headers is the error text here, minor what was being read
-    -- a reset counts too: a server that closes with our request unread in its buffer resets the connection
-    if reused and minor == "status" and headers ~= "timeout" and self.retry_stale
-      and (headers == "closed" or find(headers, "reset", 1, true)) then
+    -- headers is the error text here, minor what was being read. Closed (or reset) before a byte of the answer
+    -- is what an idle close of a pooled connection looks like, and also what a lost answer looks like: only a
+    -- repeatable request may be sent again after it.
+    local closed = minor == "status" and (headers == "closed" or find(headers, "reset", 1, true) ~= nil)
+    if closed and reused and self.retry_stale and contract.may_resend(req) then
       sock:close()
       return nil, nil, true
     end
     if headers == "timeout" then return read_error(c, "timeout", "waiting for the response") end
+    if closed then
+      return fail(c, "closed", "the connection closed after the request was sent, before any answer", true)
+    end
     return fail(c, "other", "reading the response " .. minor .. ": " .. tostring(headers), true)
   end
   local body
@@ -440,10 +447,10 @@ function Transport:request(req)
   if connect_ms < 1 then connect_ms = 1 end
   ngx.update_time()
   local deadline = ngx.now() + timeout
-  -- Like libcurl: a pooled connection that the server closed while it sat idle is dropped and the request goes
-  -- out on another one. Each stale connection is closed as it is found, so the pool empties in a few rounds.
-  -- "Closed before a single byte of the answer" is what an idle close looks like; a server that died while
-  -- working on the request looks the same, which is why retry_stale = false turns this off.
+  -- A pooled connection that the server closed while it sat idle is dropped and the request goes out on another
+  -- one, within the contract (see exchange). nginx already drops pooled connections the server closes while they
+  -- sit in the pool, so this covers the race of a close just as the connection is taken. Each stale connection
+  -- is closed as it is found, so the pool empties in a few rounds; retry_stale = false turns this off.
   for _ = 1, STALE_RETRIES do
     local res, err, stale = exchange(self, ngx, req, u, payload, deadline, connect_ms)
     if not stale then return res, err end

@@ -1,0 +1,85 @@
+-- The transport contract: what the client hands a transport, what it gets back, and the one rule about sending
+-- twice. Every transport (libcurl, cosockets, or an object of the caller's with a request method) is held to it.
+--
+-- A request:
+--   method, url, headers, body     what to send (headers: name → value)
+--   timeout, connect_timeout       seconds
+--   response_headers               false: the caller reads only status and body (a transport may skip the map)
+--   repeatable                     true: the request may be sent a second time (read-only actions, from the
+--                                  schema); absent or false: it must not
+-- A result is { status = number, headers = table | nil, body = string }, or nil and an error object whose `sent`
+-- says whether any of the request may have reached the server (false only when that is certain).
+--
+-- The rule: a transport sends a request a second time only when it is repeatable, or when it can prove that no
+-- complete request left the machine (a pooled connection found dead before the request was written, a write
+-- that failed part-way). "No byte of the answer arrived" is not proof: a server that carried the request out and
+-- then lost the connection looks exactly like a server that closed an idle connection.
+
+local errors = require("essbasic.errors")
+
+local type, tostring, pcall, setmetatable = type, tostring, pcall, setmetatable
+
+local M = {}
+
+-- The network kinds a transport reports, each with the start of its message.
+M.NETWORK_KINDS = {
+  dns = "could not resolve the host",
+  connect = "could not connect",
+  tls = "TLS handshake or certificate check failed",
+  timeout = "timed out",
+  closed = "connection closed",
+  too_large = "response too large",
+  other = "transfer failed",
+}
+
+-- The error object of a failed exchange. sent: false only when nothing of the request can have reached the server.
+function M.network_error(kind, message, sent)
+  if kind == "too_large" then
+    return errors.new{ code = errors.RESPONSE_TOO_LARGE, kind = "network", network = kind, sent = sent,
+      message = "the response exceeded max_response_bytes" }
+  end
+  if not M.NETWORK_KINDS[kind] then kind = "other" end
+  return errors.new{ code = errors.NETWORK, kind = "network", network = kind, sent = sent,
+    message = M.NETWORK_KINDS[kind] .. ": " .. tostring(message) }
+end
+
+-- May a request that may have reached the server be sent again? Only a repeatable one.
+function M.may_resend(req)
+  return req.repeatable == true
+end
+
+-- A transport object of the caller's, held to the contract: a raised error or a result of the wrong shape becomes
+-- a network error whose outcome is unknown (sent = true), so the client's retry rules still decide, and a bug in
+-- the caller's transport can neither crash a batch nor pass for a success.
+local Checked = { __name = "essbasic.transport.checked" }
+Checked.__index = Checked
+
+local function broken(why)
+  return nil, M.network_error("other", "the transport " .. why, true)
+end
+
+function Checked:request(req)
+  local ok, res, err = pcall(self.inner.request, self.inner, req)
+  if not ok then return broken("raised: " .. tostring(res)) end
+  if res == nil then
+    if errors.is_error(err) then
+      if err.sent == nil then err.sent = true end
+      return nil, err
+    end
+    return broken("failed: " .. tostring(err))
+  end
+  if type(res) ~= "table" or type(res.status) ~= "number" or type(res.body) ~= "string" then
+    return broken("returned something other than { status = number, body = string }")
+  end
+  return res
+end
+
+function Checked:close()
+  if type(self.inner.close) == "function" then self.inner:close() end
+end
+
+function M.checked(obj)
+  return setmetatable({ inner = obj }, Checked)
+end
+
+return M
