@@ -74,4 +74,52 @@ describe("client:call_many", function()
     assert.has_error(function() client():call_many({ "x" }) end)
     assert.has_error(function() client():call_many({ { 42, {} } }) end)
   end)
+
+  it("survives an on_done that raises: the batch drains, the error comes back, the next batch is clean", function()
+    local tag = "raise" .. os.time()
+    local c = client{ rate_limit = false }
+    local reqs = {}
+    for i = 1, 12 do reqs[i] = { "DescribeFlowDetailInfo", { Scenario = tag .. "-" .. i, Steps = { "wait100" } } } end
+    local seen = {}
+    local ok, why = pcall(c.call_many, c, reqs, { concurrency = 6, on_done = function(i)
+      seen[#seen + 1] = i
+      if #seen == 1 then error("boom in on_done") end
+    end })
+    assert.is_false(ok)
+    assert.truthy(tostring(why):find("boom in on_done", 1, true))
+    assert.truthy(tostring(why):find("for call %d+"))
+    assert.equal(12, #seen, "every call was reported although the first on_done raised")
+    -- The next batch on the same client: every answer matched to its own request.
+    local again = {}
+    for i = 1, 12 do again[i] = { "DescribeFlowDetailInfo", { Scenario = tag .. "-b" .. i, Steps = { "ok" } } } end
+    local results = c:call_many(again, { concurrency = 6 })
+    for i = 1, 12 do
+      assert.truthy(results[i][1], tostring(results[i][2]))
+      assert.equal("group-" .. tag .. "-b" .. i, results[i][1].FlowGroupId)
+    end
+    -- an error value that is not a string comes back as it was raised
+    local marker = {}
+    local ok2, why2 = pcall(c.call_many, c, { again[1] }, { on_done = function() error(marker) end })
+    assert.is_false(ok2)
+    assert.equal(marker, why2)
+  end)
+
+  it("works with a transport object of the caller's (one call after another), and survives one that raises", function()
+    local seen = {}
+    local transport = { request = function(_, req)
+      seen[#seen + 1] = req.headers["X-TC-Action"]
+      if #seen == 2 then error("transport bug") end
+      if #seen == 3 then return "not a result" end
+      return { status = 200, body = '{"Response":{"RequestId":"r' .. #seen .. '"}}' }
+    end }
+    local c = client{ transport = transport, rate_limit = false, retry = false }
+    local results = c:call_many({ { "DescribeFlowDetailInfo", {} }, { "ChannelCreateFlowGroupByFiles", {} },
+      { "ChannelCreateFlowGroupByFiles", {} }, { "DescribeFlowDetailInfo", {} } })
+    assert.equal(4, #seen)
+    assert.equal("r1", results[1][1].RequestId)
+    assert.equal("ClientError.OutcomeUnknown", results[2][2].code)
+    assert.truthy(results[2][2].message:find("transport bug", 1, true))
+    assert.equal("ClientError.OutcomeUnknown", results[3][2].code)
+    assert.equal("r4", results[4][1].RequestId)
+  end)
 end)
