@@ -7,7 +7,7 @@ local here = src:match("^(.*)/[^/]+$") or "."
 local root = here:match("^(.*)/bench$") or (here == "bench" and ".") or (here .. "/..")
 
 local abi = rawget(_G, "jit") and "5.1" or "5.4"
-package.path = table.concat({ root .. "/lua/?.lua", root .. "/lua/?/init.lua", root .. "/spec/?.lua",
+package.path = table.concat({ root .. "/lua/?.lua", root .. "/lua/?/init.lua", root .. "/spec/?.lua", root .. "/?.lua",
   root .. "/bench/?.lua", package.path }, ";")
 package.cpath = root .. "/build/" .. abi .. "/?.so;" .. package.cpath
 
@@ -160,7 +160,7 @@ end
 -- ("0" or "1"); keep-alive is unlimited so one connection carries every call.
 function M.start_servers(opts)
   opts = opts or {}
-  local nginx = require("helpers.nginx")
+  local nginx = require("tools.nginx")
   local affinity = ""
   if opts.worker_cpu then
     local mask = opts.worker_cpu == "1" and "10" or "01"

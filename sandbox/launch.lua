@@ -3,7 +3,7 @@
 As a module (spec/helpers/sandbox.lua uses this):
   local launch = require("sandbox.launch")
   local sb = launch.start{ overrides = { file_ttl = 5 }, config_file = nil, env = false }
-  sb.endpoint, sb.port, sb.data_dir, sb.config, sb.srv (the helpers.nginx server), sb:stop()
+  sb.endpoint, sb.port, sb.data_dir, sb.config, sb.srv (the tools.nginx server), sb:stop()
 
 As a command (sandbox/run wraps it; paths set up there):
   lua5.4 sandbox/launch.lua serve  [--port N] [--data DIR] [--config FILE]   runs until told to stop
@@ -11,7 +11,7 @@ As a command (sandbox/run wraps it; paths set up there):
   lua5.4 sandbox/launch.lua status [--data DIR] [--config FILE]
   lua5.4 sandbox/launch.lua env    [--data DIR] [--config FILE]   export lines for a client (endpoint, test keys)
 
-nginx is started through spec/helpers/nginx.lua (one writer of nginx configurations in the project), which runs
+nginx is started through tools/nginx.lua (one writer of nginx configurations in the project), which runs
 worker_processes 1: the sandbox keeps its state in that one worker's Lua VM. The resolved configuration is
 written as JSON into the server's private prefix (mode 0700) and read by init_by_lua.
 
@@ -20,7 +20,7 @@ written as JSON into the server's private prefix (mode 0700) and read by init_by
 removes both files. Ctrl-C (SIGINT) in the foreground stops it the same way; `sandbox/run start` detaches it (setsid).
 ]==]
 
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local json = require("essbasic.json")
 local core = require("essbasic.core")
 local sandbox_config = require("sandbox.config")
@@ -81,6 +81,7 @@ function M.start(opts)
     http = HTTP_BLOCK,
     port = config.port and math.floor(config.port) or nil, -- a fixed port, or a free one
     lua_path = repo_root() .. "/?.lua",
+    spec_path = false, -- the sandbox loads nothing from spec/
     setup = function(prefix)
       write_file(prefix .. "/sandbox-config.json", assert(json.encode(config)))
     end,

@@ -3,7 +3,7 @@
 local callback = require("essbasic.callback")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 
 local KEY = "0123456789abcdefGHIJKLMNOPQRSTUV" -- 32 bytes, the form essbasic's console gives
 local TOKEN = "callback-token-Xy7"

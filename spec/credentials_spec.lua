@@ -3,7 +3,7 @@
 -- same refresh.
 local credentials = require("essbasic.credentials")
 local essbasic = require("essbasic")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local core = require("essbasic.core")
 local unpack = table.unpack or unpack
 

@@ -1,6 +1,6 @@
 -- essbasic.core HTTP (libcurl sessions and multis) against real nginx servers on loopback.
 local core = require("essbasic.core")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local proxy = require("helpers.proxy")
 
 local http_session, http_multi, monotonic = core.http_session, core.http_multi, core.monotonic

@@ -4,7 +4,7 @@
 -- busted itself drives everything over loopback with the C core's libcurl client.
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local proxy = require("helpers.proxy")
 
 local monotonic = core.monotonic
@@ -716,9 +716,9 @@ describe("essbasic in nginx", function()
   end)
 
   -- Two worker processes: the count must hold for both together. Needs the nginx helper's `workers` option.
-  local helper_has_workers = read_file(ROOT .. "/spec/helpers/nginx.lua"):find("opts.workers", 1, true)
+  local helper_has_workers = read_file(ROOT .. "/tools/nginx.lua"):find("opts.workers", 1, true)
   local two_workers = helper_has_workers and it or pending
-  two_workers("the rate limit holds for 2 workers together (needs spec/helpers/nginx.lua opts.workers)", function()
+  two_workers("the rate limit holds for 2 workers together (needs tools/nginx.lua opts.workers)", function()
     local srv = nginx.start{
       workers = 2,
       http = "lua_shared_dict essbasic_ratelimit 1m;\n"

@@ -2,7 +2,7 @@
 -- FileId expiry), each refusal with the API's code, a request signed the official SDKs' way, callbacks received and
 -- checked by a second nginx (and cross-checked with the openssl CLI), state across a restart, concurrent requests.
 local sandbox = require("helpers.sandbox")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local api = require("essbasic.api")

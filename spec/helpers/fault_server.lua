@@ -25,7 +25,7 @@ repeats). Steps:
   huge            HTTP 200 with a 3 MB body
 ]==]
 
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 

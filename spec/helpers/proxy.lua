@@ -10,7 +10,7 @@ Each proxy gets its own directory from `mktemp -d` (configuration, log); when it
 turned out to be taken), another port is tried, a bounded number of times.
 ]==]
 
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local files = require("helpers.files")
 
 local format = string.format

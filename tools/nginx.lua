@@ -1,6 +1,8 @@
 --[==[ Throwaway nginx (+ lua-nginx-module, LuaJIT) servers on loopback, for specs, the sandbox and benchmarks.
+It lives in tools/ (not spec/) because the sandbox runs on it too, and the sandbox loads nothing from spec/.
+Callers put the repository root on package.path (tools/run-tests, sandbox/run and bench/benchlib.lua do).
 
-  local nginx = require("helpers.nginx")
+  local nginx = require("tools.nginx")
   local srv = nginx.start{
     http = [[                       -- text for the http {} block; %PORT%, %PORT2%, ... %PREFIX% are substituted
       server {
@@ -13,6 +15,7 @@
     ports = 2,                      -- how many free loopback ports to pick (default 1)
     port = 8780,                    -- optional: a fixed first port (%PORT%) instead of a free one; no retry
     workers = 2,                    -- optional: worker_processes (default 1)
+    spec_path = false,              -- optional: leave the repo's spec/ off lua_package_path (default: on it)
     setup = function(prefix) end,   -- optional: runs before nginx starts (write certs, data files into prefix)
   }
   srv.port, srv.ports[2], srv.prefix   -- first port, all ports, the server's private temp directory
@@ -21,7 +24,8 @@
 
 Each server gets a fresh prefix from `mktemp -d` holding its nginx.conf, pid file, logs and temp paths; nothing in
 /etc/nginx is used. The Debian ndk and lua modules are loaded from /usr/share/nginx/modules; lua_package_path
-covers the repo's lua/ and spec/ directories and lua_package_cpath its build/5.1 (nginx runs LuaJIT). As root the
+covers the repo's lua/ and spec/ directories (opts.spec_path = false leaves spec/ out, as the sandbox does) and
+lua_package_cpath its build/5.1 (nginx runs LuaJIT). As root the
 workers run as root too (`user root;`), since the default "nobody" may not be able to read the repo.
 
 Ports are picked at random in 20000-60000; when nginx cannot bind one ("Address already in use") new ones are
@@ -80,10 +84,10 @@ local function short_pause()
   os_execute("sleep 0.05")
 end
 
--- The repo root, from this file's own path (spec/helpers/nginx.lua), made absolute.
+-- The repo root, from this file's own path (tools/nginx.lua), made absolute.
 local function repo_root()
   local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/spec/helpers/[^/]+$") or "."
+  local dir = src:match("^(.*)/tools/[^/]+$") or "."
   if dir:sub(1, 1) ~= "/" then
     dir = capture("cd " .. shell_quote(dir) .. " && pwd")
   end
@@ -137,9 +141,9 @@ end
 local function build_conf(opts, ports, prefix, root, as_root)
   local lua_path = {}
   if opts.lua_path and opts.lua_path ~= "" then lua_path[#lua_path + 1] = opts.lua_path end
-  for _, p in ipairs({ root .. "/lua/?.lua", root .. "/lua/?/init.lua", root .. "/spec/?.lua" }) do
-    lua_path[#lua_path + 1] = p
-  end
+  lua_path[#lua_path + 1] = root .. "/lua/?.lua"
+  lua_path[#lua_path + 1] = root .. "/lua/?/init.lua"
+  if opts.spec_path ~= false then lua_path[#lua_path + 1] = root .. "/spec/?.lua" end
   local lines = {
     "daemon on;",
     "master_process on;",
