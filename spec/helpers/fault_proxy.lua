@@ -141,7 +141,7 @@ function M.start(opts)
   end
   local host, port = opts.upstream:match("^http://([%w%.%-]+):(%d+)/?$")
   if not host then error("fault_proxy.start: upstream must be http://host:port, got " .. opts.upstream, 2) end
-  local nginx = require("helpers.nginx")
+  local nginx = require("tools.nginx")
   local core = require("essbasic.core")
   local http = CONF:gsub("%%UPHOST%%", host):gsub("%%UPPORT%%", port)
   local srv = nginx.start{ http = http, ports = 2 }

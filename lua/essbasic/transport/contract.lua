@@ -74,6 +74,11 @@ function Checked:request(req)
   return res
 end
 
+function Checked:check_phase()
+  if type(self.inner.check_phase) == "function" then return self.inner:check_phase() end
+  return nil
+end
+
 function Checked:close()
   if type(self.inner.close) == "function" then self.inner:close() end
 end

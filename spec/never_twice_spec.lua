@@ -1,0 +1,198 @@
+-- "A creating call is never sent twice when it may have arrived", attacked from outside: a fault-injecting proxy
+-- (helpers/fault_proxy.lua, real TCP in nginx) between the client and the sandbox loses answers, resets, stalls,
+-- garbles and cuts, on fresh and on reused connections. Every case counts the groups the sandbox itself created.
+-- Clients: client:call and client:call_many over libcurl in this process, and the same inside real nginx
+-- (cosockets, light threads).
+local json = require("essbasic.json")
+local sandbox = require("helpers.sandbox")
+local fault_proxy = require("helpers.fault_proxy")
+local nginx = require("tools.nginx")
+local core = require("essbasic.core")
+
+local CREATE = "ChannelCreateFlowGroupByFiles"
+local READ = "DescribeFlowDetailInfo"
+local FAULTS = { "lose_answer", "reset_before", "stall", "garbage", "cut_body", "close_after_headers" }
+local TIMEOUT = 1.5 -- the client's timeout; a stall outlasts it
+
+-- Runs one client job inside nginx: { endpoint, pool, steps = { { action, params } | { many = {...}, concurrency } } }
+-- → per step { ok, code, network, id } or, for many, a list of them.
+local APP = [=[
+server {
+  listen 127.0.0.1:%PORT%;
+  client_body_buffer_size 16m;
+  location /run {
+    content_by_lua_block {
+      local json = require("essbasic.json")
+      ngx.req.read_body()
+      local job = json.decode(ngx.req.get_body_data())
+      local essbasic = require("essbasic")
+      local transport = require("essbasic.transport.ngx").new{ pool = job.pool, timeout = job.timeout }
+      local c = essbasic.new{ secret_id = job.secret_id, secret_key = job.secret_key, endpoint = job.endpoint,
+        file_endpoint = job.endpoint, rate_limit = false, timeout = job.timeout, transport = transport,
+        retry = { base_delay = 0.01, max_delay = 0.05 } }
+      local function out(resp, err)
+        if resp then return { ok = true, id = resp.FlowGroupId or (resp.FileIds and resp.FileIds[1]) } end
+        return { ok = false, code = err.code, network = err.network }
+      end
+      local results = json.array()
+      for i, step in ipairs(job.steps) do
+        if step.many then
+          local list = json.array()
+          local rs = c:call_many(step.many, { concurrency = step.concurrency })
+          for j, r in ipairs(rs) do list[j] = out(r[1], r[2]) end
+          results[i] = list
+        else
+          results[i] = out(c:call(step[1], step[2]))
+        end
+      end
+      ngx.print(json.encode(results))
+    }
+  }
+}
+]=]
+
+describe("never twice", function()
+  local sb, fp, app, http
+  setup(function()
+    sb = sandbox.start{ rate_limit = 100000 }
+    fp = fault_proxy.start{ upstream = sb.endpoint }
+    app = nginx.start{ http = APP }
+    http = core.http_session({ timeout = 60 })
+  end)
+  teardown(function()
+    if http then http:close() end
+    if app then app:stop() end
+    if fp then fp:stop() end
+    if sb then sb:stop() end
+  end)
+
+  local function groups() return sb:stats().groups end
+
+  local function lua_client()
+    return sb:client{ endpoint = fp.endpoint, file_endpoint = fp.endpoint, rate_limit = false, timeout = TIMEOUT,
+      retry = { base_delay = 0.01, max_delay = 0.05 } }
+  end
+
+  local pool_seq = 0
+  -- The same job, done by a client in this process (curl) or inside nginx (ngx).
+  local function run_job(kind, steps)
+    if kind == "ngx" then
+      pool_seq = pool_seq + 1
+      local status, _, body = http:request("POST", "http://127.0.0.1:" .. app.port .. "/run", {},
+        json.encode{ endpoint = fp.endpoint, pool = "job" .. pool_seq, timeout = TIMEOUT, steps = steps,
+          secret_id = sb.secret_id, secret_key = sb.secret_key })
+      assert.equal(200, status, tostring(body) .. "\n" .. app:error_log():sub(-2000))
+      return json.decode(body)
+    end
+    local c = lua_client()
+    local out = {}
+    local function one(resp, err)
+      if resp then return { ok = true, id = resp.FlowGroupId or (resp.FileIds and resp.FileIds[1]) } end
+      return { ok = false, code = err.code, network = err.network }
+    end
+    for i, step in ipairs(steps) do
+      if step.many then
+        local list = {}
+        for j, r in ipairs(c:call_many(step.many, { concurrency = step.concurrency })) do list[j] = one(r[1], r[2]) end
+        out[i] = list
+      else
+        out[i] = one(c:call(step[1], step[2]))
+      end
+    end
+    c:close()
+    return out
+  end
+
+  local file_id
+  local function create_params(name)
+    file_id = file_id or sb:upload()
+    return sb:group_request({ file_id, file_id }, { name = name })
+  end
+
+  local function forwarded(action)
+    local n = 0
+    for _, entry in ipairs(fp:stats().log) do
+      if entry.action == action and entry.forwarded then n = n + 1 end
+    end
+    return n
+  end
+
+  for _, kind in ipairs({ "curl", "ngx" }) do
+    for _, conn in ipairs({ "fresh", "reused" }) do
+      for _, fault in ipairs(FAULTS) do
+        it(("%s: a creation whose exchange suffers %s on a %s connection is never repeated and never a success")
+          :format(kind, fault, conn), function()
+          local params = create_params("nt-" .. kind .. "-" .. conn .. "-" .. fault)
+          fp:reset()
+          fp:plan{ { fault = fault, action = CREATE, conn = conn, times = 1, hold = TIMEOUT + 1 } }
+          local before = groups()
+          -- reused: an upload first, on the same client connection; fresh: the creation opens the connection
+          local upload = { "UploadFiles", { Agent = sb.agent, BusinessType = "DOCUMENT",
+            FileInfos = { { FileName = "a.pdf", FileBody = core.base64_encode(sandbox.PDF) } } } }
+          local steps = conn == "reused" and { upload, { CREATE, params } } or { { CREATE, params } }
+          local results = run_job(kind, steps)
+          local r = results[#results]
+          local st = fp:stats()
+          assert.equal(1, st.faults[fault], "the proxy injected the fault once: " .. json.encode(st.log))
+          local faulted
+          for _, e in ipairs(st.log) do if e.action == CREATE and e.fault then faulted = e end end
+          assert.equal(conn == "fresh" and 1 or 2, faulted.conn_requests)
+          local made = groups() - before
+          assert.equal(forwarded(CREATE), made, "the sandbox created one group per request that reached it")
+          assert.is_true(made <= 1, "a creation was carried out " .. made .. " times")
+          if fault == "reset_before" then
+            -- Nothing reached the sandbox. A transport that can prove the body never left may send it again
+            -- (libcurl does when the reset came before it read the body): then one group and a real answer.
+            assert.equal(r.ok and 1 or 0, made)
+            if not r.ok then assert.equal("ClientError.OutcomeUnknown", r.code) end
+          else
+            assert.equal(1, st.by_action[CREATE], "the creation went out once: " .. json.encode(st.log))
+            assert.is_false(r.ok, "a creation whose answer was lost was reported as a success")
+            assert.equal("ClientError.OutcomeUnknown", r.code)
+          end
+        end)
+      end
+
+      it(("%s: a read-only call whose answer is lost on a %s connection is retried to success"):format(kind, conn),
+        function()
+          local created = run_job(kind, { { CREATE, create_params("nt-read-" .. kind .. conn) } })[1]
+          assert.is_true(created.ok, json.encode(created))
+          fp:reset()
+          fp:plan{ { fault = "lose_answer", action = READ, conn = conn, times = 1 } }
+          local steps = { { READ, { Agent = sb.agent, FlowGroupId = created.id } } }
+          if conn == "reused" then table.insert(steps, 1, { READ, { Agent = sb.agent, FlowGroupId = created.id } }) end
+          local results = run_job(kind, steps)
+          local r = results[#results]
+          assert.is_true(r.ok, json.encode(r))
+          assert.equal(1, fp:stats().faults.lose_answer)
+        end)
+    end
+
+    it(kind .. ": call_many, 30 creations with every third answer lost: 20 successes, 10 unknown, 30 groups", function()
+      fp:reset()
+      fp:plan{ { fault = "lose_answer", action = CREATE, every = 3 } }
+      local many = {}
+      for i = 1, 30 do many[i] = { CREATE, create_params("nt-many-" .. kind .. i) } end
+      local before = groups()
+      local results = run_job(kind, { { many = many, concurrency = 5 } })[1]
+      local ok, unknown = 0, 0
+      for i = 1, 30 do
+        if results[i].ok then
+          ok = ok + 1
+        else
+          assert.equal("ClientError.OutcomeUnknown", results[i].code)
+          unknown = unknown + 1
+        end
+      end
+      local st = fp:stats()
+      assert.equal(10, st.faults.lose_answer)
+      assert.equal(20, ok)
+      assert.equal(10, unknown)
+      assert.equal(30, st.by_action[CREATE], "30 creations went out, none twice")
+      assert.equal(30, groups() - before)
+      local reused = 0
+      for _, e in ipairs(st.log) do if e.fault and e.conn_requests > 1 then reused = reused + 1 end end
+      assert.is_true(reused > 0, "some lost answers were on reused connections")
+    end)
+  end
+end)
