@@ -195,4 +195,16 @@ describe("never twice", function()
       assert.is_true(reused > 0, "some lost answers were on reused connections")
     end)
   end
+
+  it("soak: 200 creations, 10% of the answers lost at random, concurrency 10: not one group twice", function()
+    local f = require("helpers.soak").run{ sb = sb, fp = fp, n = 200, loss = 0.1, concurrency = 10, seed = 3,
+      tag = "spec" }
+    print("  " .. require("helpers.soak").format(f))
+    assert.is_true(f.lost > 0)
+    assert.equal(0, f.duplicates)
+    assert.equal(200, f.sent)
+    assert.equal(f.successes + f.unknown, f.groups)
+    assert.equal(f.lost, f.unknown)
+    assert.equal(0, f.other_failures)
+  end)
 end)
