@@ -159,10 +159,10 @@ typedef struct xfer {
   size_t max_body;
   int want_headers; /* 0: the caller reads status and body only; response headers are neither kept nor pushed */
   int too_large, out_of_memory;
-  /* The body of a request that must not be sent twice, handed to libcurl by on_read so that libcurl can only
-   * resend it through on_seek (see xfer_prepare). */
+  /* The request body, handed to libcurl by on_read, so that libcurl can only send it again through on_seek. */
   const char *upload;
   size_t upload_len, upload_pos;
+  int repeatable;     /* the caller allows the request to be sent twice (transport contract) */
   int resend_refused; /* on_seek refused a rewind: libcurl wanted to send the request again */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
@@ -215,16 +215,17 @@ static size_t on_read(char *dst, size_t size, size_t n, void *ud) {
 }
 
 /* libcurl rewinds the body only to send the request again: after a reused connection died with no byte of the
- * answer (lib/transfer.c, Curl_retry_request), which is also what a lost answer looks like. The request may
- * already have been carried out, so the rewind is refused once any of the body was handed over; before that,
- * no complete request can have left (the body is what the server waits for). */
+ * answer (lib/transfer.c, Curl_retry_request), which is also what a lost answer looks like. A request that is not
+ * repeatable may already have been carried out, so its rewind is refused once any of the body was handed over;
+ * before that, no complete request can have left (the body is what the server waits for). */
 static int on_seek(void *ud, curl_off_t offset, int origin) {
   xfer *x = ud;
   if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
-  if (x->upload_pos > 0) {
+  if (x->upload_pos > 0 && !x->repeatable) {
     x->resend_refused = 1;
     return CURL_SEEKFUNC_FAIL;
   }
+  x->upload_pos = 0;
   return CURL_SEEKFUNC_OK;
 }
 
@@ -391,8 +392,10 @@ static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opt
   x->body.len = x->resp_headers.len = 0;
   x->want_headers = r->want_headers;
   x->too_large = x->out_of_memory = x->resend_refused = 0;
-  x->upload = NULL;
-  x->upload_len = x->upload_pos = 0;
+  x->upload = r->body;
+  x->upload_len = r->body_len;
+  x->upload_pos = 0;
+  x->repeatable = r->repeatable;
   x->max_body = o->max_response_bytes;
   x->errbuf[0] = '\0';
   const char *ca_file = o->ca_file ? o->ca_file : getenv("CURL_CA_BUNDLE");
@@ -400,16 +403,8 @@ static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opt
   if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val)
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
   SET(CURLOPT_URL, r->url);
-  if (r->post && r->repeatable) {
-    /* libcurl may resend this one on its own after a dead reused connection: harmless for a read-only call, and
-     * POSTFIELDS lets it send a small body with the headers in one write. */
-    SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    SET(CURLOPT_POSTFIELDS, r->body);
-  } else if (r->post) {
-    /* Not repeatable: the body goes through on_read, so libcurl cannot resend it without on_seek's consent. */
-    x->upload = r->body;
-    x->upload_len = r->body_len;
+  if (r->post) {
+    /* Not POSTFIELDS, which libcurl can always send again: the body goes through on_read and on_seek decides. */
     SET(CURLOPT_POST, 1L);
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     SET(CURLOPT_READFUNCTION, on_read);
@@ -417,7 +412,7 @@ static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opt
     SET(CURLOPT_SEEKFUNCTION, on_seek);
     SET(CURLOPT_SEEKDATA, x);
 #if LIBCURL_VERSION_NUM >= 0x081000
-    SET(CURLOPT_FORBID_RETRY_ON_REUSE, 1L); /* libcurl 8.16+ says the same in one option */
+    if (!r->repeatable) SET(CURLOPT_FORBID_RETRY_ON_REUSE, 1L); /* libcurl 8.16+ says the same in one option */
 #endif
   } else {
     SET(CURLOPT_HTTPGET, 1L);
