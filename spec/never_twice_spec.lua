@@ -153,18 +153,53 @@ describe("never twice", function()
         end)
       end
 
-      it(("%s: a read-only call whose answer is lost on a %s connection is retried to success"):format(kind, conn),
-        function()
-          local created = run_job(kind, { { CREATE, create_params("nt-read-" .. kind .. conn) } })[1]
+      for _, fault in ipairs(FAULTS) do
+        it(("%s: a read-only call whose exchange suffers %s on a %s connection is retried to success")
+          :format(kind, fault, conn), function()
+          local created = run_job(kind, { { CREATE, create_params("nt-read-" .. kind .. conn .. fault) } })[1]
           assert.is_true(created.ok, json.encode(created))
           fp:reset()
-          fp:plan{ { fault = "lose_answer", action = READ, conn = conn, times = 1 } }
+          fp:plan{ { fault = fault, action = READ, conn = conn, times = 1, hold = TIMEOUT + 1 } }
           local steps = { { READ, { Agent = sb.agent, FlowGroupId = created.id } } }
           if conn == "reused" then table.insert(steps, 1, { READ, { Agent = sb.agent, FlowGroupId = created.id } }) end
           local results = run_job(kind, steps)
           local r = results[#results]
           assert.is_true(r.ok, json.encode(r))
-          assert.equal(1, fp:stats().faults.lose_answer)
+          assert.equal(1, fp:stats().faults[fault])
+        end)
+      end
+    end
+
+    for _, fault in ipairs(FAULTS) do
+      it(kind .. ": call_many, 6 creations, every second one suffering " .. fault .. ": none carried out twice",
+        function()
+          fp:reset()
+          fp:plan{ { fault = fault, action = CREATE, every = 2, hold = TIMEOUT + 1 } }
+          local many = {}
+          for i = 1, 6 do many[i] = { CREATE, create_params("nt-many-" .. kind .. fault .. i) } end
+          local before = groups()
+          local results = run_job(kind, { { many = many, concurrency = 3 } })[1]
+          local ok, unknown = 0, 0
+          for i = 1, 6 do
+            if results[i].ok then
+              ok = ok + 1
+            else
+              assert.equal("ClientError.OutcomeUnknown", results[i].code)
+              unknown = unknown + 1
+            end
+          end
+          local made = groups() - before
+          assert.equal(forwarded(CREATE), made, "one group per request that reached the sandbox")
+          assert.is_true(made <= 6)
+          if fault == "reset_before" then
+            assert.is_true(ok >= 3 and made == ok, json.encode(results))
+          else
+            assert.equal(3, fp:stats().faults[fault])
+            assert.equal(6, fp:stats().by_action[CREATE], "6 creations went out, none twice")
+            assert.equal(3, ok)
+            assert.equal(3, unknown)
+            assert.equal(6, made)
+          end
         end)
     end
 
