@@ -58,7 +58,8 @@ function M.classify(err)
   return "final"
 end
 
--- Capped exponential backoff with full jitter: a random wait in [d/2, d], d = base * 2^(n-1) capped.
+-- Capped exponential backoff with "equal jitter": a random wait in [d/2, d], d = base * 2^(n-1) capped (never less
+-- than half the step, so a herd of retries spreads out without any of them coming back at once).
 function M.delay(policy, retry_number)
   local d = min(policy.max_delay, policy.base_delay * 2 ^ (retry_number - 1))
   return d / 2 + random() * d / 2
