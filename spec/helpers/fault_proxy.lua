@@ -21,7 +21,8 @@ on a request, the first in the plan wins. "fresh" is the first request on a clie
 
 Faults, on the client's real TCP connection (the upstream gets its own connection per request, Connection: close):
   lose_answer          forward, read the upstream's whole answer, close without sending a byte
-  reset_before         close before the request body is read; nothing is forwarded (default close = "reset")
+  reset_before         close before the request body is read (close = "reset", the default) or once it was read and
+                       dropped (close = "orderly": unread bytes would turn the FIN into an RST); nothing forwarded
   stall                forward, read the answer, send nothing for rule.hold seconds (default and at most 30; it ends
                        early when the client hangs up or nginx quits), then close
   garbage              forward, read the answer, send bytes that are not HTTP, close
@@ -128,7 +129,7 @@ server {
   listen 127.0.0.1:%PORT2%;
   client_max_body_size 1m;
   client_body_buffer_size 1m;
-  location / { content_by_lua_block { require("helpers.fault_proxy").serve_control() } }
+  location / { content_by_lua_block { require("helpers.fault_proxy").serve_control(%PORT%) } }
 }
 ]=]
 
@@ -176,6 +177,25 @@ end
 
 function Proxy:reset()
   control_call(self, "POST", "/reset")
+end
+
+-- Sends the raw requests (strings, whole HTTP/1.1 requests) one after the other on ONE new TCP connection to the
+-- proxy, from inside the proxy's nginx (a cosocket: no libcurl, no retry), and returns what came back:
+-- { { status, head, content_length, body, received, seconds } ..., and for the answer that did not come whole:
+-- { received = bytes, first_bytes, and once the head came: status, head, content_length, body_received;
+--   ended = "closed" | "connection reset by peer" | "timeout" } }.
+-- opts.timeout: seconds per read (default 5).
+function Proxy:raw(requests, opts)
+  if type(requests) ~= "table" then error("fault_proxy:raw: a list of requests expected", 2) end
+  local json = require("essbasic.json")
+  local list = json.array()
+  for i, r in ipairs(requests) do
+    if type(r) ~= "string" then error("fault_proxy:raw: request " .. i .. " must be a string", 2) end
+    list[i] = r
+  end
+  local out = control_call(self, "POST", "/raw", { requests = list, timeout = opts and opts.timeout })
+  if out.error then error("fault_proxy:raw: " .. out.error, 2) end
+  return out.answers
 end
 
 function Proxy:error_log()
@@ -462,6 +482,8 @@ function M.serve_proxy(host, port)
 
   if fault == "reset_before" then
     record(entry)
+    -- An orderly close with unread request bytes in the kernel would still go out as an RST: read them, drop them.
+    if rule.close == "orderly" then ngx.req.read_body() end
     return close_client(rule.close or "reset")
   end
 
@@ -514,7 +536,67 @@ local function stats_json()
     table.concat(log, ","))
 end
 
-function M.serve_control()
+-- The raw client (POST /raw): one TCP connection to the proxy, the given requests sent one after the other, each
+-- answer read by Content-Length; what arrived is reported byte for byte. No retry, no reconnect: it stops at the
+-- first answer that does not come whole.
+local function read_answer(sock, buffered)
+  local buf, result = buffered, { received = 0 }
+  local head_end, length
+  while true do
+    if not head_end then
+      head_end = buf:find("\r\n\r\n", 1, true)
+      if head_end then
+        local head = buf:sub(1, head_end - 1)
+        result.status = tonumber(head:match("^HTTP/1%.%d (%d%d%d)"))
+        result.head = head
+        length = tonumber(head:lower():match("\r\ncontent%-length:%s*(%d+)"))
+        result.content_length = length
+      end
+    end
+    if head_end and length and #buf >= head_end + 3 + length then
+      result.body = buf:sub(head_end + 4, head_end + 3 + length)
+      result.received = head_end + 3 + length
+      return result, buf:sub(head_end + 4 + length)
+    end
+    local data, err = sock:receiveany(1048576)
+    if not data then
+      result.received = #buf
+      result.first_bytes = buf:sub(1, 64)
+      result.body_received = head_end and #buf - head_end - 3 or nil
+      result.ended = err -- "closed" (FIN), "connection reset by peer" (RST), "timeout"
+      return result
+    end
+    buf = buf .. data
+  end
+end
+
+local function raw_exchange(proxy_port, doc)
+  local sock = ngx.socket.tcp()
+  local ms = math.floor((doc.timeout or 5) * 1000)
+  sock:settimeouts(ms, ms, ms)
+  local ok, err = sock:connect("127.0.0.1", proxy_port)
+  if not ok then return { error = "connect: " .. tostring(err) } end
+  local answers, rest = {}, ""
+  local json = require("essbasic.json")
+  for i, raw in ipairs(doc.requests) do
+    local started = ngx.now()
+    ok, err = sock:send(raw)
+    if not ok then
+      answers[i] = { sent = false, ended = err }
+      break
+    end
+    local answer
+    answer, rest = read_answer(sock, rest)
+    ngx.update_time()
+    answer.seconds = ngx.now() - started
+    answers[i] = answer
+    if answer.ended then break end
+  end
+  sock:close()
+  return { answers = json.array(answers) }
+end
+
+function M.serve_control(proxy_port)
   local d = dict()
   local path = ngx.var.uri
   ngx.header["Content-Type"] = "application/json"
@@ -529,6 +611,10 @@ function M.serve_control()
     d:set("plan", json.encode(doc))
     d:incr("plan_version", 1, 0)
     return ngx.print("{}")
+  elseif path == "/raw" then
+    ngx.req.read_body()
+    local json = require("essbasic.json")
+    return ngx.print(json.encode(raw_exchange(proxy_port, json.decode(request_body()))))
   elseif path == "/stats" then
     return ngx.print(stats_json())
   elseif path == "/reset" then
