@@ -278,6 +278,51 @@ describe("fault proxy", function()
     end)
   end)
 
+  describe("accounting", function()
+    local function forwarded_creations()
+      local n = 0
+      for _, e in ipairs(fp:stats().log) do
+        if e.action == CREATE and e.forwarded then n = n + 1 end
+      end
+      return n
+    end
+
+    it("under call_many (libcurl multi, 10 at once) every forwarded creation is one group", function()
+      fp:plan{ { fault = "lose_answer", action = CREATE, every = 3 } }
+      local before = groups()
+      local list = {}
+      for i = 1, 30 do list[i] = { CREATE, sb:group_request(file_ids) } end
+      local results = client():call_many(list, { concurrency = 10 })
+      assert.equal(30, #results)
+      local st = fp:stats()
+      assert.is_true(st.faults.lose_answer >= 10)
+      assert.equal(st.requests, #st.log)
+      assert.equal(before + forwarded_creations(), groups())
+    end)
+
+    it("logs a request as forwarded even when its client hung up before the answer came", function()
+      local fault_server = require("helpers.fault_server")
+      local slow_server = fault_server.start()
+      local slow = fault_proxy.start{ upstream = slow_server.endpoint }
+      local ok, err = pcall(function()
+        local s = core.http_session({ timeout = 0.5 })
+        local status, kind = s:request("POST", slow.endpoint .. "/", { ["Content-Type"] = "application/json" },
+          json.encode({ Scenario = "proxy-abort", Steps = { "slow" } }))
+        s:close()
+        assert.is_nil(status)
+        assert.equal("timeout", kind)
+        local st = slow:stats()
+        assert.equal(1, st.requests)
+        assert.equal(1, st.forwarded)
+        assert.is_true(st.log[1].forwarded)
+        assert.is_nil(st.log[1].status) -- written before the answer came
+      end)
+      slow:stop()
+      slow_server:stop()
+      assert(ok, err)
+    end)
+  end)
+
   describe("plans", function()
     local STATS = "/sandbox/stats" -- a request without X-TC-Action, answered by the sandbox itself
 

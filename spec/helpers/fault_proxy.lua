@@ -375,21 +375,28 @@ local function read_chunked(sock)
   end
 end
 
--- Sends the request on a new upstream connection and reads the whole answer:
--- { status, reason, headers = { { name, value }, ... }, body }, sent (true once every byte was written), or nil, err.
-local function exchange(host, port, raw)
+-- Opens a new upstream connection and writes the whole request: the socket, or nil, err.
+local function send_upstream(host, port, raw)
   local sock = ngx.socket.tcp()
   sock:settimeouts(UPSTREAM_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS)
   local ok, err = sock:connect(host, port)
-  if not ok then return nil, false, "connect: " .. tostring(err) end
+  if not ok then return nil, "connect: " .. tostring(err) end
   ok, err = sock:send(raw)
-  if not ok then sock:close(); return nil, false, "send: " .. tostring(err) end
+  if not ok then
+    sock:close()
+    return nil, "send: " .. tostring(err)
+  end
+  return sock
+end
+
+-- Reads the upstream's whole answer and closes: { status, reason, headers = { { name, value }, ... }, body }, or
+-- nil, err.
+local function read_upstream(sock)
   local function fail(what)
     sock:close()
-    return nil, true, what
+    return nil, what
   end
-  local line
-  line, err = sock:receive("*l")
+  local line, err = sock:receive("*l")
   if not line then return fail("status line: " .. tostring(err)) end
   local status, reason = line:match("^HTTP/1%.%d (%d%d%d) ?(.*)$")
   if not status then return fail("bad status line") end
@@ -417,8 +424,8 @@ local function exchange(host, port, raw)
     res.body, err = sock:receive("*a")
   end
   sock:close()
-  if not res.body then return nil, true, "body: " .. tostring(err) end
-  return res, true
+  if not res.body then return nil, "body: " .. tostring(err) end
+  return res
 end
 
 -- The upstream's status line and headers, re-framed with Content-Length for its whole body.
@@ -461,12 +468,11 @@ local function relay(res)
   ngx.print(res.body)
 end
 
-local function record(entry)
+-- The log entry is written when the request arrives and rewritten as it goes, so a handler that ends early (the
+-- client hung up: lua_check_client_abort) still leaves what it did.
+local function save(entry)
   local json = require("essbasic.json")
-  local d = dict()
-  if entry.forwarded then d:incr("forwarded", 1, 0) end
-  if entry.fault then d:incr("fault:" .. entry.fault, 1, 0) end
-  local ok, err = d:set("log:" .. d:incr("log_count", 1, 0), json.encode(entry))
+  local ok, err = dict():set("log:" .. entry.seq, json.encode(entry))
   if not ok then ngx.log(ngx.ERR, "fault_proxy: log full: ", err) end
 end
 
@@ -478,18 +484,26 @@ function M.serve_proxy(host, port)
   local conn_requests = tonumber(ngx.var.connection_requests)
   local rule = choose(action, conn_requests == 1 and "fresh" or "reused")
   local fault = rule and rule.fault
+  if fault then d:incr("fault:" .. fault, 1, 0) end
   local entry = { seq = seq, action = action, conn_requests = conn_requests, fault = fault, forwarded = false }
+  save(entry)
 
   if fault == "reset_before" then
-    record(entry)
     -- An orderly close with unread request bytes in the kernel would still go out as an RST: read them, drop them.
     if rule.close == "orderly" then ngx.req.read_body() end
     return close_client(rule.close or "reset")
   end
 
-  local res, sent, err = exchange(host, port, upstream_request(request_body()))
-  entry.forwarded, entry.status, entry.error = sent, res and res.status, err
-  record(entry)
+  local sock, err = send_upstream(host, port, upstream_request(request_body()))
+  local res
+  if sock then
+    d:incr("forwarded", 1, 0)
+    entry.forwarded = true
+    save(entry)
+    res, err = read_upstream(sock)
+  end
+  entry.status, entry.error = res and res.status, err
+  save(entry)
   if not res then
     ngx.log(ngx.ERR, "fault_proxy: upstream: ", err)
     return close_client("orderly")
@@ -530,7 +544,7 @@ local function stats_json()
     if f then faults[#faults + 1] = json.encode(f) .. ":" .. d:get(key) end
   end
   local log = {}
-  for i = 1, d:get("log_count") or 0 do log[i] = d:get("log:" .. i) or "null" end
+  for i = 1, d:get("requests") or 0 do log[i] = d:get("log:" .. i) or "null" end
   return ('{"requests":%d,"forwarded":%d,"by_action":{%s},"faults":{%s},"log":[%s]}'):format(
     d:get("requests") or 0, d:get("forwarded") or 0, table.concat(by_action, ","), table.concat(faults, ","),
     table.concat(log, ","))
