@@ -7,7 +7,17 @@
   fp:stats()                   -- { requests = n, forwarded = n, by_action = { Action = n }, faults = { fault = n },
                                --   log = { { seq, action, conn_requests, fault, forwarded, status, error }, ... } }
   fp:reset()                   -- clears the plan and the stats
-  fp:stop()                    -- idempotent
+  fp:raw({ request, ... }, { timeout = s }) -- whole HTTP/1.1 requests sent on ONE new TCP connection by a cosocket
+                               --   client inside the proxy's nginx (no libcurl, no retry); what came back, per answer
+  fault_proxy.draws(seed, n)   -- the numbers a rate rule with this seed draws (to predict which requests fail)
+  fp:error_log(), fp:stop()    -- stop() is idempotent; call it in teardown
+
+The log has one entry per request in arrival order (seq = its index): action (nil without X-TC-Action),
+conn_requests ($connection_requests: 1 on a fresh client connection), fault (nil: relayed), forwarded (true once the
+whole request was written to the upstream; false for reset_before or when the upstream could not be reached),
+status (the upstream's HTTP status, once its whole answer was read), error (what went wrong with the upstream). The
+entry is written on arrival and rewritten as the request goes, so a client that hung up mid-request (nginx then ends
+the handler: lua_check_client_abort) still leaves it. stats.forwarded counts the entries with forwarded = true.
 
 A rule: { fault = "lose_answer", action = "ChannelCreateFlowGroupByFiles" (the X-TC-Action header; nil = any),
   conn = "fresh" | "reused" | nil (any), and at most one selector: nth = 2 (the 2nd request the rule matches, only)
@@ -16,8 +26,10 @@ A rule: { fault = "lose_answer", action = "ChannelCreateFlowGroupByFiles" (the X
   times = N (at most N injections by this rule); close = "orderly" | "reset"; hold = s (stall);
   delay = s (slow_answer) }.
 Every rule counts the requests its action/conn filters match, independently of the others; of the rules that fire
-on a request, the first in the plan wins. "fresh" is the first request on a client connection
-(ngx.var.connection_requests = 1), "reused" any later one: the proxy keeps its clients' connections alive.
+on a request, the first in the plan wins. With concurrent clients the order in which requests reach the rules is
+the order they arrive in; the draws of a rate rule are the same sequence whatever that order. "fresh" is the first
+request on a client connection ($connection_requests = 1), "reused" any later one: the proxy keeps its clients'
+connections alive (nginx keep-alive, 100000 requests, 300 s idle).
 
 Faults, on the client's real TCP connection (the upstream gets its own connection per request, Connection: close):
   lose_answer          forward, read the upstream's whole answer, close without sending a byte
@@ -33,7 +45,10 @@ Faults, on the client's real TCP connection (the upstream gets its own connectio
 close = "orderly" (default, except reset_before): a FIN after what was sent. close = "reset": the proxy waits until
 the bytes it sent are acknowledged, sets SO_LINGER {on, 0} on the connection's socket (LuaJIT FFI: the fd read from
 the request's ngx_connection_t and checked with getpeername against $remote_port), then lets nginx close it: the
-kernel answers with an RST instead of a FIN. ngx.exit(444) alone only ever gives a FIN here.
+kernel sends an RST instead of a FIN. (ngx.exit(444) alone gives a FIN, or an RST only by accident: when request
+bytes were left unread.) libcurl sees no byte of an answer either way: "Empty reply from server" (CURLE_GOT_NOTHING)
+after the FIN, "Recv failure: Connection reset by peer" (CURLE_RECV_ERROR) after the RST; on a reused connection
+it treats both as a stale connection and silently sends the request again on a new one (visible in the log).
 
 Relayed answers are re-framed by nginx (Content-Length, Connection: keep-alive, its own Date and Server); status,
 other headers and body are the upstream's. Request bodies of any size are relayed (held in memory). The state (plan,
