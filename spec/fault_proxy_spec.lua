@@ -222,6 +222,24 @@ describe("fault proxy", function()
       assert.equal(before + 2, groups())
     end)
 
+    it("stall: a stalled connection does not keep nginx from stopping at once", function()
+      local own = fault_proxy.start{ upstream = sb.endpoint }
+      local m = core.http_multi({ timeout = 60 })
+      local ok, err = pcall(function()
+        own:plan{ { fault = "stall" } } -- the longest hold: 30 s
+        m:add(1, "GET", own.endpoint .. "/sandbox/stats", {})
+        local deadline = core.monotonic() + 5
+        while own:stats().forwarded == 0 and core.monotonic() < deadline do m:poll(0.05) end
+        assert.equal(1, own:stats().forwarded)
+        local started = core.monotonic()
+        own:stop() -- graceful quit; helpers.nginx falls back to TERM after 5 s
+        assert.is_true(core.monotonic() - started < 3)
+      end)
+      m:close()
+      own:stop()
+      assert(ok, err)
+    end)
+
     it("garbage: bytes that are not HTTP, then a close; the group is made", function()
       fp:plan{ { fault = "garbage", action = CREATE } }
       local before = groups()
