@@ -83,10 +83,12 @@ describe("fault proxy", function()
       local c, before = client(), groups()
       local ids = {}
       for i = 1, 50 do
-        local resp, err = create(c)
-        assert(resp, tostring(err))
+        local resp, meta = create(c)
+        assert(resp, tostring(meta))
         ids[resp.FlowGroupId] = true
-        assert.equal(i, fp:stats().log[i].conn_requests) -- the same client connection, request after request
+        local entry = fp:stats().log[i]
+        assert.equal(i, entry.conn_requests) -- the same client connection, request after request
+        assert.equal(resp.RequestId, entry.request_id)
       end
       local n = 0
       for _ in pairs(ids) do n = n + 1 end

@@ -5,7 +5,8 @@
   fp.endpoint                  -- http://127.0.0.1:PORT of the proxy: point the client's endpoint/file_endpoint here
   fp:plan{ rule, ... }         -- replaces the plan (and the rules' counters); no rule matches = relay untouched
   fp:stats()                   -- { requests = n, forwarded = n, by_action = { Action = n }, faults = { fault = n },
-                               --   log = { { seq, action, conn_requests, fault, forwarded, status, error }, ... } }
+                               --   log = { { seq, action, conn_requests, fault, forwarded, status, request_id,
+                               --             error }, ... } }
   fp:reset()                   -- clears the plan and the stats
   fp:raw({ request, ... }, { timeout = s }) -- whole HTTP/1.1 requests sent on ONE new TCP connection by a cosocket
                                --   client inside the proxy's nginx (no libcurl, no retry); what came back, per answer
@@ -15,7 +16,8 @@
 The log has one entry per request in arrival order (seq = its index): action (nil without X-TC-Action),
 conn_requests ($connection_requests: 1 on a fresh client connection), fault (nil: relayed), forwarded (true once the
 whole request was written to the upstream; false for reset_before or when the upstream could not be reached),
-status (the upstream's HTTP status, once its whole answer was read), error (what went wrong with the upstream). The
+status (the upstream's HTTP status, once its whole answer was read), request_id (the answer's Response.RequestId,
+to match an entry with what a client saw), error (what went wrong with the upstream). The
 entry is written on arrival and rewritten as the request goes, so a client that hung up mid-request (nginx then ends
 the handler: lua_check_client_abort) still leaves it. stats.forwarded counts the entries with forwarded = true.
 
@@ -51,9 +53,9 @@ after the FIN, "Recv failure: Connection reset by peer" (CURLE_RECV_ERROR) after
 it treats both as a stale connection and silently sends the request again on a new one (visible in the log).
 
 Relayed answers are re-framed by nginx (Content-Length, Connection: keep-alive, its own Date and Server); status,
-other headers and body are the upstream's. Request bodies of any size are relayed (held in memory). The state (plan,
-counters, log) lives in a lua_shared_dict of the single worker; a second port serves the plan/stats/reset calls, so
-control traffic never counts as proxied.
+other headers and body are the upstream's. Request bodies up to 64 MB are relayed (held in memory; larger: 413).
+The state (plan, counters, log) lives in a lua_shared_dict of the single worker; a second port serves the
+plan/stats/reset/raw calls, so control traffic never counts as proxied.
 ]==]
 
 -- luacheck: globals ngx
@@ -136,7 +138,7 @@ server {
   listen 127.0.0.1:%PORT%;
   keepalive_requests 100000;
   keepalive_timeout 300s;
-  client_max_body_size 0;
+  client_max_body_size 64m;
   client_body_buffer_size 64m;  # request bodies stay in memory
   location / { content_by_lua_block { require("helpers.fault_proxy").serve_proxy("%UPHOST%", %UPPORT%) } }
 }
@@ -343,16 +345,10 @@ local HOP_BY_HOP = {
   ["transfer-encoding"] = true, upgrade = true, expect = true, ["content-length"] = true,
 }
 
+-- client_body_buffer_size = client_max_body_size: a body nginx accepts is never in a file.
 local function request_body()
   ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body then return body end
-  local path = ngx.req.get_body_file()
-  if not path then return "" end
-  local f = assert(io.open(path, "rb"))
-  body = f:read("*a")
-  f:close()
-  return body
+  return ngx.req.get_body_data() or ""
 end
 
 -- The request as the upstream gets it: the client's headers minus the hop-by-hop ones, an exact Content-Length.
@@ -483,6 +479,14 @@ local function relay(res)
   ngx.print(res.body)
 end
 
+-- The RequestId of an API answer ({"Response":{..., "RequestId": ...}}), to match the log with what clients saw.
+local function request_id(body)
+  local json = require("essbasic.json")
+  local doc = json.decode(body)
+  local response = type(doc) == "table" and doc.Response
+  return type(response) == "table" and type(response.RequestId) == "string" and response.RequestId or nil
+end
+
 -- The log entry is written when the request arrives and rewritten as it goes, so a handler that ends early (the
 -- client hung up: lua_check_client_abort) still leaves what it did.
 local function save(entry)
@@ -518,6 +522,7 @@ function M.serve_proxy(host, port)
     res, err = read_upstream(sock)
   end
   entry.status, entry.error = res and res.status, err
+  entry.request_id = res and request_id(res.body)
   save(entry)
   if not res then
     ngx.log(ngx.ERR, "fault_proxy: upstream: ", err)
