@@ -1,7 +1,7 @@
 --[==[ A fault-injecting HTTP/1.1 proxy between an essbasic client and the sandbox (issue 12), in real nginx.
 
   local fault_proxy = require("helpers.fault_proxy")
-  local fp = fault_proxy.start{ upstream = sb.endpoint }  -- upstream: http://127.0.0.1:PORT (plain HTTP)
+  local fp = fault_proxy.start{ upstream = sb.endpoint }  -- upstream: http://IPv4:PORT (plain HTTP)
   fp.endpoint                  -- http://127.0.0.1:PORT of the proxy: point the client's endpoint/file_endpoint here
   fp:plan{ rule, ... }         -- replaces the plan (and the rules' counters); no rule matches = relay untouched
   fp:stats()                   -- { requests = n, forwarded = n, by_action = { Action = n }, faults = { fault = n },
@@ -157,8 +157,9 @@ function M.start(opts)
   if type(opts) ~= "table" or type(opts.upstream) ~= "string" then
     error("fault_proxy.start: opts.upstream (http://host:port) expected", 2)
   end
-  local host, port = opts.upstream:match("^http://([%w%.%-]+):(%d+)/?$")
-  if not host then error("fault_proxy.start: upstream must be http://host:port, got " .. opts.upstream, 2) end
+  -- An IP literal: nginx's cosockets resolve names only with a resolver directive.
+  local host, port = opts.upstream:match("^http://(%d+%.%d+%.%d+%.%d+):(%d+)/?$")
+  if not host then error("fault_proxy.start: upstream must be http://IPv4:port, got " .. opts.upstream, 2) end
   local nginx = require("helpers.nginx")
   local core = require("essbasic.core")
   local http = CONF:gsub("%%UPHOST%%", host):gsub("%%UPPORT%%", port)
@@ -171,9 +172,9 @@ function M.start(opts)
   }, Proxy)
 end
 
-local function control_call(self, method, path, doc)
+local function control_call(self, method, path, doc, session)
   local json = require("essbasic.json")
-  local status, _, body = self.session:request(method, self.control .. path,
+  local status, _, body = (session or self.session):request(method, self.control .. path,
     { ["Content-Type"] = "application/json" }, doc and json.encode(doc) or "")
   if status ~= 200 then error("fault_proxy " .. path .. ": " .. tostring(status) .. " " .. tostring(body), 3) end
   return json.decode(body)
@@ -210,7 +211,13 @@ function Proxy:raw(requests, opts)
     if type(r) ~= "string" then error("fault_proxy:raw: request " .. i .. " must be a string", 2) end
     list[i] = r
   end
-  local out = control_call(self, "POST", "/raw", { requests = list, timeout = opts and opts.timeout })
+  local timeout = opts and opts.timeout or 5
+  if type(timeout) ~= "number" or timeout <= 0 then error("fault_proxy:raw: opts.timeout must be > 0", 2) end
+  -- A session of its own, used once: libcurl never resends this exchange after a stale kept-alive connection.
+  local once = require("essbasic.core").http_session({ timeout = timeout * (#list + 1) + 5 })
+  local ok, out = pcall(control_call, self, "POST", "/raw", { requests = list, timeout = timeout }, once)
+  once:close()
+  if not ok then error(out, 2) end
   if out.error then error("fault_proxy:raw: " .. out.error, 2) end
   return out.answers
 end
