@@ -1,13 +1,25 @@
 --[==[ A fault-injecting HTTP/1.1 proxy between an essbasic client and the sandbox (issue 12), in real nginx.
 
   local fault_proxy = require("helpers.fault_proxy")
-  local fp = fault_proxy.start{ upstream = sb.endpoint }  -- upstream: http://127.0.0.1:PORT (plain HTTP)
+  local fp = fault_proxy.start{ upstream = sb.endpoint }  -- upstream: http://IPv4:PORT (plain HTTP)
   fp.endpoint                  -- http://127.0.0.1:PORT of the proxy: point the client's endpoint/file_endpoint here
   fp:plan{ rule, ... }         -- replaces the plan (and the rules' counters); no rule matches = relay untouched
   fp:stats()                   -- { requests = n, forwarded = n, by_action = { Action = n }, faults = { fault = n },
-                               --   log = { { seq, action, conn_requests, fault, forwarded, status, error }, ... } }
+                               --   log = { { seq, action, conn_requests, fault, forwarded, status, request_id,
+                               --             error }, ... } }
   fp:reset()                   -- clears the plan and the stats
-  fp:stop()                    -- idempotent
+  fp:raw({ request, ... }, { timeout = s }) -- whole HTTP/1.1 requests sent on ONE new TCP connection by a cosocket
+                               --   client inside the proxy's nginx (no libcurl, no retry); what came back, per answer
+  fault_proxy.draws(seed, n)   -- the numbers a rate rule with this seed draws (to predict which requests fail)
+  fp:error_log(), fp:stop()    -- stop() is idempotent; call it in teardown
+
+The log has one entry per request in arrival order (seq = its index): action (nil without X-TC-Action),
+conn_requests ($connection_requests: 1 on a fresh client connection), fault (nil: relayed), forwarded (true once the
+whole request was written to the upstream; false for reset_before or when the upstream could not be reached),
+status (the upstream's HTTP status, once its whole answer was read), request_id (the answer's Response.RequestId,
+to match an entry with what a client saw), error (what went wrong with the upstream). The
+entry is written on arrival and rewritten as the request goes, so a client that hung up mid-request (nginx then ends
+the handler: lua_check_client_abort) still leaves it. stats.forwarded counts the entries with forwarded = true.
 
 A rule: { fault = "lose_answer", action = "ChannelCreateFlowGroupByFiles" (the X-TC-Action header; nil = any),
   conn = "fresh" | "reused" | nil (any), and at most one selector: nth = 2 (the 2nd request the rule matches, only)
@@ -16,12 +28,15 @@ A rule: { fault = "lose_answer", action = "ChannelCreateFlowGroupByFiles" (the X
   times = N (at most N injections by this rule); close = "orderly" | "reset"; hold = s (stall);
   delay = s (slow_answer) }.
 Every rule counts the requests its action/conn filters match, independently of the others; of the rules that fire
-on a request, the first in the plan wins. "fresh" is the first request on a client connection
-(ngx.var.connection_requests = 1), "reused" any later one: the proxy keeps its clients' connections alive.
+on a request, the first in the plan wins. With concurrent clients the order in which requests reach the rules is
+the order they arrive in; the draws of a rate rule are the same sequence whatever that order. "fresh" is the first
+request on a client connection ($connection_requests = 1), "reused" any later one: the proxy keeps its clients'
+connections alive (nginx keep-alive, 100000 requests, 300 s idle).
 
 Faults, on the client's real TCP connection (the upstream gets its own connection per request, Connection: close):
   lose_answer          forward, read the upstream's whole answer, close without sending a byte
-  reset_before         close before the request body is read; nothing is forwarded (default close = "reset")
+  reset_before         close before the request body is read (close = "reset", the default) or once it was read and
+                       dropped (close = "orderly": unread bytes would turn the FIN into an RST); nothing forwarded
   stall                forward, read the answer, send nothing for rule.hold seconds (default and at most 30; it ends
                        early when the client hangs up or nginx quits), then close
   garbage              forward, read the answer, send bytes that are not HTTP, close
@@ -32,12 +47,15 @@ Faults, on the client's real TCP connection (the upstream gets its own connectio
 close = "orderly" (default, except reset_before): a FIN after what was sent. close = "reset": the proxy waits until
 the bytes it sent are acknowledged, sets SO_LINGER {on, 0} on the connection's socket (LuaJIT FFI: the fd read from
 the request's ngx_connection_t and checked with getpeername against $remote_port), then lets nginx close it: the
-kernel answers with an RST instead of a FIN. ngx.exit(444) alone only ever gives a FIN here.
+kernel sends an RST instead of a FIN. (ngx.exit(444) alone gives a FIN, or an RST only by accident: when request
+bytes were left unread.) libcurl sees no byte of an answer either way: "Empty reply from server" (CURLE_GOT_NOTHING)
+after the FIN, "Recv failure: Connection reset by peer" (CURLE_RECV_ERROR) after the RST; on a reused connection
+it treats both as a stale connection and silently sends the request again on a new one (visible in the log).
 
 Relayed answers are re-framed by nginx (Content-Length, Connection: keep-alive, its own Date and Server); status,
-other headers and body are the upstream's. Request bodies of any size are relayed (held in memory). The state (plan,
-counters, log) lives in a lua_shared_dict of the single worker; a second port serves the plan/stats/reset calls, so
-control traffic never counts as proxied.
+other headers and body are the upstream's. Request bodies up to 64 MB are relayed (held in memory; larger: 413).
+The state (plan, counters, log) lives in a lua_shared_dict of the single worker; a second port serves the
+plan/stats/reset/raw calls, so control traffic never counts as proxied.
 ]==]
 
 -- luacheck: globals ngx
@@ -120,7 +138,7 @@ server {
   listen 127.0.0.1:%PORT%;
   keepalive_requests 100000;
   keepalive_timeout 300s;
-  client_max_body_size 0;
+  client_max_body_size 64m;
   client_body_buffer_size 64m;  # request bodies stay in memory
   location / { content_by_lua_block { require("helpers.fault_proxy").serve_proxy("%UPHOST%", %UPPORT%) } }
 }
@@ -128,7 +146,7 @@ server {
   listen 127.0.0.1:%PORT2%;
   client_max_body_size 1m;
   client_body_buffer_size 1m;
-  location / { content_by_lua_block { require("helpers.fault_proxy").serve_control() } }
+  location / { content_by_lua_block { require("helpers.fault_proxy").serve_control(%PORT%) } }
 }
 ]=]
 
@@ -139,8 +157,9 @@ function M.start(opts)
   if type(opts) ~= "table" or type(opts.upstream) ~= "string" then
     error("fault_proxy.start: opts.upstream (http://host:port) expected", 2)
   end
-  local host, port = opts.upstream:match("^http://([%w%.%-]+):(%d+)/?$")
-  if not host then error("fault_proxy.start: upstream must be http://host:port, got " .. opts.upstream, 2) end
+  -- An IP literal: nginx's cosockets resolve names only with a resolver directive.
+  local host, port = opts.upstream:match("^http://(%d+%.%d+%.%d+%.%d+):(%d+)/?$")
+  if not host then error("fault_proxy.start: upstream must be http://IPv4:port, got " .. opts.upstream, 2) end
   local nginx = require("tools.nginx")
   local core = require("essbasic.core")
   local http = CONF:gsub("%%UPHOST%%", host):gsub("%%UPPORT%%", port)
@@ -153,9 +172,9 @@ function M.start(opts)
   }, Proxy)
 end
 
-local function control_call(self, method, path, doc)
+local function control_call(self, method, path, doc, session)
   local json = require("essbasic.json")
-  local status, _, body = self.session:request(method, self.control .. path,
+  local status, _, body = (session or self.session):request(method, self.control .. path,
     { ["Content-Type"] = "application/json" }, doc and json.encode(doc) or "")
   if status ~= 200 then error("fault_proxy " .. path .. ": " .. tostring(status) .. " " .. tostring(body), 3) end
   return json.decode(body)
@@ -176,6 +195,31 @@ end
 
 function Proxy:reset()
   control_call(self, "POST", "/reset")
+end
+
+-- Sends the raw requests (strings, whole HTTP/1.1 requests) one after the other on ONE new TCP connection to the
+-- proxy, from inside the proxy's nginx (a cosocket: no libcurl, no retry), and returns what came back:
+-- { { status, head, content_length, body, received, seconds } ..., and for the answer that did not come whole:
+-- { received = bytes, first_bytes, and once the head came: status, head, content_length, body_received;
+--   ended = "closed" | "connection reset by peer" | "timeout" } }.
+-- opts.timeout: seconds per read (default 5).
+function Proxy:raw(requests, opts)
+  if type(requests) ~= "table" then error("fault_proxy:raw: a list of requests expected", 2) end
+  local json = require("essbasic.json")
+  local list = json.array()
+  for i, r in ipairs(requests) do
+    if type(r) ~= "string" then error("fault_proxy:raw: request " .. i .. " must be a string", 2) end
+    list[i] = r
+  end
+  local timeout = opts and opts.timeout or 5
+  if type(timeout) ~= "number" or timeout <= 0 then error("fault_proxy:raw: opts.timeout must be > 0", 2) end
+  -- A session of its own, used once: libcurl never resends this exchange after a stale kept-alive connection.
+  local once = require("essbasic.core").http_session({ timeout = timeout * (#list + 1) + 5 })
+  local ok, out = pcall(control_call, self, "POST", "/raw", { requests = list, timeout = timeout }, once)
+  once:close()
+  if not ok then error(out, 2) end
+  if out.error then error("fault_proxy:raw: " .. out.error, 2) end
+  return out.answers
 end
 
 function Proxy:error_log()
@@ -308,16 +352,10 @@ local HOP_BY_HOP = {
   ["transfer-encoding"] = true, upgrade = true, expect = true, ["content-length"] = true,
 }
 
+-- client_body_buffer_size = client_max_body_size: a body nginx accepts is never in a file.
 local function request_body()
   ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body then return body end
-  local path = ngx.req.get_body_file()
-  if not path then return "" end
-  local f = assert(io.open(path, "rb"))
-  body = f:read("*a")
-  f:close()
-  return body
+  return ngx.req.get_body_data() or ""
 end
 
 -- The request as the upstream gets it: the client's headers minus the hop-by-hop ones, an exact Content-Length.
@@ -355,21 +393,28 @@ local function read_chunked(sock)
   end
 end
 
--- Sends the request on a new upstream connection and reads the whole answer:
--- { status, reason, headers = { { name, value }, ... }, body }, sent (true once every byte was written), or nil, err.
-local function exchange(host, port, raw)
+-- Opens a new upstream connection and writes the whole request: the socket, or nil, err.
+local function send_upstream(host, port, raw)
   local sock = ngx.socket.tcp()
   sock:settimeouts(UPSTREAM_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS)
   local ok, err = sock:connect(host, port)
-  if not ok then return nil, false, "connect: " .. tostring(err) end
+  if not ok then return nil, "connect: " .. tostring(err) end
   ok, err = sock:send(raw)
-  if not ok then sock:close(); return nil, false, "send: " .. tostring(err) end
+  if not ok then
+    sock:close()
+    return nil, "send: " .. tostring(err)
+  end
+  return sock
+end
+
+-- Reads the upstream's whole answer and closes: { status, reason, headers = { { name, value }, ... }, body }, or
+-- nil, err.
+local function read_upstream(sock)
   local function fail(what)
     sock:close()
-    return nil, true, what
+    return nil, what
   end
-  local line
-  line, err = sock:receive("*l")
+  local line, err = sock:receive("*l")
   if not line then return fail("status line: " .. tostring(err)) end
   local status, reason = line:match("^HTTP/1%.%d (%d%d%d) ?(.*)$")
   if not status then return fail("bad status line") end
@@ -397,8 +442,8 @@ local function exchange(host, port, raw)
     res.body, err = sock:receive("*a")
   end
   sock:close()
-  if not res.body then return nil, true, "body: " .. tostring(err) end
-  return res, true
+  if not res.body then return nil, "body: " .. tostring(err) end
+  return res
 end
 
 -- The upstream's status line and headers, re-framed with Content-Length for its whole body.
@@ -441,12 +486,19 @@ local function relay(res)
   ngx.print(res.body)
 end
 
-local function record(entry)
+-- The RequestId of an API answer ({"Response":{..., "RequestId": ...}}), to match the log with what clients saw.
+local function request_id(body)
   local json = require("essbasic.json")
-  local d = dict()
-  if entry.forwarded then d:incr("forwarded", 1, 0) end
-  if entry.fault then d:incr("fault:" .. entry.fault, 1, 0) end
-  local ok, err = d:set("log:" .. d:incr("log_count", 1, 0), json.encode(entry))
+  local doc = json.decode(body)
+  local response = type(doc) == "table" and doc.Response
+  return type(response) == "table" and type(response.RequestId) == "string" and response.RequestId or nil
+end
+
+-- The log entry is written when the request arrives and rewritten as it goes, so a handler that ends early (the
+-- client hung up: lua_check_client_abort) still leaves what it did.
+local function save(entry)
+  local json = require("essbasic.json")
+  local ok, err = dict():set("log:" .. entry.seq, json.encode(entry))
   if not ok then ngx.log(ngx.ERR, "fault_proxy: log full: ", err) end
 end
 
@@ -458,16 +510,27 @@ function M.serve_proxy(host, port)
   local conn_requests = tonumber(ngx.var.connection_requests)
   local rule = choose(action, conn_requests == 1 and "fresh" or "reused")
   local fault = rule and rule.fault
+  if fault then d:incr("fault:" .. fault, 1, 0) end
   local entry = { seq = seq, action = action, conn_requests = conn_requests, fault = fault, forwarded = false }
+  save(entry)
 
   if fault == "reset_before" then
-    record(entry)
+    -- An orderly close with unread request bytes in the kernel would still go out as an RST: read them, drop them.
+    if rule.close == "orderly" then ngx.req.read_body() end
     return close_client(rule.close or "reset")
   end
 
-  local res, sent, err = exchange(host, port, upstream_request(request_body()))
-  entry.forwarded, entry.status, entry.error = sent, res and res.status, err
-  record(entry)
+  local sock, err = send_upstream(host, port, upstream_request(request_body()))
+  local res
+  if sock then
+    d:incr("forwarded", 1, 0)
+    entry.forwarded = true
+    save(entry)
+    res, err = read_upstream(sock)
+  end
+  entry.status, entry.error = res and res.status, err
+  entry.request_id = res and request_id(res.body)
+  save(entry)
   if not res then
     ngx.log(ngx.ERR, "fault_proxy: upstream: ", err)
     return close_client("orderly")
@@ -508,13 +571,73 @@ local function stats_json()
     if f then faults[#faults + 1] = json.encode(f) .. ":" .. d:get(key) end
   end
   local log = {}
-  for i = 1, d:get("log_count") or 0 do log[i] = d:get("log:" .. i) or "null" end
+  for i = 1, d:get("requests") or 0 do log[i] = d:get("log:" .. i) or "null" end
   return ('{"requests":%d,"forwarded":%d,"by_action":{%s},"faults":{%s},"log":[%s]}'):format(
     d:get("requests") or 0, d:get("forwarded") or 0, table.concat(by_action, ","), table.concat(faults, ","),
     table.concat(log, ","))
 end
 
-function M.serve_control()
+-- The raw client (POST /raw): one TCP connection to the proxy, the given requests sent one after the other, each
+-- answer read by Content-Length; what arrived is reported byte for byte. No retry, no reconnect: it stops at the
+-- first answer that does not come whole.
+local function read_answer(sock, buffered)
+  local buf, result = buffered, { received = 0 }
+  local head_end, length
+  while true do
+    if not head_end then
+      head_end = buf:find("\r\n\r\n", 1, true)
+      if head_end then
+        local head = buf:sub(1, head_end - 1)
+        result.status = tonumber(head:match("^HTTP/1%.%d (%d%d%d)"))
+        result.head = head
+        length = tonumber(head:lower():match("\r\ncontent%-length:%s*(%d+)"))
+        result.content_length = length
+      end
+    end
+    if head_end and length and #buf >= head_end + 3 + length then
+      result.body = buf:sub(head_end + 4, head_end + 3 + length)
+      result.received = head_end + 3 + length
+      return result, buf:sub(head_end + 4 + length)
+    end
+    local data, err = sock:receiveany(1048576)
+    if not data then
+      result.received = #buf
+      result.first_bytes = buf:sub(1, 64)
+      result.body_received = head_end and #buf - head_end - 3 or nil
+      result.ended = err -- "closed" (FIN), "connection reset by peer" (RST), "timeout"
+      return result
+    end
+    buf = buf .. data
+  end
+end
+
+local function raw_exchange(proxy_port, doc)
+  local sock = ngx.socket.tcp()
+  local ms = math.floor((doc.timeout or 5) * 1000)
+  sock:settimeouts(ms, ms, ms)
+  local ok, err = sock:connect("127.0.0.1", proxy_port)
+  if not ok then return { error = "connect: " .. tostring(err) } end
+  local answers, rest = {}, ""
+  local json = require("essbasic.json")
+  for i, raw in ipairs(doc.requests) do
+    local started = ngx.now()
+    ok, err = sock:send(raw)
+    if not ok then
+      answers[i] = { sent = false, ended = err }
+      break
+    end
+    local answer
+    answer, rest = read_answer(sock, rest)
+    ngx.update_time()
+    answer.seconds = ngx.now() - started
+    answers[i] = answer
+    if answer.ended then break end
+  end
+  sock:close()
+  return { answers = json.array(answers) }
+end
+
+function M.serve_control(proxy_port)
   local d = dict()
   local path = ngx.var.uri
   ngx.header["Content-Type"] = "application/json"
@@ -529,6 +652,10 @@ function M.serve_control()
     d:set("plan", json.encode(doc))
     d:incr("plan_version", 1, 0)
     return ngx.print("{}")
+  elseif path == "/raw" then
+    ngx.req.read_body()
+    local json = require("essbasic.json")
+    return ngx.print(json.encode(raw_exchange(proxy_port, json.decode(request_body()))))
   elseif path == "/stats" then
     return ngx.print(stats_json())
   elseif path == "/reset" then
