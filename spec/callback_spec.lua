@@ -78,6 +78,32 @@ local function stderr_of(fn)
   return table.concat(written)
 end
 
+-- Runs fn(cb, take) with cb a fresh essbasic.callback whose crypto and JSON calls are recorded (name:argument
+-- count); take() returns the steps recorded since the last take(). json.decode is back when this returns.
+local function traced(fn)
+  local steps = {}
+  local function record(name)
+    return function(f)
+      return function(...)
+        steps[#steps + 1] = name .. ":" .. select("#", ...)
+        return f(...)
+      end
+    end
+  end
+  local function take()
+    local taken = steps
+    steps = {}
+    return taken
+  end
+  local cb = fresh_callback{ aes256cbc_decrypt = record("decrypt"), aes256cbc_encrypt = record("encrypt"),
+    base64_decode = record("base64") }
+  local real_decode = json.decode
+  json.decode = record("json")(real_decode)
+  local ok, why = pcall(fn, cb, take)
+  json.decode = real_decode
+  assert(ok, why)
+end
+
 describe("callback (plain Lua, openssl as the sender)", function()
   setup(function()
     -- this process's one allow_unsigned warning, kept out of the test output (checked on a fresh copy below)
@@ -148,34 +174,20 @@ describe("callback (plain Lua, openssl as the sender)", function()
   end)
 
   it("refuses an unsigned or wrongly signed request before any decryption or decoding", function()
-    local calls = {}
-    local function counting(name)
-      return function(f)
-        return function(...)
-          calls[name] = (calls[name] or 0) + 1
-          return f(...)
-        end
-      end
-    end
-    local cb = fresh_callback{ aes256cbc_decrypt = counting("decrypt"), aes256cbc_encrypt = counting("encrypt"),
-      base64_decode = counting("base64") }
-    local real_decode = json.decode
-    json.decode = counting("json")(real_decode)
-    local ok, why = pcall(function()
+    traced(function(cb, take)
       local body = encrypted_body(MESSAGE)
       for _, sig in ipairs({ false, "", "sha1=00", openssl_signature(body, "other-token"),
         openssl_signature(body .. " ", TOKEN) }) do
+        take()
         local msg, err = cb.parse{ body = body, signature = sig or nil, token = TOKEN, key = KEY }
         assert.is_nil(msg)
         assert.truthy(err.code == callback.SIGNATURE_MISSING or err.code == callback.SIGNATURE_MISMATCH)
         -- with allow_unsigned too: a token set is always checked
         msg = cb.parse{ body = body, signature = sig or nil, token = TOKEN, key = KEY, allow_unsigned = true }
         assert.is_nil(msg)
+        assert.same({}, take())
       end
     end)
-    json.decode = real_decode
-    assert(ok, why)
-    assert.same({}, calls)
   end)
 
   it("decrypts messages of every length around the block size", function()
@@ -206,42 +218,23 @@ describe("callback (plain Lua, openssl as the sender)", function()
 
   it("gives bad padding and bad plaintext the same steps when unsigned (the codes differ only in the log)",
     function()
-    local trace
-    local function traced(name)
-      return function(f)
-        return function(...)
-          trace[#trace + 1] = name .. ":" .. select("#", ...)
-          return f(...)
-        end
-      end
-    end
-    local cb = fresh_callback{ aes256cbc_decrypt = traced("decrypt"), aes256cbc_encrypt = traced("encrypt"),
-      base64_decode = traced("base64") }
-    local real_decode = json.decode
-    json.decode = function(...)
-      trace[#trace + 1] = "json"
-      return real_decode(...)
-    end
     local steps, codes = {}, {}
-    trace = {}
-    stderr_of(function() cb.parse{ body = MESSAGE, allow_unsigned = true } end) -- the warning, once
-    local ok, why = pcall(function()
+    traced(function(cb, take)
+      stderr_of(function() cb.parse{ body = MESSAGE, allow_unsigned = true } end) -- the warning, once
       for _, variant in ipairs(sender.flips(sender.encrypt_raw(MESSAGE))) do
-        trace = {}
+        take()
         local msg, err = cb.parse{ body = sender.body(core.base64_encode(variant)), key = KEY, allow_unsigned = true }
         local code = msg and "accepted" or err.code
         codes[code] = (codes[code] or 0) + 1
-        if not msg then steps[table.concat(trace, " ")] = true end
+        if not msg then steps[table.concat(take(), " ")] = true end
       end
     end)
-    json.decode = real_decode
-    assert(ok, why)
     assert.equal(1, codes.accepted)
     assert.truthy(codes[callback.DECRYPT_FAILED] and codes[callback.BAD_JSON], "both kinds were tried")
     local distinct = {}
     for s in pairs(steps) do distinct[#distinct + 1] = s end
     assert.equal(1, #distinct, table.concat(distinct, "\n"))
-    assert.equal("json base64:1 encrypt:3 decrypt:3 json", distinct[1])
+    assert.equal("json:1 base64:1 encrypt:3 decrypt:3 json:1", distinct[1])
   end)
 
   it("refuses a tampered ciphertext", function()
