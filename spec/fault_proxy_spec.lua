@@ -234,7 +234,7 @@ describe("fault proxy", function()
         while own:stats().forwarded == 0 and core.monotonic() < deadline do m:poll(0.05) end
         assert.equal(1, own:stats().forwarded)
         local started = core.monotonic()
-        own:stop() -- graceful quit; helpers.nginx falls back to TERM after 5 s
+        own:stop() -- graceful quit; tools.nginx falls back to TERM after 5 s
         assert.is_true(core.monotonic() - started < 3)
       end)
       m:close()

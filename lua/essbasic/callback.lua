@@ -5,17 +5,32 @@
 -- body is `{"encrypt": "<base64>"}`, AES-256-CBC with the 32-byte key, the IV being the key's first 16 bytes,
 -- PKCS#7 padding. The plaintext is the message {MsgId, MsgType, MsgVersion, MsgData}.
 --
+-- The callback URL is public, so everything here is written for a sender who may be an attacker:
+-- * Signed by default. parse() and handle() need the token unless the caller passes allow_unsigned = true (a
+--   warning is logged once per process / nginx worker). With a token the HMAC over the raw body is checked
+--   before anything else: the ciphertext is authenticated before it is decrypted (encrypt-then-MAC), so a
+--   damaged or forged body never reaches the decryption, and no padding oracle exists.
+-- * With a key configured the body must be encrypted; a plaintext message is refused (encryption cannot be
+--   bypassed by sending plaintext), and nothing of such a body but its "encrypt" field is looked at.
+-- * Without a token (allow_unsigned) decryption runs on unauthenticated bytes. Then every refusal does the same
+--   work: the ciphertext is decrypted without OpenSSL's early-exit padding check (see unseal), the padding is
+--   checked over all 16 bytes, and the plaintext is JSON-decoded whether or not the padding was right.
+-- * handle() answers every refused message with one status and one body (401 for a signature failure, 400
+--   otherwise, always {"ok":false,"error":"Callback.Refused"}); the reason goes to nginx's error log and to the
+--   return values. Error messages never hold the key, the token, a signature, or a byte of decrypted content.
+--
 -- verify_signature, decrypt and parse work in plain Lua and in nginx; handle() is the nginx receiver.
--- Failures are `nil, err` with err.code one of M.CODES; messages never hold the key, the token or a signature.
+-- Failures are `nil, err` (err.kind "callback", err.code one of M.HTTP_STATUS's keys); wrong argument types raise.
 
 local core = require("essbasic.core")
 local errors = require("essbasic.errors")
 local json = require("essbasic.json")
 
 local type, tostring, pcall, error, rawget = type, tostring, pcall, error, rawget
-local lower, match, sub = string.lower, string.match, string.sub
+local lower, match, sub, byte, rep = string.lower, string.match, string.sub, string.byte, string.rep
 local hmac_sha256, hex, ct_equal = core.hmac_sha256, core.hex, core.ct_equal
-local base64_decode, aes256cbc_decrypt = core.base64_decode, core.aes256cbc_decrypt
+local base64_decode, aes256cbc_encrypt, aes256cbc_decrypt =
+  core.base64_decode, core.aes256cbc_encrypt, core.aes256cbc_decrypt
 
 local M = {}
 
@@ -25,19 +40,25 @@ M.SIGNATURE_MISSING = "Callback.SignatureMissing"
 M.SIGNATURE_MISMATCH = "Callback.SignatureMismatch"
 M.BAD_KEY = "Callback.BadKey"
 M.KEY_REQUIRED = "Callback.KeyRequired"
+M.TOKEN_REQUIRED = "Callback.TokenRequired"
 M.BAD_BASE64 = "Callback.BadBase64"
 M.DECRYPT_FAILED = "Callback.DecryptFailed"
 M.BAD_JSON = "Callback.BadJson"
 M.EMPTY_BODY = "Callback.EmptyBody"
 M.BAD_MESSAGE = "Callback.BadMessage"
+M.NOT_ENCRYPTED = "Callback.NotEncrypted"
 
--- The HTTP status handle() answers for each failure. A wrong key length or a missing key is the receiver's
--- configuration, not the sender's fault: 500, so essbasic sends the message again once it is fixed.
+-- What handle() puts in the body of every refused message, whatever the reason.
+M.REFUSED = "Callback.Refused"
+
+-- The HTTP status handle() answers for each failure. 401 and 400 are refusals of the message (same body for
+-- all); 500 is the receiver's configuration, not the sender's fault, so essbasic sends the message again once
+-- it is fixed: a key of the wrong length, no key for an encrypted message, no token without allow_unsigned.
 M.HTTP_STATUS = {
   [M.SIGNATURE_MISSING] = 401, [M.SIGNATURE_MISMATCH] = 401,
   [M.BAD_BASE64] = 400, [M.DECRYPT_FAILED] = 400, [M.BAD_JSON] = 400, [M.EMPTY_BODY] = 400,
-  [M.BAD_MESSAGE] = 400,
-  [M.BAD_KEY] = 500, [M.KEY_REQUIRED] = 500,
+  [M.BAD_MESSAGE] = 400, [M.NOT_ENCRYPTED] = 400,
+  [M.BAD_KEY] = 500, [M.KEY_REQUIRED] = 500, [M.TOKEN_REQUIRED] = 500,
 }
 
 local function fail(code, message)
@@ -49,35 +70,73 @@ local function need_string(v, name, level)
 end
 
 -- true, or nil and SignatureMissing / SignatureMismatch. header_value is the Content-Signature header (or nil).
+-- The HMAC is computed first, whatever the header holds: the time depends on the body's length only.
 function M.verify_signature(body, header_value, token)
   need_string(body, "body", 2)
   need_string(token, "token", 2)
   if token == "" then error("callback: token must not be empty", 2) end
+  if header_value ~= nil then need_string(header_value, "header_value", 2) end
+  local expected = hex(hmac_sha256(token, body))
   if header_value == nil or header_value == "" then
     return fail(M.SIGNATURE_MISSING, "the request has no Content-Signature header")
   end
-  need_string(header_value, "header_value", 2)
   local given = match(header_value, "^%s*[Ss][Hh][Aa]256=(%x+)%s*$")
   if not given or #given ~= 64 then
     return fail(M.SIGNATURE_MISSING, "the Content-Signature header is not 'sha256=' and 64 hex digits")
   end
-  if not ct_equal(hex(hmac_sha256(token, body)), lower(given)) then
+  if not ct_equal(expected, lower(given)) then
     return fail(M.SIGNATURE_MISMATCH, "the Content-Signature does not match the body and the configured token")
   end
   return true
 end
 
+local PAD_BLOCK = rep("\16", 16) -- a whole block of PKCS#7 padding
+
+-- The raw CBC decryption of the base64 text b64 and whether its PKCS#7 padding is right: plaintext (padding
+-- removed when right, the whole raw plaintext otherwise), pad_ok. Or nil, code, why when there is nothing to
+-- decrypt (BadBase64, or DecryptFailed for a length that is not whole blocks: both about bytes the sender chose).
+--
+-- OpenSSL checks the padding with early exits and answers only "bad padding". Instead one more block X is
+-- appended, made so that it decrypts to a whole padding block (X = E(PAD xor last block), from one encryption):
+-- OpenSSL's check then always passes and hands back the raw plaintext, whose padding is checked here over all
+-- 16 bytes with no early exit. Both outcomes return the same way, so the caller can do the same work after.
+local function unseal(b64, key)
+  if b64 == "" then return nil, M.BAD_BASE64, "the encrypted field is empty" end
+  local ciphertext, berr = base64_decode(b64)
+  if not ciphertext then
+    return nil, M.BAD_BASE64, "the encrypted field is not valid base64 (" .. tostring(berr) .. ")"
+  end
+  local n = #ciphertext
+  if n == 0 or n % 16 ~= 0 then
+    return nil, M.DECRYPT_FAILED, "the ciphertext is not a whole number of 16-byte blocks (" .. n .. " bytes)"
+  end
+  local closing = sub(aes256cbc_encrypt(key, sub(ciphertext, -16), PAD_BLOCK), 1, 16)
+  local raw = aes256cbc_decrypt(key, sub(key, 1, 16), ciphertext .. closing)
+  if type(raw) ~= "string" or #raw ~= n then -- cannot happen with a 32-byte key; refuse all the same
+    return nil, M.DECRYPT_FAILED, "the message cannot be decrypted with the configured key"
+  end
+  local pad = byte(raw, n)
+  local wrong = (pad >= 1 and pad <= 16) and 0 or 1
+  for i = 1, 16 do
+    local b = byte(raw, n - i + 1)
+    wrong = wrong + ((i <= pad and b ~= pad) and 1 or 0)
+  end
+  if wrong == 0 then return sub(raw, 1, n - pad), true end
+  return raw, false
+end
+
 -- The ciphertext's base64 text from a raw body ({"encrypt": "..."}) or the text itself.
 local function encrypt_field(s)
   if sub(s, 1, 1) ~= "{" then return s end
-  local obj, why = json.decode(s)
-  if type(obj) ~= "table" then return nil, M.BAD_JSON, "the body is not JSON: " .. tostring(why) end
+  local obj = json.decode(s)
+  if type(obj) ~= "table" then return nil, M.BAD_JSON, "the body is not JSON" end
   if type(obj.encrypt) ~= "string" then return nil, M.BAD_MESSAGE, "the body has no string 'encrypt' field" end
   return obj.encrypt
 end
 
--- The plaintext (the message's JSON text), or nil and BadKey / BadBase64 / DecryptFailed / BadJson.
--- input: the raw body {"encrypt": "..."} or the value of its encrypt field.
+-- The plaintext (the message's JSON text), or nil and BadKey / BadBase64 / DecryptFailed / BadJson / BadMessage.
+-- input: the raw body {"encrypt": "..."} or the value of its encrypt field. A low-level tool: it checks no
+-- signature, and its codes say why decryption failed; never answer them to the sender (parse and handle don't).
 function M.decrypt(input, key)
   need_string(input, "input", 2)
   need_string(key, "key", 2)
@@ -86,12 +145,12 @@ function M.decrypt(input, key)
   end
   local b64, code, why = encrypt_field(input)
   if not b64 then return fail(code, why) end
-  if b64 == "" then return fail(M.BAD_BASE64, "the encrypted field is empty") end
-  local ciphertext, berr = base64_decode(b64)
-  if not ciphertext then return fail(M.BAD_BASE64, "the encrypted field is not valid base64 (" .. berr .. ")") end
-  local plaintext, derr = aes256cbc_decrypt(key, sub(key, 1, 16), ciphertext)
-  if not plaintext then
-    return fail(M.DECRYPT_FAILED, "the message cannot be decrypted with the configured key (" .. derr .. ")")
+  local plaintext, pad_ok
+  plaintext, pad_ok, why = unseal(b64, key)
+  if not plaintext then return fail(pad_ok, why) end
+  if not pad_ok then
+    return fail(M.DECRYPT_FAILED, "the message cannot be decrypted with the configured key (bad padding: wrong key "
+      .. "or damaged data)")
   end
   return plaintext
 end
@@ -100,9 +159,34 @@ local function is_object(v)
   return type(v) == "table" and not json.is_array(v)
 end
 
--- opts = { body = raw body, signature = Content-Signature header, token = callback token, key = callback key }
--- → the message table (MsgId, MsgType, MsgVersion, MsgData, …), or nil, err. The signature is checked when a
--- token is given; the body is decrypted when a key is given and the body is {"encrypt": ...}.
+-- Where the decoder stopped in a body the sender wrote (never its bytes: they may be a plaintext message).
+local function at_byte(why)
+  local at = why and match(why, "at byte (%d+)")
+  return at and (" (at byte " .. at .. ")") or ""
+end
+
+local unsigned_warned = false -- once per Lua state: per process in plain Lua, per worker in nginx
+
+local function warn_unsigned()
+  if unsigned_warned then return end
+  unsigned_warned = true
+  local text = "essbasic callback: allow_unsigned = true and no token: messages are not authenticated, anyone who "
+    .. "can reach the callback URL can send one; set a callback token in the essbasic console and pass it as "
+    .. "`token`"
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.log) == "function" and ngx.WARN then
+    ngx.log(ngx.WARN, text)
+  else
+    io.stderr:write(text, "\n")
+  end
+end
+
+-- opts = { body = raw body, signature = Content-Signature header, token = callback token, key = callback key,
+--          allow_unsigned = true to accept messages without a token (not recommended) }
+-- → the message table (MsgId, MsgType, MsgVersion, MsgData, …), or nil, err. In this order: the configuration
+-- (TokenRequired, BadKey), the signature over the raw body (when a token is given: always, then), the body.
+-- With a key the body must be {"encrypt": "..."} (NotEncrypted otherwise) and the message is its decryption,
+-- nothing else of the body; without a key an encrypted body is KeyRequired and a plain one is the message.
 function M.parse(opts)
   if type(opts) ~= "table" then error("callback.parse expects a table", 2) end
   local body, token, key = opts.body, opts.token, opts.key
@@ -110,24 +194,47 @@ function M.parse(opts)
   if token ~= nil then need_string(token, "token", 2) end
   if key ~= nil then need_string(key, "key", 2) end
   if opts.signature ~= nil then need_string(opts.signature, "signature", 2) end
-  if body == "" then return fail(M.EMPTY_BODY, "the callback request has an empty body") end
-  if token then
+  local allow_unsigned = opts.allow_unsigned
+  if allow_unsigned ~= nil and type(allow_unsigned) ~= "boolean" then
+    error("callback: allow_unsigned must be a boolean, got " .. type(allow_unsigned), 2)
+  end
+  if token == nil then
+    if allow_unsigned ~= true then
+      return fail(M.TOKEN_REQUIRED, "no callback token is configured: set the token from the essbasic console "
+        .. "(or allow_unsigned = true to accept unauthenticated messages)")
+    end
+    warn_unsigned()
+  end
+  if key ~= nil and #key ~= M.KEY_BYTES then
+    return fail(M.BAD_KEY, "the callback key must be exactly 32 bytes, got " .. #key)
+  end
+  if token ~= nil then
     local ok, err = M.verify_signature(body, opts.signature, token)
     if not ok then return nil, err end
   end
-  local msg, why = json.decode(body)
-  if not is_object(msg) then
-    return fail(M.BAD_JSON, "the body is not a JSON object" .. (why and (": " .. why) or ""))
-  end
-  if msg.encrypt ~= nil then
-    if not key then return fail(M.KEY_REQUIRED, "the message is encrypted but no callback key is configured") end
-    if type(msg.encrypt) ~= "string" then return fail(M.BAD_MESSAGE, "the 'encrypt' field is not a string") end
-    local plaintext, err = M.decrypt(msg.encrypt, key)
-    if not plaintext then return nil, err end
-    msg, why = json.decode(plaintext)
-    if not is_object(msg) then
-      return fail(M.BAD_JSON, "the decrypted message is not a JSON object" .. (why and (": " .. why) or ""))
+  if body == "" then return fail(M.EMPTY_BODY, "the callback request has an empty body") end
+  local outer, why = json.decode(body)
+  if not is_object(outer) then return fail(M.BAD_JSON, "the body is not a JSON object" .. at_byte(why)) end
+  local msg
+  if key ~= nil then
+    local b64 = outer.encrypt
+    if b64 == nil then
+      return fail(M.NOT_ENCRYPTED, "a callback key is configured but the body is not encrypted")
     end
+    if type(b64) ~= "string" then return fail(M.BAD_MESSAGE, "the 'encrypt' field is not a string") end
+    local plaintext, pad_ok, uwhy = unseal(b64, key)
+    if not plaintext then return fail(pad_ok, uwhy) end
+    -- Decoded whatever the padding, so that a bad padding and a bad plaintext cost the same.
+    msg = json.decode(plaintext)
+    if not pad_ok then
+      return fail(M.DECRYPT_FAILED, "the message cannot be decrypted with the configured key (bad padding)")
+    end
+    if not is_object(msg) then return fail(M.BAD_JSON, "the decrypted message is not a JSON object") end
+  else
+    if outer.encrypt ~= nil then
+      return fail(M.KEY_REQUIRED, "the message is encrypted but no callback key is configured")
+    end
+    msg = outer
   end
   if type(msg.MsgType) ~= "string" then return fail(M.BAD_MESSAGE, "the message has no MsgType") end
   return msg
@@ -148,19 +255,53 @@ local function read_request_body(ngx)
   return body
 end
 
-local function answer(ngx, status, code)
+local ACCEPTED_BODY = '{"ok":true}'
+local REFUSED_BODY = '{"ok":false,"error":"' .. M.REFUSED .. '"}'
+
+local function answer(ngx, status, body)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
-  ngx.print(code and ('{"ok":false,"error":"' .. code .. '"}') or '{"ok":true}')
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
   return status
+end
+
+local function failure_body(code)
+  return '{"ok":false,"error":"' .. code .. '"}'
+end
+
+-- A message parse() did not accept: 401 / 400 with the one refusal body (the reason to the log only), or 500
+-- naming the receiver's configuration problem (which no message can change).
+local function refuse(ngx, err)
+  local status = M.HTTP_STATUS[err.code] or 400
+  if status == 500 then
+    ngx.log(ngx.ERR, "essbasic callback: cannot take messages: ", tostring(err))
+    return answer(ngx, 500, failure_body(err.code))
+  end
+  ngx.log(ngx.WARN, "essbasic callback refused: ", tostring(err))
+  return answer(ngx, status, REFUSED_BODY)
+end
+
+-- An accepted message to the application: 200 only when deliver(msg) returned true.
+local function deliver_to(ngx, deliver, msg)
+  local ok, handled = pcall(deliver, msg)
+  if not ok then
+    ngx.log(ngx.ERR, "essbasic callback: the message handler raised: ", tostring(handled))
+    return answer(ngx, 500, failure_body("Callback.HandlerFailed"))
+  end
+  if handled ~= true then return answer(ngx, 500, failure_body("Callback.NotHandled")) end
+  return answer(ngx, 200, ACCEPTED_BODY)
 end
 
 -- The nginx receiver, for a content handler:
 --   content_by_lua_block { require("essbasic.callback").handle({ key = K, token = T }, function(msg) ... end) }
--- Reads the body, checks and decrypts it, and calls on_message(msg, ngx_request_info). The answer is 200 only
--- when on_message returned true (essbasic sends the message again otherwise): 401 for a missing or wrong
--- signature, 400 for a body that cannot be decrypted or decoded, 500 when on_message failed or did not return
--- true. Returns the status and the message (or the error).
+-- opts: token (required unless allow_unsigned = true), key, allow_unsigned; as for parse().
+-- Reads the body, checks, decrypts and decodes it (parse), and calls on_message(msg). The answer is 200 only
+-- when on_message returned true (essbasic sends the message again otherwise). Every refused message gets the
+-- body {"ok":false,"error":"Callback.Refused"}, with 401 for a missing or wrong signature and 400 for anything
+-- else (a request that is not a POST: 405); why goes to the error log. 500 when on_message raised or did not
+-- return true, or the receiver is misconfigured (no token, a bad key). Returns the status and the message (or
+-- the error).
 function M.handle(opts, on_message)
   if type(opts) ~= "table" then error("callback.handle expects a table of options", 2) end
   if type(on_message) ~= "function" then error("callback.handle expects a function for the messages", 2) end
@@ -168,25 +309,21 @@ function M.handle(opts, on_message)
   if type(ngx) ~= "table" or type(ngx.req) ~= "table" then
     error("callback.handle runs in an nginx content handler", 2)
   end
-  if ngx.req.get_method() ~= "POST" then return answer(ngx, 405, "Callback.MethodNotAllowed") end
+  -- Each accepted message goes to deliver; wrappers around on_message (e.g. skipping a MsgId already seen) go here.
+  local deliver = on_message
+  if ngx.req.get_method() ~= "POST" then
+    ngx.log(ngx.WARN, "essbasic callback refused: the request is a ", ngx.req.get_method(), ", not a POST")
+    return answer(ngx, 405, REFUSED_BODY)
+  end
   local body, why = read_request_body(ngx)
   if not body then
     ngx.log(ngx.ERR, "essbasic callback: ", why)
-    return answer(ngx, 500, "Callback.BodyUnreadable")
+    return answer(ngx, 500, failure_body("Callback.BodyUnreadable"))
   end
   local msg, err = M.parse{ body = body, signature = ngx.var.http_content_signature, token = opts.token,
-    key = opts.key }
-  if not msg then
-    ngx.log(ngx.WARN, "essbasic callback refused: ", tostring(err))
-    return answer(ngx, M.HTTP_STATUS[err.code] or 400, err.code), err
-  end
-  local ok, handled = pcall(on_message, msg)
-  if not ok then
-    ngx.log(ngx.ERR, "essbasic callback: the message handler raised: ", tostring(handled))
-    return answer(ngx, 500, "Callback.HandlerFailed"), msg
-  end
-  if handled ~= true then return answer(ngx, 500, "Callback.NotHandled"), msg end
-  return answer(ngx, 200), msg
+    key = opts.key, allow_unsigned = opts.allow_unsigned }
+  if not msg then return refuse(ngx, err), err end
+  return deliver_to(ngx, deliver, msg), msg
 end
 
 return M

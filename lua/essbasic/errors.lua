@@ -1,6 +1,10 @@
 -- The error object every essbasic failure comes back as: `nil, err`.
 -- Fields: code, message, request_id, http_status, kind, attempts, and per kind: problems (validation),
 -- network (transport), outcome_unknown (a creating call that may have reached the server).
+-- Kinds: service, validation, network, http, parse, client (the ClientError.* codes below), and callback: the
+-- Callback.* codes of essbasic.callback (SignatureMissing, SignatureMismatch, EmptyBody, BadJson, NotEncrypted,
+-- BadBase64, DecryptFailed, BadMessage, TokenRequired, BadKey, KeyRequired; defined and mapped to HTTP statuses
+-- in lua/essbasic/callback.lua, listed in docs/internals.md). Callback errors never hold decrypted content.
 -- Nothing here may hold key material: messages are built by the callers from non-secret parts only.
 
 local setmetatable, getmetatable, tostring, type = setmetatable, getmetatable, tostring, type

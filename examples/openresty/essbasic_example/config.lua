@@ -4,7 +4,8 @@
 --   TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY   credentials (read by essbasic's default chain)
 --   ESSBASIC_ENDPOINT, ESSBASIC_FILE_ENDPOINT         e.g. http://127.0.0.1:8088 for the offline sandbox
 --   ESSBASIC_APP_ID, ESSBASIC_ORG_OPEN_ID, ESSBASIC_OPERATOR_OPEN_ID   the Agent of every call
---   ESSBASIC_CALLBACK_KEY, ESSBASIC_CALLBACK_TOKEN    the app's callback key (32 bytes) and token, if set
+--   ESSBASIC_CALLBACK_KEY, ESSBASIC_CALLBACK_TOKEN    the app's callback key (32 bytes) and token, both from the
+--                                                     console (no callback is taken without the token)
 --   ESSBASIC_RATE_LIMIT                               requests per second per action, all workers together (20)
 --   ESSBASIC_TIMEOUT                                  seconds for one API call (30)
 

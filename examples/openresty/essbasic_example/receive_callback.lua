@@ -1,6 +1,8 @@
--- POST /essbasic/callback: the app's callback URL. essbasic.callback.handle checks the Content-Signature (when
--- a token is configured), decrypts the body (when a key is configured) and hands the message to on_message;
--- the answer is 200 only when on_message returned true, so essbasic sends any message we did not keep again.
+-- POST /essbasic/callback: the app's callback URL. essbasic.callback.handle checks the Content-Signature (the
+-- callback token is required: without it every message is refused, see README.md), decrypts the body (with the
+-- callback key a plaintext body is refused) and hands the message to on_message; the answer is 200 only when
+-- on_message returned true, so essbasic sends any message we did not keep again. A refused message gets the one
+-- answer {"ok":false,"error":"Callback.Refused"} (401 or 400) whatever the reason; the reason goes to the log.
 --
 -- This example keeps each message in `lua_shared_dict essbasic_callbacks` under its MsgId (a message sent
 -- twice is stored once) and shows it at GET /essbasic/callbacks?id=<MsgId>. A real application would write it
