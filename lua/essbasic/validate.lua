@@ -10,6 +10,8 @@
 -- load), the Lua walk does everything.
 -- In the Lua walk, per-struct lookups are compiled once at load time, tables are iterated raw with `next`, and
 -- the path of a field is kept as a stack of segments that becomes a string only when a problem is reported.
+-- A problem's found masks personal data (found_of, essbasic.personal) unless the caller passes
+-- show_personal_data = true (the client's debug_personal_data).
 
 local api = require("essbasic.api")
 local rules = require("essbasic.rules")
