@@ -45,6 +45,7 @@ build = {
     ["essbasic.errors"] = "lua/essbasic/errors.lua",
     ["essbasic.flow"] = "lua/essbasic/flow.lua",
     ["essbasic.json"] = "lua/essbasic/json.lua",
+    ["essbasic.personal"] = "lua/essbasic/personal.lua",
     ["essbasic.ratelimit"] = "lua/essbasic/ratelimit.lua",
     ["essbasic.retry"] = "lua/essbasic/retry.lua",
     ["essbasic.rules"] = "lua/essbasic/rules.lua",

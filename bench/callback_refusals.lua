@@ -18,7 +18,7 @@ package.path = here .. "/?.lua;" .. package.path
 local B = require("benchlib")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local sender = require("helpers.callback_sender")
 local callback = require("essbasic.callback")
 

@@ -7,7 +7,7 @@
 local callback = require("essbasic.callback")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local sender = require("helpers.callback_sender")
 local read_file = require("helpers.files").read
 

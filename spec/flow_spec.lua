@@ -251,7 +251,7 @@ describe("essbasic.flow checks its options at once", function()
   local cases = {
     { "flow.person: mobile must be 11 digits (mainland China), got '138001380001'",
       function() flow.person{ name = "张三", mobile = "138001380001" } end },
-    { "flow.person: mobile must be a string, got 13800138000",
+    { "flow.person: mobile must be a string, got 1380****000", -- personal data: masked
       function() flow.person{ name = "张三", mobile = 13800138000 } end },
     { "flow.person: unknown option 'mobil' (did you mean 'mobile'?)",
       function() flow.person{ name = "张三", mobil = "13800138000" } end },
@@ -346,7 +346,7 @@ describe("essbasic.flow checks its options at once", function()
       flow.contract{ file_id = "f", name = "n", signers = { p, p, p, p, p, p } } end },
     { "flow.contract: signers must be 1 to 5 items, got 0 items",
       function() flow.contract{ file_id = "f", name = "n", signers = {} } end },
-    { "flow.contract: signers[1].Mobile must be a valid mobile, got \"1380013800\"", function()
+    { "flow.contract: signers[1].Mobile must be a valid mobile, got \"1380****00\"", function()
       local hand_written = { ApproverType = "PERSON", Mobile = "1380013800" }
       flow.contract{ file_id = "f", name = "n", signers = { hand_written } } end },
     { "flow.contract: signers[1].Nmae must be a member of FlowApproverInfo, got unknown member \"Nmae\" " ..

@@ -1,14 +1,19 @@
 -- The error object every essbasic failure comes back as: `nil, err`.
 -- Fields: code, message, request_id, http_status, kind, attempts, and per kind: problems (validation),
--- network (transport), outcome_unknown (a creating call that may have reached the server).
+-- network (transport), outcome_unknown (a creating call that may have reached the server); personal_data_shown
+-- when the error shows personal data unmasked (debug_personal_data).
 -- Kinds: service, validation, network, http, parse, client (the ClientError.* codes below), and callback: the
 -- Callback.* codes of essbasic.callback (SignatureMissing, SignatureMismatch, EmptyBody, BadJson, NotEncrypted,
 -- BadBase64, DecryptFailed, BadMessage, TokenRequired, BadKey, KeyRequired; defined and mapped to HTTP statuses
 -- in lua/essbasic/callback.lua, listed in docs/internals.md). Callback errors never hold decrypted content.
 -- Nothing here may hold key material: messages are built by the callers from non-secret parts only.
+-- Personal data: the callers mask the values they quote (essbasic.personal), and tostring scrubs the message once
+-- more, so a service's message that echoes an ID number or a mobile prints masked too; the message itself is left
+-- as it was made. `personal_data_shown = true` (an error made under debug_personal_data) turns the scrub off.
 
 local setmetatable, getmetatable, tostring, type = setmetatable, getmetatable, tostring, type
 local concat = table.concat
+local scrub = require("essbasic.personal").scrub
 
 local M = {}
 
@@ -17,7 +22,9 @@ Error.__index = Error
 Error.__name = "essbasic.error"
 
 function Error.__tostring(e)
-  local parts = { "essbasic: ", tostring(e.code), ": ", tostring(e.message) }
+  local message = tostring(e.message)
+  if not e.personal_data_shown then message = scrub(message) end
+  local parts = { "essbasic: ", tostring(e.code), ": ", message }
   if e.request_id then parts[#parts + 1] = " [request_id=" .. tostring(e.request_id) .. "]" end
   if e.http_status then parts[#parts + 1] = " [http_status=" .. tostring(e.http_status) .. "]" end
   if e.attempts and e.attempts > 1 then parts[#parts + 1] = " [attempts=" .. tostring(e.attempts) .. "]" end

@@ -10,10 +10,13 @@
 -- load), the Lua walk does everything.
 -- In the Lua walk, per-struct lookups are compiled once at load time, tables are iterated raw with `next`, and
 -- the path of a field is kept as a stack of segments that becomes a string only when a problem is reported.
+-- A problem's found masks personal data (found_of, essbasic.personal) unless the caller passes
+-- show_personal_data = true (the client's debug_personal_data).
 
 local api = require("essbasic.api")
 local rules = require("essbasic.rules")
 local errors = require("essbasic.errors")
+local personal = require("essbasic.personal")
 
 local type, next, rawget, getmetatable, tostring, error = type, next, rawget, getmetatable, tostring, error
 local pairs, ipairs, pcall, require, select, assert = pairs, ipairs, pcall, require, select, assert
@@ -104,6 +107,7 @@ local problems, nproblems    -- kept problems, total count
 local action_codes           -- set of the action's documented error codes
 local missing_seen           -- paths already reported missing (struct flags and action rules overlap)
 local visiting               -- tables on the current path (cycle detection)
+local show_personal = false  -- true: personal data shown unmasked (the caller's debug_personal_data)
 
 local function describe(v)
   local t = type(v)
@@ -136,6 +140,20 @@ local function describe(v)
     return "null"
   end
   return "a " .. t
+end
+
+-- What a problem says it found in member `name`: describe(v), where the value of a personal-data member
+-- (essbasic.personal) is masked and any other value shaped like an ID number, a mobile or a bank card too, unless
+-- the run shows personal data.
+local personal_members, mask, scrub = personal.MEMBERS, personal.mask, personal.scrub
+local function found_of(name, v)
+  if show_personal then return describe(v) end
+  if not personal_members[name] then return scrub(describe(v)) end
+  local t = type(v)
+  if t == "number" then return mask(v) end
+  if t ~= "string" or v == "" then return describe(v) end
+  if not text_len(v) then return format("a string of %d bytes", #v) end
+  return describe(mask(v))
 end
 
 local function path_string(d, extra)
@@ -234,7 +252,7 @@ local function check_scalar(cf, v, d)
   local limit = cf.limit
   if kind == "string" then
     if type(v) ~= "string" then
-      report(d, CODES.type, "a string", describe(v))
+      report(d, CODES.type, "a string", found_of(cf.name, v))
       return false
     end
     if v == "" then return true end -- "not set" (see rules.lua); required members are checked apart
@@ -269,27 +287,28 @@ local function check_scalar(cf, v, d)
     end
     if not ok then
       report(d, CODES.type, kind == "int" and "an integer (int64)" or "a non-negative integer (uint64)",
-        describe(v))
+        found_of(cf.name, v))
       return false
     end
     if kind == "uint" and v < 0 then
-      report(d, CODES.type, "a non-negative integer (uint64)", describe(v))
+      report(d, CODES.type, "a non-negative integer (uint64)", found_of(cf.name, v))
       return false
     end
     if limit == nil then return true end
     if limit.min and v < limit.min or limit.max and v > limit.max then
-      report(d, limit.code, format("a number from %s to %s", tostring(limit.min), tostring(limit.max)), describe(v))
+      report(d, limit.code, format("a number from %s to %s", tostring(limit.min), tostring(limit.max)),
+        found_of(cf.name, v))
       return false
     end
   elseif kind == "float" then
     if type(v) ~= "number" or v ~= v or v == huge or v == -huge then
-      report(d, CODES.type, "a finite number", describe(v))
+      report(d, CODES.type, "a finite number", found_of(cf.name, v))
       return false
     end
     if limit == nil then return true end
   else -- bool
     if type(v) ~= "boolean" then
-      report(d, CODES.type, "a boolean", describe(v))
+      report(d, CODES.type, "a boolean", found_of(cf.name, v))
       return false
     end
     return true
@@ -300,13 +319,13 @@ local function check_scalar(cf, v, d)
     local list = rules.enums[limit.enum]
     local shown = {}
     for i = 1, #list do shown[i] = type(list[i]) == "string" and format("%q", list[i]) or tostring(list[i]) end
-    report(d, limit.code, "one of " .. concat(shown, ", "), describe(v))
+    report(d, limit.code, "one of " .. concat(shown, ", "), found_of(cf.name, v))
     return false
   end
   local fmt = cf.format
   if fmt and not (limit.allow_zero and v == 0) and not fmt(v) then
     report(d, limit.code, "a valid " .. limit.format:gsub("_", " ") .. (limit.allow_zero and " (or 0)" or ""),
-      describe(v))
+      found_of(cf.name, v))
     return false
   end
   return true
@@ -315,7 +334,7 @@ end
 -- Checks value v of struct type cs; the path stack names v at depth d.
 local function check_object(cs, v, d)
   if type(v) ~= "table" or (array_mt and getmetatable(v) == array_mt) then
-    report(d, CODES.type, "an object (" .. cs.name .. ")", describe(v))
+    report(d, CODES.type, "an object (" .. cs.name .. ")", found_of(seg[d], v))
     return
   end
   if rawget(v, 1) ~= nil then
@@ -329,7 +348,7 @@ end
 -- Checks a list value v of field cf at depth d.
 local function check_list(cf, v, d)
   if type(v) ~= "table" then
-    report(d, CODES.type, "a list", describe(v))
+    report(d, CODES.type, "a list", found_of(cf.name, v))
     return
   end
   local n, maxk, badk = 0, 0, nil
@@ -399,7 +418,7 @@ function check_struct(cs, t, d)
       if cf.disabled then
         -- "" and {} are how SDKs and examples.json write "not set"; any real value is refused
         if v ~= "" and not (type(v) == "table" and next(v) == nil) then
-            report(d1, CODES.disabled, "no value (" .. k .. " is disabled: internal or retired)", describe(v))
+            report(d1, CODES.disabled, "no value (" .. k .. " is disabled: internal or retired)", found_of(k, v))
         end
       elseif cf.list then
         check_list(cf, v, d1)
@@ -431,7 +450,7 @@ function check_struct(cs, t, d)
     for i = 1, #checks do
       local c = checks[i]
       if struct_check_fails(t, c) then
-        report(d, c.code, c.expected, describe(rawget(t, c.number_field)), c.path, fields[c.path].pos)
+        report(d, c.code, c.expected, found_of(c.number_field, rawget(t, c.number_field)), c.path, fields[c.path].pos)
       end
     end
   end
@@ -447,7 +466,7 @@ local function walk_forbidden(t, segs, i, d, rule)
   local d1 = d + 1
   seg[d1], pos[d1] = name, 0
   if i == #segs then
-    report(d1, rule.code, "no value (not supported by this action)", describe(v))
+    report(d1, rule.code, "no value (not supported by this action)", found_of(name, v))
   elseif list then
     if type(v) ~= "table" then return end
     local d2 = d1 + 1
@@ -587,7 +606,8 @@ local function by_position(a, b)
   return a._seq < b._seq
 end
 
-local function fail(aname, list, total)
+-- shows: the problems show personal data unmasked (err.personal_data_shown tells tostring not to scrub).
+local function fail(aname, list, total, shows)
   sort(list, by_position)
   local lines = { format("%d problem%s in the %s request:", total, total == 1 and "" or "s", aname) }
   for i, p in ipairs(list) do
@@ -596,7 +616,7 @@ local function fail(aname, list, total)
   end
   if total > #list then lines[#lines + 1] = format("  … and %d more", total - #list) end
   return nil, errors.new({ kind = "validation", code = list[1].code, message = concat(lines, "\n"),
-    problems = list, action = aname })
+    problems = list, action = aname, personal_data_shown = shows == true or nil })
 end
 
 local function known_action(aname, params)
@@ -615,13 +635,14 @@ local function known_action(aname, params)
     action = aname })
 end
 
--- Runs walk(x, y) with fresh run state (error_set: the action's codes, or nil) → the problems kept and their
--- total count.
-local function with_state(error_set, walk, x, y)
+-- Runs walk(x, y) with fresh run state (error_set: the action's codes, or nil; shows: personal data unmasked)
+-- → the problems kept and their total count.
+local function with_state(error_set, walk, x, y, shows)
   problems, nproblems, action_codes, missing_seen, visiting = {}, 0, error_set, {}, {}
+  show_personal = shows == true
   walk(x, y)
   local list, total = problems, nproblems
-  problems, action_codes, missing_seen, visiting = nil, nil, nil, nil
+  problems, action_codes, missing_seen, visiting, show_personal = nil, nil, nil, nil, false
   for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
   return list, total
 end
@@ -637,12 +658,12 @@ local function walk_request(aname, params)
 end
 
 -- The Lua walk alone, whatever the fast path says: the reference the C checker is tested against.
-function M.reference_request(aname, params)
+function M.reference_request(aname, params, show_personal_data)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
-  local list, total = with_state(action.error_set, walk_request, aname, params or {})
+  local list, total = with_state(action.error_set, walk_request, aname, params or {}, show_personal_data)
   if total == 0 then return true end
-  return fail(aname, list, total)
+  return fail(aname, list, total, show_personal_data)
 end
 
 -- The C checker's verdict (every rule but the one-of groups): true, false, or nil without the core.
@@ -665,28 +686,29 @@ local function fast(action, aname, params, encode)
   return passed
 end
 
--- validate.request(action, params) → true, or nil, err (see the top of this file).
-function M.request(aname, params)
+-- validate.request(action, params [, show_personal_data]) → true, or nil, err (see the top of this file).
+-- show_personal_data = true: the problems show personal data unmasked (essbasic.new's debug_personal_data).
+function M.request(aname, params, show_personal_data)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
   params = params or {}
   if fast(action, aname, params, false) then return true end
-  local list, total = with_state(action.error_set, walk_request, aname, params)
+  local list, total = with_state(action.error_set, walk_request, aname, params, show_personal_data)
   if total == 0 then return true end
-  return fail(aname, list, total)
+  return fail(aname, list, total, show_personal_data)
 end
 
--- validate.request_body(action, params) → the request's JSON (exactly what json.encode(params, hint) writes), or
--- nil, err as validate.request gives it. The C walk that checks a request writes its JSON on the way, so a
--- validated call walks its params once, not twice.
-function M.request_body(aname, params)
+-- validate.request_body(action, params [, show_personal_data]) → the request's JSON (exactly what
+-- json.encode(params, hint) writes), or nil, err as validate.request gives it. The C walk that checks a request
+-- writes its JSON on the way, so a validated call walks its params once, not twice.
+function M.request_body(aname, params, show_personal_data)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
   params = params or {}
   local body = fast(action, aname, params, true)
   if body then return body end
-  local list, total = with_state(action.error_set, walk_request, aname, params)
-  if total > 0 then return fail(aname, list, total) end
+  local list, total = with_state(action.error_set, walk_request, aname, params, show_personal_data)
+  if total > 0 then return fail(aname, list, total, show_personal_data) end
   -- valid after all (the spec holds the checker to the Lua walk's verdicts, so this is not expected)
   return require("essbasic.json").encode(params, api.request_hint(aname))
 end
@@ -704,14 +726,14 @@ local function walk_member(cf, value)
 end
 
 -- Exposed for builders that check single values early: the same string/number checks as the walk, for one
--- member of one structure. Returns true, or nil, problem.
-function M.member(struct_name, member, value, action_name)
+-- member of one structure. Returns true, or nil, problem (its found masked as in validate.request).
+function M.member(struct_name, member, value, action_name, show_personal_data)
   local cs = compiled[struct_name]
   if not cs then error("validate.member: unknown structure " .. tostring(struct_name), 2) end
   local cf = cs.fields[member]
   if not cf then error("validate.member: " .. struct_name .. " has no member " .. tostring(member), 2) end
   local a = action_name and api.action(action_name)
-  local list = with_state(a and a.error_set, walk_member, cf, value)
+  local list = with_state(a and a.error_set, walk_member, cf, value, show_personal_data)
   if #list == 0 then return true end
   sort(list, by_position)
   for _, p in ipairs(list) do p._key, p._seq = nil, nil end
