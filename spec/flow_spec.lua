@@ -249,7 +249,7 @@ describe("essbasic.flow checks its options at once", function()
       signers = s } }
   end
   local cases = {
-    { "flow.person: mobile must be 11 digits (mainland China), got '138001380001'",
+    { "flow.person: mobile must be 11 digits (mainland China), got '1380*****001'", -- masked
       function() flow.person{ name = "张三", mobile = "138001380001" } end },
     { "flow.person: mobile must be a string, got 1380****000", -- personal data: masked
       function() flow.person{ name = "张三", mobile = 13800138000 } end },

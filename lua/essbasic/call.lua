@@ -17,6 +17,7 @@ local signer = require("essbasic.signer")
 local envelope = require("essbasic.envelope")
 local retry = require("essbasic.retry")
 local runtime = require("essbasic.runtime")
+local personal = require("essbasic.personal")
 
 local tostring, setmetatable, format = tostring, setmetatable, string.format
 local os_time = os.time
@@ -49,7 +50,7 @@ function M.encode(client, action, params, call_opts)
   if call_opts and call_opts.validate ~= nil then want_validation = call_opts.validate end
   local body, why
   if want_validation then
-    body, why = validate.request_body(action, params)
+    body, why = validate.request_body(action, params, client.debug_personal_data)
     if not body then return nil, why end
   else
     body, why = json.encode(params, api.request_hint(action))
@@ -96,7 +97,7 @@ function M.begin(client, action, params, call_opts)
   end
   local deadline = call_opts.deadline or client.deadline
   return setmetatable({
-    client = client, action = action, body = body, opts = call_opts,
+    client = client, action = action, params = params, body = body, opts = call_opts,
     policy = call_opts.retry ~= nil and retry.policy(call_opts.retry) or client.retry,
     readonly = api.is_readonly(action),
     deadline = deadline,
@@ -164,6 +165,14 @@ function Call:conclude(res, err)
   if res then
     local resp
     resp, err = envelope.decode(res.status, res.body)
+    if err then
+      -- The API's message (or a quoted answer) can echo the request's own names, mobiles and ID numbers.
+      if client.debug_personal_data then
+        err.personal_data_shown = true
+      else
+        err.message = personal.scrub(err.message, self.params)
+      end
+    end
     if client.debug then
       log(client, "debug", "essbasic response " .. self.action .. " HTTP " .. tostring(res.status) .. " "
         .. (resp and ("RequestId " .. tostring(resp.RequestId)) or tostring(err)))

@@ -25,6 +25,7 @@
 local core = require("essbasic.core")
 local errors = require("essbasic.errors")
 local json = require("essbasic.json")
+local personal = require("essbasic.personal")
 
 local type, tostring, pcall, error, rawget = type, tostring, pcall, error, rawget
 local lower, match, sub, byte, rep = string.lower, string.match, string.sub, string.byte, string.rep
@@ -286,7 +287,8 @@ end
 local function deliver_to(ngx, deliver, msg)
   local ok, handled = pcall(deliver, msg)
   if not ok then
-    ngx.log(ngx.ERR, "essbasic callback: the message handler raised: ", tostring(handled))
+    -- the handler's text may quote the message: its names, mobiles and ID numbers are masked
+    ngx.log(ngx.ERR, "essbasic callback: the message handler raised: ", personal.scrub(tostring(handled), msg))
     return answer(ngx, 500, failure_body("Callback.HandlerFailed"))
   end
   if handled ~= true then return answer(ngx, 500, failure_body("Callback.NotHandled")) end

@@ -34,7 +34,7 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number", proxy = "string", ca_file = "string", ca_path = "string",
   ssl_verify = "boolean", max_response_bytes = "number", validate = "boolean", transport = "any",
   retry = "any", rate_limit = "any", request_client = "string", logger = "function", debug = "boolean",
-  deadline = "number",
+  deadline = "number", debug_personal_data = "boolean",
 }
 
 local function check_options(opts)
@@ -103,6 +103,8 @@ function M.new(opts)
     limiter = opts.rate_limit ~= false and ratelimit.new(opts.rate_limit) or nil,
     logger = opts.logger,
     debug = opts.debug or false,
+    -- unsafe for production logs: errors and debug lines show ID numbers, mobiles and names unmasked
+    debug_personal_data = opts.debug_personal_data == true,
   }
   self.transport = transport_mod.resolve(opts.transport, {
     timeout = self.timeout, connect_timeout = opts.connect_timeout or 10, proxy = opts.proxy,

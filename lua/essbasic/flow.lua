@@ -20,6 +20,7 @@ local tointeger = math.tointeger -- Lua 5.4 only: turns 3.0 into 3 so integer fi
 local structs = require("essbasic.schema").structs
 local rules = require("essbasic.rules")
 local validate = require("essbasic.validate")
+local personal = require("essbasic.personal")
 local enums, limits, formats = rules.enums, rules.limits, rules.formats
 local member_check, suggest = validate.member, validate.suggest
 
@@ -52,12 +53,15 @@ local function within(arg, fn, ...)
 end
 
 -- How a wrong value appears in a message.
-local function shown(v)
+-- A value quoted in a builder's message: a personal one masked (the member says so), any other scrubbed, since a
+-- mobile or an ID number can land in the wrong option.
+local function shown(v, member)
   if type(v) == "string" then
+    if member and personal.is_personal(member) then return "'" .. personal.mask(v) .. "'" end
     if #v > 64 then v = sub(v, 1, 61) .. "..." end
-    return "'" .. v .. "'"
+    return "'" .. personal.scrub(v) .. "'"
   elseif type(v) == "number" or type(v) == "boolean" then
-    return tostring(v)
+    return personal.scrub(tostring(v))
   end
   return type(v)
 end
@@ -121,7 +125,7 @@ local function restate(problem, member, arg, value, rule, lua_type)
   local format_failed = at_member and rule and rule.format and FORMAT_EXPECTED[rule.format]
     and type(value) == lua_type and not formats[rule.format](value)
   if format_failed then
-    expected, found = FORMAT_EXPECTED[rule.format], shown(value)
+    expected, found = FORMAT_EXPECTED[rule.format], shown(value, member)
   end
   local near = at_member and rule and rule.enum and type(value) == "string" and suggest(value, enums[rule.enum])
   local hint = near and format("did you mean '%s'?", near) or problem.hint
