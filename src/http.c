@@ -514,9 +514,10 @@ static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
     out->kind = "timeout";
   } else if (x->resend_refused || rc == CURLE_GOT_NOTHING) {
-    /* The request went out whole and the connection closed with no byte of an answer: carried out or not */
+    /* The request went out and the connection closed with no byte of an answer: carried out or not. libcurl's
+     * own words for a refused resend ("seek callback returned error") would only confuse. */
     out->kind = "closed";
-    out->message = "the connection closed after the request was sent, before any answer";
+    if (x->resend_refused) out->message = "the connection closed after the request was sent, before any answer";
     out->sent = 1;
   } else {
     out->kind = "other";
