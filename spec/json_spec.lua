@@ -340,7 +340,8 @@ describe("json encoding errors name the path", function()
     assert.matches("function at FlowFileInfos[2].FlowApprovers[1].Mobile", err, 1, true)
     assert.matches("thread at co", enc_err({ co = coroutine.create(print) }), 1, true)
     assert.matches("userdata at [2]", enc_err({ 1, io.stdout }), 1, true)
-    assert.equal('[null,{"a":null}]', enc({ json.null, { a = json.null } }))
+    -- null in a list is null; a null member is absent, as the decoder reads {"a":null}
+    assert.equal('[null,{}]', enc({ json.null, { a = json.null } }))
     assert.equal("null", enc(nil))
   end)
 

@@ -17,6 +17,7 @@
 #if LUA_VERSION_NUM < 502
 #define lua_rawlen(L, i) lua_objlen((L), (i))
 #define luaL_checkversion(L) ((void)0)
+#define lua_absindex(L, i) ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
 /* 5.1 has only doubles: an integral double within +-2^53 counts as an integer. */
 static inline int essbasic_isinteger(lua_State *L, int i) {
   if (lua_type(L, i) != LUA_TNUMBER) return 0;

@@ -157,6 +157,10 @@ local function encode(self, action, params, call_opts)
   if want_validation then
     body, why = validate.request_body(action, params)
     if not body then return nil, why end
+    if why then -- members the schema marks disabled: sent, as the API's own examples do (docs/builders.md)
+      log(self, "warn", format("essbasic: %s sends %s, marked disabled in the API's schema (internal or retired): "
+        .. "the service may ignore %s", action, table.concat(why, ", "), #why == 1 and "it" or "them"))
+    end
   else
     body, why = json.encode(params, api.request_hint(action))
     if not body then return nil, errors.new{ kind = "client", code = errors.ENCODE, message = why } end

@@ -21,7 +21,6 @@ M.codes = {
   missing = "MissingParameter",       -- a required member is absent (or an empty string)
   unknown = "UnknownParameter",       -- a member name the structure does not have
   type = "InvalidParameter",          -- wrong JSON type: the API answers type mismatches with InvalidParameter
-  disabled = "InvalidParameter",      -- a member marked disabled (internal or retired) was sent
   action = "InvalidAction",           -- an action name the API does not have
   value = "InvalidParameter",         -- fallback for prose rules without a more specific code
 }
@@ -135,7 +134,9 @@ M.struct_formats = {}
 function M.struct_formats.id_card(t, check)
   local number = t[check.number_field]
   if number == nil then return true end
-  return M.formats.id_card(t[check.type_field], number)
+  local id_type = t[check.type_field]
+  if type(id_type) ~= "string" then id_type = nil end -- null (cjson.null) is absent; other types are the enum's
+  return M.formats.id_card(id_type, number)
 end
 
 --------------------------------------------------------------------------------------------------------------
