@@ -15,7 +15,7 @@ local api = require("essbasic.api")
 local rules = require("essbasic.rules")
 local errors = require("essbasic.errors")
 
-local type, next, rawget, getmetatable, tostring, error = type, next, rawget, getmetatable, tostring, error
+local type, next, rawget, tostring, error = type, next, rawget, tostring, error
 local pairs, ipairs, pcall, require, select, assert = pairs, ipairs, pcall, require, select, assert
 local floor, huge, min = math.floor, math.huge, math.min
 local math_type = math.type -- nil on LuaJIT, where every number is a double
