@@ -634,3 +634,41 @@ describe("validate.request over every request in examples.json", function()
     assert.are.equal(100, n)
   end)
 end)
+
+describe("a client and the disabled members", function()
+  local essbasic = require("essbasic")
+  local examples = assert(core.json_decode(read("spec/data/examples_requests.json")))
+  local function official(id)
+    for _, e in ipairs(examples) do
+      if e.Action .. "#" .. e.Index == id then return e.Action, copy(e.Params) end
+    end
+    error("no example " .. id)
+  end
+
+  local function client_with_log()
+    local log = {}
+    local client = essbasic.new{ secret_id = "AKIDexample", secret_key = "key", endpoint = "http://127.0.0.1:9",
+      logger = function(level, message) log[#log + 1] = { level, message } end }
+    return client, log
+  end
+
+  it("sends them, as the API's own examples do, with one warning per call naming every one", function()
+    local client, log = client_with_log()
+    local action, params = official("ChannelCreateMultiFlowSignQRCode#1")
+    params.Agent.ProxyOrganizationId = "yDxbNUyKQDx3oAUuO4zjEBQGidlGe4hP" -- a second one
+    local req = assert(client:prepare(action, params, { timestamp = 1700000000 }))
+    local sent = core.json_decode(req.body)
+    assert.are.equal(params.QrEffectiveDay, sent.QrEffectiveDay)
+    assert.are.equal("yDxbNUyKQDx3oAUuO4zjEBQGidlGe4hP", sent.Agent.ProxyOrganizationId)
+    assert.are.equal(1, #log)
+    assert.are.equal("warn", log[1][1])
+    assert.are.equal("essbasic: ChannelCreateMultiFlowSignQRCode sends Agent.ProxyOrganizationId, QrEffectiveDay, "
+      .. "marked disabled in the API's schema (internal or retired): the service may ignore them", log[1][2])
+  end)
+
+  it("logs nothing for a request without them", function()
+    local client, log = client_with_log()
+    assert(client:prepare(ACTION, example(), { timestamp = 1700000000 }))
+    assert.are.same({}, log)
+  end)
+end)
