@@ -2,6 +2,10 @@
 -- hand beside the generated schema. Every entry names its source: "Struct.Member" means that member's document
 -- in api.json; "digest §N" means /work/shared/research/spec-digest.md. Data only, plus three format predicates.
 --
+-- Only what the API documents as an error is a rule here: a request the API takes must not be refused on the way
+-- (docs/builders.md, "What validation refuses"). So members the schema marks disabled are checked and sent (the
+-- client warns), and prose the API is not known to enforce is left out (see FlowGroupName below).
+--
 -- An empty string in an optional member means "not set" (the official SDKs send "" for unset strings and
 -- examples.json does so for enumerations such as CreateSignUrls Endpoint), so these rules apply to non-empty
 -- values only; a required member that is "" counts as missing.
