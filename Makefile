@@ -1,5 +1,5 @@
 # essbasic: `make` builds the C core for Lua 5.4 and LuaJIT; `make test` runs every suite; `make demo` runs the
-# sandbox demo. Targets that need system packages install the missing ones first (tools/install-deps).
+# sandbox demo; `make rock-check` packs the source rock, installs it for each supported Lua and calls the sandbox. Targets that need system packages install the missing ones first (tools/install-deps).
 
 LUA54_INC   ?= /usr/include/lua5.4
 LUAJIT_INC  ?= /usr/include/luajit-2.1
@@ -16,7 +16,7 @@ HDRS = $(wildcard src/*.h)
 CORE54 = build/5.4/essbasic/core.so
 CORE51 = build/5.1/essbasic/core.so
 
-.PHONY: all deps test check fuzz bench demo sandbox schema lint clean
+.PHONY: all deps test rock-check check fuzz bench demo sandbox schema lint clean
 
 all: $(CORE54) $(CORE51)
 
@@ -48,6 +48,12 @@ lint: deps
 test: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run-tests
+
+# The rock as users install it: luarocks pack, luarocks make, luarocks install for Lua 5.4, 5.3 and LuaJIT into
+# fresh trees, and a signed call to the sandbox from each (tools/rock-check).
+rock-check: deps
+	@$(MAKE) --no-print-directory all
+	@tools/rock-check
 
 # Every benchmark (bench/README.md) within a 280 s budget; the C baseline of the sequential benchmark is built here.
 bench: deps all

@@ -1,8 +1,10 @@
 rockspec_format = "3.0"
 package = "essbasic"
 version = "scm-1"
+-- Where a user fetches the project: its public git repository. The owner "essbasic" is a placeholder for the
+-- organisation that publishes it (replace it in source.url and homepage when the repository is published).
 source = {
-  url = "git+file:///work/main",
+  url = "git+https://github.com/essbasic/essbasic.git",
   branch = "main",
 }
 description = {
@@ -13,17 +15,27 @@ description = {
     before they leave the machine, signed with TC3-HMAC-SHA256 in C (OpenSSL 3), sent with libcurl in plain Lua
     and with cosockets inside nginx. Includes an offline sandbox of the flow-group workflow.
   ]],
+  homepage = "https://github.com/essbasic/essbasic",
   license = "MIT",
   labels = { "tencentcloud", "esign", "openresty" },
 }
+-- Supported: Lua 5.4, Lua 5.3 and LuaJIT 2.1 (OpenResty's). LuaJIT reports itself to LuaRocks as Lua 5.1, so the
+-- range must admit 5.1; PUC Lua 5.1 and 5.2 are refused when the C core compiles (src/compat.h), with a message
+-- naming the supported versions.
 -- No lua-cjson: Debian's (upstream 2.1.0) cannot send empty arrays as [], rounds int64 to 14 digits and decodes
--- integers as floats on Lua 5.4; the C core carries its own strict codec (docs/internals.md).
+-- integers as floats on Lua 5.4; the C core carries its own strict codec (docs/internals.md). Tables that cjson
+-- decoded are taken as they are (cjson.null, OpenResty's array markers).
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
+-- Declared without files to look for: LuaRocks then defines CURL_DIR/_INCDIR/_LIBDIR and OPENSSL_* (overridable on
+-- the command line: Homebrew, a custom prefix) but does not search, because its header search ignores the
+-- multiarch directory where Debian and Ubuntu keep curl/curl.h (/usr/include/x86_64-linux-gnu,
+-- /usr/include/aarch64-linux-gnu). The compiler and the linker search there themselves, and when a header is
+-- missing src/http.c and src/crypto.c stop with the name of the package to install.
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
-  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+  CURL = {},
+  OPENSSL = {},
 }
 build = {
   type = "builtin",
@@ -58,5 +70,12 @@ build = {
     ["essbasic.transport.curl"] = "lua/essbasic/transport/curl.lua",
     ["essbasic.transport.ngx"] = "lua/essbasic/transport/ngx.lua",
     ["essbasic.validate"] = "lua/essbasic/validate.lua",
+    ["essbasic.version"] = "lua/essbasic/version.lua",
   },
+}
+-- `luarocks test` runs the whole suite as `make test` does, without installing packages: luacheck, then busted
+-- under Lua 5.4 and LuaJIT against the freshly built core (it needs the test packages of the README).
+test = {
+  type = "command",
+  command = "make --no-print-directory all && tools/run-tests",
 }

@@ -340,7 +340,8 @@ describe("json encoding errors name the path", function()
     assert.matches("function at FlowFileInfos[2].FlowApprovers[1].Mobile", err, 1, true)
     assert.matches("thread at co", enc_err({ co = coroutine.create(print) }), 1, true)
     assert.matches("userdata at [2]", enc_err({ 1, io.stdout }), 1, true)
-    assert.equal('[null,{"a":null}]', enc({ json.null, { a = json.null } }))
+    -- null in a list is null; a null member is absent, as the decoder reads {"a":null}
+    assert.equal('[null,{}]', enc({ json.null, { a = json.null } }))
     assert.equal("null", enc(nil))
   end)
 
@@ -605,4 +606,126 @@ describe("json against hostile input", function()
     end
     assert.is_true(decoded_some > 50, "some mutations stay valid: " .. decoded_some)
   end)
+end)
+
+describe("lua-cjson interop: a request as an OpenResty handler has it", function()
+  -- Debian's lua-cjson 2.1.0 (tools/install-deps): null only, numbers decoded as floats on Lua 5.4.
+  local cjson = require("cjson")
+  local validate = require("essbasic.validate")
+  local api = require("essbasic.api")
+  local read = require("helpers.files").read
+  local ACTION = "ChannelCreateFlowGroupByFiles"
+  local TEXT = read("spec/data/ChannelCreateFlowGroupByFiles.request.json")
+
+  -- OpenResty's cjson markers (spec/helpers/openresty_cjson.c), built for this interpreter, loaded as `name`.
+  local markers
+  local function with_openresty_cjson(name, fn)
+    if not markers then
+      local dir = assert(io.popen("mktemp -d /tmp/essbasic-cjson.XXXXXX")):read("*l")
+      local inc = rawget(_G, "jit") and "/usr/include/luajit-2.1" or ("/usr/include/lua" .. _VERSION:match("%d%.%d"))
+      local so = dir .. "/cjson.so"
+      local cmd = string.format("cc -shared -fPIC -I%s -o %s spec/helpers/openresty_cjson.c 2>&1", inc, so)
+      local p = assert(io.popen(cmd))
+      local out = p:read("*a")
+      assert.is_true(p:close(), out)
+      markers = assert(package.loadlib(so, "luaopen_cjson"))()
+      os.remove(so)
+      os.remove(dir)
+    end
+    local saved = package.loaded[name]
+    package.loaded[name] = markers
+    local ok, err = pcall(fn, markers)
+    package.loaded[name] = saved
+    assert(ok, err)
+  end
+
+  it("is the same null: cjson.null is json.null", function()
+    assert.equal(json.null, cjson.null)
+  end)
+
+  it("takes the official example as cjson decodes it, with optional members set to cjson.null", function()
+    local r = cjson.decode(TEXT)
+    local component = r.FlowFileInfos[1].FlowApprovers[1].SignComponents[1]
+    if is54 then assert.equal("float", math.type(component.ComponentPage)) end -- 1.0: cjson 2.1.0 on Lua 5.4
+    r.ApproverVerifyType = cjson.null -- the member of the issue: "expected a string, found null" before
+    r.FlowFileInfos[1].FlowDescription = cjson.null
+    r.FlowFileInfos[2].FlowApprovers[1].NotifyType = cjson.null
+    component.ComponentValue = cjson.null
+    local body, err = validate.request_body(ACTION, r)
+    assert.is_string(body, err and err.message)
+    -- the same request decoded by essbasic, without those members
+    local want = dec(TEXT)
+    want.FlowFileInfos[1].FlowDescription = nil
+    want.FlowFileInfos[1].FlowApprovers[1].SignComponents[1].ComponentValue = nil
+    assert.are.same(want, dec(body))
+    assert.is_nil(body:find("null", 1, true))
+    assert.is_nil(body:find("%d%.0[,}%]]"), body) -- integral floats go out as integers
+    assert.is_truthy(body:find('"ComponentPage":1', 1, true))
+    -- unvalidated, the encoder alone writes the same members
+    local plain = enc(r, api.request_hint(ACTION))
+    assert.are.same(dec(body), dec(plain))
+  end)
+
+  it("counts a required member that is cjson.null as missing", function()
+    local r = cjson.decode(TEXT)
+    r.FlowGroupName = cjson.null
+    r.Agent.ProxyOperator.OpenId = cjson.null
+    local ok, err = validate.request(ACTION, r)
+    assert.is_nil(ok)
+    assert.are.same({ "Agent.ProxyOperator.OpenId", "FlowGroupName" },
+      { err.problems[1].path, err.problems[2].path })
+    assert.are.same({ "MissingParameter", "MissingParameter" }, { err.problems[1].code, err.problems[2].code })
+  end)
+
+  it("sends cjson.null in a list as null", function()
+    local params = cjson.decode('{"Agent":{"AppId":"a","ProxyOrganizationOpenId":"o","ProxyOperator":{"OpenId":"p"}},'
+      .. '"FlowIds":["f1",null,"f3"]}')
+    assert.equal(cjson.null, params.FlowIds[2])
+    local body = assert(validate.request_body("DescribeFlowDetailInfo", params))
+    assert.is_truthy(body:find('"FlowIds":["f1",null,"f3"]', 1, true), body)
+    assert.equal('["f1",null]', enc({ "f1", cjson.null }))
+  end)
+
+  for _, name in ipairs({ "cjson", "cjson.safe" }) do
+    it("honours OpenResty's empty_array, array_mt and empty_array_mt (loaded as " .. name .. ")", function()
+      with_openresty_cjson(name, function(or_cjson)
+        assert.equal(json.null, or_cjson.null)
+        -- the codec
+        assert.equal("[]", enc(or_cjson.empty_array))
+        assert.equal('{"a":[]}', enc({ a = or_cjson.empty_array }))
+        assert.equal("[]", enc(setmetatable({}, or_cjson.empty_array_mt)))
+        assert.equal("[]", enc(setmetatable({}, or_cjson.array_mt)))
+        assert.equal('["x"]', enc(setmetatable({ "x" }, or_cjson.array_mt)))
+        assert.is_true(json.is_array(setmetatable({}, or_cjson.array_mt)))
+        assert.is_true(json.is_empty_array(or_cjson.empty_array))
+        assert.is_false(json.is_empty_array(json.null))
+        -- the validator: an empty optional list, a marked list, a marked table where an object is wanted
+        local r = cjson.decode(TEXT)
+        r.FlowFileInfos[1].Components = or_cjson.empty_array
+        r.FlowFileInfos[2].FlowApprovers = setmetatable(r.FlowFileInfos[2].FlowApprovers, or_cjson.array_mt)
+        r.FlowFileInfos[2].FlowApprovers[2].SignComponents = setmetatable({}, or_cjson.empty_array_mt)
+        local body, err = validate.request_body(ACTION, r)
+        assert.is_string(body, err and err.message)
+        local sent = dec(body)
+        assert.are.same({}, sent.FlowFileInfos[1].Components)
+        assert.is_true(json.is_array(sent.FlowFileInfos[1].Components))
+        assert.is_truthy(body:find('"SignComponents":[]', 1, true))
+        r.Agent = setmetatable({}, or_cjson.empty_array_mt)
+        local ok, why = validate.request(ACTION, r)
+        assert.is_nil(ok)
+        assert.are.equal("Agent", why.problems[1].path)
+        assert.are.equal("a list", why.problems[1].found)
+        -- a required list given as empty_array is still too short
+        r = cjson.decode(TEXT)
+        r.FlowFileInfos = or_cjson.empty_array
+        ok, why = validate.request(ACTION, r)
+        assert.is_nil(ok)
+        assert.are.equal("FlowFileInfos", why.problems[1].path)
+        assert.are.equal("0 items", why.problems[1].found)
+      end)
+      -- unloaded again: the markers are nothing special
+      assert.is_false(json.is_empty_array(markers.empty_array))
+      assert.is_truthy(enc_err(markers.empty_array):find("light userdata", 1, true))
+    end)
+  end
 end)

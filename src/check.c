@@ -183,16 +183,18 @@ typedef struct {
   int refs;     /* stack index of the refs table */
   int array_mt; /* stack index of the array metatable (or nil) */
   jbuf *out;    /* where the JSON of what passed is written; NULL: checking only */
+  int *disabled_seen; /* set when a member the schema marks disabled carries a value */
 } walk;
 
 static int check_struct(const walk *w, int si, int t, int depth);
 
+/* A table marked as a list: json.array's metatable, or lua-cjson's array_mt / empty_array_mt. */
 static int is_array_mt(const walk *w, int idx) {
   lua_State *L = w->L;
   if (!lua_getmetatable(L, idx)) return 0;
   int same = lua_rawequal(L, -1, w->array_mt);
   lua_pop(L, 1);
-  return same;
+  return same || essbasic_json_is_cjson_array(L, idx);
 }
 
 static int in_enum(const walk *w, int ref, int idx) {
@@ -298,14 +300,24 @@ static int check_object(const walk *w, int si, int v, int depth) {
   return check_struct(w, si, v, depth);
 }
 
+/* A list element; null (json.null, cjson.null) is sent as null: the API documents no error for it. */
 static int check_element(const walk *w, const cfield *f, int v, int depth) {
+  if (essbasic_json_is_null(w->L, v)) {
+    if (w->out) jbuf_add(w->out, "null", 4);
+    return 1;
+  }
   return f->kind == K_STRUCT ? check_object(w, f->struct_index, v, depth) : check_scalar(w, f, v);
 }
 
 /* A list member: keys 1..n without holes, within its item limits, every element checked. */
 static int check_list(const walk *w, const cfield *f, int v, int depth) {
   lua_State *L = w->L;
-  if (lua_type(L, v) != LUA_TTABLE) return 0;
+  if (lua_type(L, v) != LUA_TTABLE) {
+    /* cjson.empty_array: an empty list */
+    if (!essbasic_json_is_empty_array(L, v) || f->min_items > 0) return 0;
+    if (w->out) jbuf_add(w->out, "[]", 2);
+    return 1;
+  }
   lua_Number n = 0, maxk = 0;
   lua_pushnil(L);
   while (lua_next(L, v)) {
@@ -350,7 +362,7 @@ static int id_card_passes(const walk *w, const cstruct *st, int t) {
   if (lua_type(L, -2) == LUA_TSTRING) {
     size_t len, tlen = 0;
     const char *num = lua_tolstring(L, -2, &len), *type = NULL;
-    int tt = lua_type(L, -1), known = tt == LUA_TNIL;
+    int tt = lua_type(L, -1), known = tt == LUA_TNIL || essbasic_json_is_null(L, -1); /* null: absent */
     if (tt == LUA_TSTRING) {
       type = lua_tolstring(L, -1, &tlen);
       known = in_enum(w, st->id_types_ref, lua_gettop(L));
@@ -366,7 +378,8 @@ static int check_member(const walk *w, const cfield *f, int v, int depth) {
   lua_State *L = w->L;
   if (f->forbidden) return 0; /* not supported by this action: any value, even "" or {} */
   if (f->disabled) {
-    /* "" and {} are how SDKs write "not set"; any real value is refused */
+    /* "" and {} are how SDKs write "not set"; a real value is checked like any member's and sent, and the caller
+     * is told so it can warn (docs/builders.md, "What validation refuses") */
     int vt = lua_type(L, v);
     if (vt == LUA_TSTRING && lua_rawlen(L, v) == 0) return put_scalar(w, v);
     if (vt == LUA_TTABLE) {
@@ -378,7 +391,7 @@ static int check_member(const walk *w, const cfield *f, int v, int depth) {
       }
       lua_pop(L, 2);
     }
-    return 0;
+    *w->disabled_seen = 1;
   }
   if (f->list) return check_list(w, f, v, depth);
   if (f->kind == K_STRUCT) return check_object(w, f->struct_index, v, depth);
@@ -399,6 +412,10 @@ static int check_struct(const walk *w, int si, int t, int depth) {
   lua_pushnil(L);
   while (lua_next(L, t)) {
     /* stack: lookup, key, value */
+    if (essbasic_json_is_null(L, v)) { /* a null member (cjson.null) is absent, as the official SDKs drop it */
+      lua_settop(L, v - 1);
+      continue;
+    }
     if (lua_type(L, v - 1) != LUA_TSTRING) break; /* members have string names */
     int fi = member_index(L, st, lua_tostring(L, v - 1), v - 1, lookup);
     if (fi < 0) break; /* unknown member */
@@ -431,7 +448,8 @@ static int check_struct(const walk *w, int si, int t, int depth) {
 /* checker(struct_index, request [, encode]) → true when the Lua walk would find no problem in the request
  * (1-based index as given to core.schema_checker), else false. With encode, a request that passes comes back as
  * its JSON instead of true: the bytes json.encode writes for it with the request's hint, written on the same
- * walk. Upvalues: the schema userdata, the refs table. */
+ * walk. The second result is true when the request passed and a disabled member carries a value. Upvalues: the
+ * schema userdata, the refs table. */
 static int l_check(lua_State *L) {
   const cschema *S = lua_touserdata(L, lua_upvalueindex(1));
   char initial[8192];
@@ -445,14 +463,16 @@ static int l_check(lua_State *L) {
   lua_pushnil(L);                        /* 5: the buffer's slot once it leaves the C stack */
   jbuf b;
   jbuf_init(&b, L, 5, initial, sizeof initial);
-  walk w = {L, S, 3, 4, encode ? &b : NULL};
+  int disabled_seen = 0;
+  walk w = {L, S, 3, 4, encode ? &b : NULL, &disabled_seen};
   int ok = !is_array_mt(&w, 2) && check_struct(&w, (int)si - 1, 2, 0);
   if (ok && encode) {
     lua_pushlstring(L, b.p, b.len);
   } else {
     lua_pushboolean(L, ok);
   }
-  return 1;
+  lua_pushboolean(L, ok && disabled_seen);
+  return 2;
 }
 
 /* ---- building the checker ---- */

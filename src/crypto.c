@@ -1,6 +1,12 @@
 /* crypto.c: SHA-256, HMAC-SHA256, hex, constant-time compare, random bytes, base64, AES-256-CBC and the TC3
  * signer userdata. Every OpenSSL object lives in a userdata whose __gc frees it, so a Lua error can never leak
  * one; the only exception (the AES context) is created and freed with no Lua call in between. */
+/* As for curl.h in src/http.c: the compiler finds the header, and a missing one is named with its package. */
+#if defined(__has_include) && !defined(__CPPCHECK__) /* cppcheck cannot evaluate __has_include */
+#if !__has_include(<openssl/evp.h>)
+#error "openssl/evp.h not found: install libssl-dev (Debian, Ubuntu), openssl-dev (Alpine), openssl-devel (Fedora), or pass OPENSSL_DIR=<prefix> to luarocks (Homebrew: OPENSSL_DIR=$(brew --prefix openssl@3))"
+#endif
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

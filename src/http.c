@@ -4,6 +4,13 @@
  * Memory discipline: every C resource (handles, header lists, buffers, option strings) hangs off a userdata that
  * already has its __gc metatable, so a Lua error anywhere leaks nothing. libcurl callbacks touch only C buffers:
  * no Lua API runs inside a libcurl frame, so no Lua error can unwind through libcurl. */
+/* LuaRocks does not look for this header (see the rockspec's external_dependencies): the compiler does, in its
+ * multiarch directories too, and a missing one is named with the package that brings it. */
+#if defined(__has_include) && !defined(__CPPCHECK__) /* cppcheck cannot evaluate __has_include */
+#if !__has_include(<curl/curl.h>)
+#error "curl/curl.h not found: install libcurl4-openssl-dev (Debian, Ubuntu), curl-dev (Alpine), libcurl-devel (Fedora), or pass CURL_DIR=<prefix> to luarocks (Homebrew: CURL_DIR=$(brew --prefix curl))"
+#endif
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -239,6 +239,42 @@ static int index_key(lua_State *L, int idx, size_t *out) {
 #endif
 }
 
+/* ---- lua-cjson interop (json.h) ---- */
+
+/* 1 when the value at idx is rawequal to field `name` of a loaded cjson module. */
+static int is_cjson_field(lua_State *L, int idx, const char *name) {
+  static const char *const modules[] = {"cjson", "cjson.safe"};
+  int found = 0;
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 3, "json");
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  for (size_t i = 0; !found && i < sizeof modules / sizeof modules[0]; i++) {
+    if (lua_type(L, -1) != LUA_TTABLE) break;
+    lua_getfield(L, -1, modules[i]);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushstring(L, name);
+      lua_rawget(L, -2);
+      found = !lua_isnil(L, -1) && lua_rawequal(L, -1, idx);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+int essbasic_json_is_empty_array(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) != NULL &&
+         is_cjson_field(L, idx, "empty_array");
+}
+
+int essbasic_json_is_cjson_array(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
+  int yes = is_cjson_field(L, -1, "array_mt") || is_cjson_field(L, -1, "empty_array_mt");
+  lua_pop(L, 1);
+  return yes;
+}
+
 static int enc_value(encoder *e, int idx, int hint, int desc);
 
 /* Pushes desc[name] (name being the string at stack slot name_slot) and returns its slot if it is a table;
@@ -311,6 +347,10 @@ static int enc_object(encoder *e, int idx, int hint) {
       snprintf(msg, sizeof msg, "object has a key of type %s (only string keys)", lua_typename(L, lua_type(L, kidx)));
       return enc_fail(e, msg);
     }
+    if (essbasic_json_is_null(L, vidx)) { /* a null member is absent, as the decoder reads it (cjson.null too) */
+      lua_settop(L, kidx);
+      continue;
+    }
     size_t klen;
     const char *key = lua_tolstring(L, kidx, &klen);
     if (!first) jbuf_addc(&e->b, ',');
@@ -340,6 +380,7 @@ static int enc_table(encoder *e, int idx, int hint, int desc) {
   if (lua_getmetatable(L, idx)) {
     is_array = lua_rawequal(L, -1, e->mt_slot);
     lua_pop(L, 1);
+    if (!is_array) is_array = essbasic_json_is_cjson_array(L, idx);
   }
   if (is_array) {
     if (desc) hint = desc_table(e, desc, e->fields_slot);
@@ -395,11 +436,15 @@ static int enc_value(encoder *e, int idx, int hint, int desc) {
     jbuf_add(&e->b, "null", 4);
     return 0;
   case LUA_TLIGHTUSERDATA:
-    if (lua_touserdata(L, idx) == NULL) { /* json_null */
+    if (lua_touserdata(L, idx) == NULL) { /* json.null, cjson.null */
       jbuf_add(&e->b, "null", 4);
       return 0;
     }
-    return enc_fail(e, "cannot encode a light userdata other than json.null");
+    if (essbasic_json_is_empty_array(L, idx)) {
+      jbuf_add(&e->b, "[]", 2);
+      return 0;
+    }
+    return enc_fail(e, "cannot encode a light userdata other than json.null or cjson.empty_array");
   default: {
     char msg[64];
     snprintf(msg, sizeof msg, "cannot encode a value of type %s", lua_typename(L, lua_type(L, idx)));

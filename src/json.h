@@ -43,6 +43,18 @@ static inline void jbuf_addc(jbuf *b, char c) {
   b->p[b->len++] = c;
 }
 
+/* Values made by lua-cjson, whichever copy the program loaded (package.loaded.cjson or cjson.safe; OpenResty's
+ * has the markers, Debian's 2.1.0 only null). Looked up only when a value is not one of essbasic's own, so plain
+ * tables cost nothing.
+ *   essbasic_json_is_null: a light userdata NULL (json.null, cjson.null, ngx.null)
+ *   essbasic_json_is_empty_array: cjson.empty_array (written as [])
+ *   essbasic_json_is_cjson_array: a table whose metatable is cjson.array_mt or cjson.empty_array_mt (a list) */
+static inline int essbasic_json_is_null(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
+int essbasic_json_is_empty_array(lua_State *L, int idx);
+int essbasic_json_is_cjson_array(lua_State *L, int idx);
+
 /* A JSON string with the escapes JSON requires (UTF-8 is passed through: validation checks it). */
 void essbasic_json_string(jbuf *b, const char *s, size_t len);
 /* The number at stack index idx, which must be finite: integers exactly, floats shortest-round-trip. */

@@ -19,7 +19,7 @@ local retry = require("essbasic.retry")
 local runtime = require("essbasic.runtime")
 local personal = require("essbasic.personal")
 
-local tostring, setmetatable, format = tostring, setmetatable, string.format
+local tostring, setmetatable, format, concat = tostring, setmetatable, string.format, table.concat
 local os_time = os.time
 
 local M = {}
@@ -52,6 +52,10 @@ function M.encode(client, action, params, call_opts)
   if want_validation then
     body, why = validate.request_body(action, params, client.debug_personal_data)
     if not body then return nil, why end
+    if why then -- members the schema marks disabled: sent, as the API's own examples do (docs/builders.md)
+      log(client, "warn", format("essbasic: %s sends %s, marked disabled in the API's schema (internal or retired): "
+        .. "the service may ignore %s", action, concat(why, ", "), #why == 1 and "it" or "them"))
+    end
   else
     body, why = json.encode(params, api.request_hint(action))
     if not body then return nil, errors.new{ kind = "client", code = errors.ENCODE, message = why } end

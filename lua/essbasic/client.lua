@@ -19,7 +19,7 @@ local schema_actions = api.schema.actions
 
 local M = {}
 
-M.VERSION = "0.1.0"
+M.VERSION = require("essbasic.version")
 M.DEFAULT_ENDPOINT = "https://essbasic.tencentcloudapi.com"
 M.DEFAULT_FILE_ENDPOINT = "https://file.ess.tencent.cn"
 M.MAX_REQUEST_BYTES = call.MAX_REQUEST_BYTES

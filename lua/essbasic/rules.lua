@@ -2,6 +2,10 @@
 -- hand beside the generated schema. Every entry names its source: "Struct.Member" means that member's document
 -- in api.json; "digest §N" means /work/shared/research/spec-digest.md. Data only, plus three format predicates.
 --
+-- Only what the API documents as an error is a rule here: a request the API takes must not be refused on the way
+-- (docs/builders.md, "What validation refuses"). So members the schema marks disabled are checked and sent (the
+-- client warns), and prose the API is not known to enforce is left out (see FlowGroupName below).
+--
 -- An empty string in an optional member means "not set" (the official SDKs send "" for unset strings and
 -- examples.json does so for enumerations such as CreateSignUrls Endpoint), so these rules apply to non-empty
 -- values only; a required member that is "" counts as missing.
@@ -21,7 +25,6 @@ M.codes = {
   missing = "MissingParameter",       -- a required member is absent (or an empty string)
   unknown = "UnknownParameter",       -- a member name the structure does not have
   type = "InvalidParameter",          -- wrong JSON type: the API answers type mismatches with InvalidParameter
-  disabled = "InvalidParameter",      -- a member marked disabled (internal or retired) was sent
   action = "InvalidAction",           -- an action name the API does not have
   value = "InvalidParameter",         -- fallback for prose rules without a more specific code
 }
@@ -135,7 +138,9 @@ M.struct_formats = {}
 function M.struct_formats.id_card(t, check)
   local number = t[check.number_field]
   if number == nil then return true end
-  return M.formats.id_card(t[check.type_field], number)
+  local id_type = t[check.type_field]
+  if type(id_type) ~= "string" then id_type = nil end -- null (cjson.null) is absent; other types are the enum's
+  return M.formats.id_card(id_type, number)
 end
 
 --------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ local rules = require("essbasic.rules")
 local errors = require("essbasic.errors")
 local personal = require("essbasic.personal")
 
-local type, next, rawget, getmetatable, tostring, error = type, next, rawget, getmetatable, tostring, error
+local type, next, rawget, tostring, error = type, next, rawget, tostring, error
 local pairs, ipairs, pcall, require, select, assert = pairs, ipairs, pcall, require, select, assert
 local floor, huge, min = math.floor, math.huge, math.min
 local math_type = math.type -- nil on LuaJIT, where every number is a double
@@ -30,8 +30,13 @@ local formats, enum_sets = rules.formats, rules.enum_sets
 local CODES = rules.codes
 
 local has_core, core = pcall(require, "essbasic.core")
-local array_mt = has_core and core.json_array_mt or nil
-local json_null = has_core and core.json_null or nil
+-- null (json.null, cjson.null: a light userdata NULL) as an object member means "absent", in a list it is sent as
+-- null; lists may carry json.array's or lua-cjson's marks, and cjson.empty_array is an empty list (essbasic.json).
+local json = has_core and require("essbasic.json") or nil
+local NULL = has_core and core.json_null or {} -- without the core, nothing is null
+local is_array = json and json.is_array or function() return false end
+local is_empty_array = json and json.is_empty_array or function() return false end
+local EMPTY = {}
 
 local MAX_PROBLEMS = 100
 local MAX_DEPTH = 32          -- the deepest request in the schema nests 5 structures; cycles stop here
@@ -108,6 +113,7 @@ local action_codes           -- set of the action's documented error codes
 local missing_seen           -- paths already reported missing (struct flags and action rules overlap)
 local visiting               -- tables on the current path (cycle detection)
 local show_personal = false  -- true: personal data shown unmasked (the caller's debug_personal_data)
+local disabled_sent          -- paths of the disabled members that carry a value (sent, with a warning)
 
 local function describe(v)
   local t = type(v)
@@ -131,12 +137,12 @@ local function describe(v)
   elseif t == "boolean" then
     return tostring(v)
   elseif t == "table" then
-    if array_mt and getmetatable(v) == array_mt then return "a list" end
+    if is_array(v) then return "a list" end
     local k = next(v)
     if k == nil then return "an empty table" end
     if type(k) == "number" then return "a list (table with numeric keys)" end
     return "an object"
-  elseif v == json_null and v ~= nil then
+  elseif v == NULL then
     return "null"
   end
   return "a " .. t
@@ -242,6 +248,7 @@ local check_struct
 -- both members passed their own checks (a bad IdCardType is reported once, by its enum).
 local function struct_check_fails(t, c)
   local tv, nv = rawget(t, c.type_field), rawget(t, c.number_field)
+  if tv == NULL then tv = nil end
   return type(nv) == "string" and (tv == nil or (type(tv) == "string" and enum_sets.IdCardType[tv] ~= nil)) and
     not rules.struct_formats[c.check](t, c)
 end
@@ -333,7 +340,7 @@ end
 
 -- Checks value v of struct type cs; the path stack names v at depth d.
 local function check_object(cs, v, d)
-  if type(v) ~= "table" or (array_mt and getmetatable(v) == array_mt) then
+  if type(v) ~= "table" or is_array(v) then
     report(d, CODES.type, "an object (" .. cs.name .. ")", found_of(seg[d], v))
     return
   end
@@ -347,6 +354,7 @@ end
 
 -- Checks a list value v of field cf at depth d.
 local function check_list(cf, v, d)
+  if is_empty_array(v) then v = EMPTY end
   if type(v) ~= "table" then
     report(d, CODES.type, "a list", found_of(cf.name, v))
     return
@@ -384,16 +392,19 @@ local function check_list(cf, v, d)
     end
   end
   local d1 = d + 1
+  -- a null element is sent as null: the API documents no error for it
   if cf.scalar then
     for i = 1, n do
       seg[d1], pos[d1] = i, i
-      check_scalar(cf, v[i], d1)
+      local x = v[i]
+      if x ~= NULL then check_scalar(cf, x, d1) end
     end
   else
     local cs = cf.struct
     for i = 1, n do
       seg[d1], pos[d1] = i, i
-      check_object(cs, v[i], d1)
+      local x = v[i]
+      if x ~= NULL then check_object(cs, x, d1) end
     end
   end
 end
@@ -413,13 +424,16 @@ function check_struct(cs, t, d)
   local bad_key_reported = false
   for k, v in next, t do
     local cf = fields[k]
-    if cf then
+    if v == NULL then -- luacheck: ignore 542
+      -- a null member is absent, whatever its name (the official SDKs drop null members)
+    elseif cf then
       seg[d1], pos[d1] = k, cf.pos
-      if cf.disabled then
-        -- "" and {} are how SDKs and examples.json write "not set"; any real value is refused
-        if v ~= "" and not (type(v) == "table" and next(v) == nil) then
-            report(d1, CODES.disabled, "no value (" .. k .. " is disabled: internal or retired)", found_of(k, v))
-        end
+      -- a disabled member: "" and {} are how SDKs and examples.json write "not set"; a value is checked like any
+      -- member's, sent, and named in the client's warning (docs/builders.md, "What validation refuses")
+      local unset = cf.disabled and (v == "" or (type(v) == "table" and next(v) == nil))
+      if cf.disabled and not unset then disabled_sent[#disabled_sent + 1] = path_string(d1) end
+      if unset then -- luacheck: ignore 542
+        -- nothing to check
       elseif cf.list then
         check_list(cf, v, d1)
       elseif cf.scalar then
@@ -443,7 +457,7 @@ function check_struct(cs, t, d)
   for i = 1, #req do
     local cf = req[i]
     local v = rawget(t, cf.name)
-    if v == nil or (v == "" and cf.scalar == "string") then report_missing(d, cf.name, cf.pos) end
+    if v == nil or v == NULL or (v == "" and cf.scalar == "string") then report_missing(d, cf.name, cf.pos) end
   end
   local checks = cs.checks
   if checks then
@@ -462,7 +476,7 @@ local function walk_forbidden(t, segs, i, d, rule)
   if type(t) ~= "table" then return end
   local name, list = segs[i], rule.lists[i]
   local v = rawget(t, name)
-  if v == nil then return end
+  if v == nil or v == NULL then return end
   local d1 = d + 1
   seg[d1], pos[d1] = name, 0
   if i == #segs then
@@ -488,13 +502,13 @@ local function check_action_rules(aname, params)
     local t, d = params, 0
     for i = 1, #segs do
       local v = rawget(t, segs[i])
-      if v == nil or v == "" then
+      if v == nil or v == "" or v == NULL then
         report_missing(d, segs[i], 0)
         break
       end
       if i < #segs then
         -- not an object: a type problem, already reported
-        if type(v) ~= "table" or rawget(v, 1) ~= nil or (array_mt and getmetatable(v) == array_mt) then break end
+        if type(v) ~= "table" or rawget(v, 1) ~= nil or is_array(v) then break end
         d = d + 1
         seg[d], pos[d] = segs[i], 0
         t = v
@@ -505,7 +519,7 @@ local function check_action_rules(aname, params)
     local any = false
     for _, f in ipairs(g.fields) do
       local v = rawget(params, f)
-      if v ~= nil and v ~= "" and not (type(v) == "table" and next(v) == nil) then any = true end
+      if v ~= nil and v ~= "" and v ~= NULL and not (type(v) == "table" and next(v) == nil) then any = true end
     end
     if not any then
       report(0, g.code, "one of " .. concat(g.fields, ", "), "none of them", nil, nil)
@@ -636,20 +650,23 @@ local function known_action(aname, params)
 end
 
 -- Runs walk(x, y) with fresh run state (error_set: the action's codes, or nil; shows: personal data unmasked)
--- → the problems kept and their total count.
+-- → the problems kept, their total count, and the sorted paths of the disabled members that carry a value (nil
+-- when none).
 local function with_state(error_set, walk, x, y, shows)
-  problems, nproblems, action_codes, missing_seen, visiting = {}, 0, error_set, {}, {}
+  problems, nproblems, action_codes, missing_seen, visiting, disabled_sent = {}, 0, error_set, {}, {}, {}
   show_personal = shows == true
   walk(x, y)
-  local list, total = problems, nproblems
-  problems, action_codes, missing_seen, visiting, show_personal = nil, nil, nil, nil, false
+  local list, total, disabled = problems, nproblems, disabled_sent
+  problems, action_codes, missing_seen, visiting, disabled_sent, show_personal = nil, nil, nil, nil, nil, false
   for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
-  return list, total
+  if #disabled == 0 then return list, total, nil end
+  sort(disabled)
+  return list, total, disabled
 end
 
 local function walk_request(aname, params)
   local cs = compiled[api.action(aname).input]
-  if array_mt and getmetatable(params) == array_mt then
+  if is_array(params) then
     report(0, CODES.type, "an object (" .. cs.name .. ")", "a list")
   else
     check_struct(cs, params, 0)
@@ -661,12 +678,13 @@ end
 function M.reference_request(aname, params, show_personal_data)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
-  local list, total = with_state(action.error_set, walk_request, aname, params or {}, show_personal_data)
-  if total == 0 then return true end
+  local list, total, disabled = with_state(action.error_set, walk_request, aname, params or {}, show_personal_data)
+  if total == 0 then return true, disabled end
   return fail(aname, list, total, show_personal_data)
 end
 
--- The C checker's verdict (every rule but the one-of groups): true, false, or nil without the core.
+-- The C checker's verdict (every rule but the one-of groups): true, false, or nil without the core; then true
+-- when a disabled member carries a value.
 function M.fast_check(aname, params)
   assert(known_action(aname, params))
   if not checker then return nil end
@@ -674,43 +692,52 @@ function M.fast_check(aname, params)
 end
 
 -- The fast path's verdict, or with encode the request's JSON when it passes: the C walk, then the one-of groups
--- of the two actions that have them. A false answer only means "ask the Lua walk".
+-- of the two actions that have them. A false answer only means "ask the Lua walk". The second result: the paths
+-- of the disabled members that carry a value, or nil (the Lua walk names them, only when the C walk saw one).
 local function fast(action, aname, params, encode)
   if not checker then return false end
-  local passed = checker(action_root[aname], params, encode)
+  local passed, disabled_seen = checker(action_root[aname], params, encode)
   if not passed then return false end
   local ar = action_rules[aname]
   if ar and #ar.one_of > 0 and select(2, with_state(action.error_set, check_action_rules, aname, params)) > 0 then
     return false
   end
+  if disabled_seen then return passed, select(3, with_state(action.error_set, walk_request, aname, params)) end
   return passed
 end
 
--- validate.request(action, params [, show_personal_data]) → true, or nil, err (see the top of this file).
--- show_personal_data = true: the problems show personal data unmasked (essbasic.new's debug_personal_data).
+-- validate.request(action, params [, show_personal_data]) → true, or nil, err (see the top of this file). A
+-- request that passes while members the schema marks disabled carry values gets their paths as a second result (a
+-- sorted list), so the caller can warn: the API's own examples send such members, so they are sent
+-- (docs/builders.md). show_personal_data = true: the problems show personal data unmasked (essbasic.new's
+-- debug_personal_data).
 function M.request(aname, params, show_personal_data)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
   params = params or {}
-  if fast(action, aname, params, false) then return true end
-  local list, total = with_state(action.error_set, walk_request, aname, params, show_personal_data)
-  if total == 0 then return true end
+  local passed, disabled = fast(action, aname, params, false)
+  if passed then return true, disabled end
+  local list, total
+  list, total, disabled = with_state(action.error_set, walk_request, aname, params, show_personal_data)
+  if total == 0 then return true, disabled end
   return fail(aname, list, total, show_personal_data)
 end
 
 -- validate.request_body(action, params [, show_personal_data]) → the request's JSON (exactly what
--- json.encode(params, hint) writes), or nil, err as validate.request gives it. The C walk that checks a request
--- writes its JSON on the way, so a validated call walks its params once, not twice.
+-- json.encode(params, hint) writes) and the disabled members' paths as validate.request gives them, or nil, err as
+-- validate.request gives it. The C walk that checks a request writes its JSON on the way, so a validated call
+-- walks its params once, not twice.
 function M.request_body(aname, params, show_personal_data)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
   params = params or {}
-  local body = fast(action, aname, params, true)
-  if body then return body end
-  local list, total = with_state(action.error_set, walk_request, aname, params, show_personal_data)
+  local body, disabled = fast(action, aname, params, true)
+  if body then return body, disabled end
+  local list, total
+  list, total, disabled = with_state(action.error_set, walk_request, aname, params, show_personal_data)
   if total > 0 then return fail(aname, list, total, show_personal_data) end
   -- valid after all (the spec holds the checker to the Lua walk's verdicts, so this is not expected)
-  return require("essbasic.json").encode(params, api.request_hint(aname))
+  return require("essbasic.json").encode(params, api.request_hint(aname)), disabled
 end
 
 -- The compiled view of a structure (for tools and tests): fields with their rules resolved.
