@@ -38,6 +38,13 @@ build = {
     ["essbasic"] = "lua/essbasic/init.lua",
     ["essbasic.api"] = "lua/essbasic/api.lua",
     ["essbasic.callback"] = "lua/essbasic/callback.lua",
+    ["essbasic.cli"] = "lua/essbasic/cli/init.lua",
+    ["essbasic.cli.args"] = "lua/essbasic/cli/args.lua",
+    ["essbasic.cli.call"] = "lua/essbasic/cli/call.lua",
+    ["essbasic.cli.callback"] = "lua/essbasic/cli/callback.lua",
+    ["essbasic.cli.common"] = "lua/essbasic/cli/common.lua",
+    ["essbasic.cli.config"] = "lua/essbasic/cli/config.lua",
+    ["essbasic.cli.sandbox"] = "lua/essbasic/cli/sandbox.lua",
     ["essbasic.client"] = "lua/essbasic/client.lua",
     ["essbasic.credentials"] = "lua/essbasic/credentials.lua",
     ["essbasic.envelope"] = "lua/essbasic/envelope.lua",
@@ -54,5 +61,8 @@ build = {
     ["essbasic.transport.curl"] = "lua/essbasic/transport/curl.lua",
     ["essbasic.transport.ngx"] = "lua/essbasic/transport/ngx.lua",
     ["essbasic.validate"] = "lua/essbasic/validate.lua",
+  },
+  install = {
+    bin = { essbasic = "bin/essbasic" },
   },
 }
