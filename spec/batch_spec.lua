@@ -202,6 +202,21 @@ describe("essbasic batch", function()
     assert.equal(0, after.status, after.err)
   end)
 
+  it("stops at the first wave without credentials (exit 7), leaving the other rows pending", function()
+    local input, journal = TMP .. "/nokeys.jsonl", TMP .. "/nokeys.db"
+    jsonl(input, 9, "nokeys")
+    local r = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "3",
+      "--quiet" }, { ESSBASIC_ENDPOINT = sb.endpoint })
+    assert.equal(7, r.status, r.err)
+    assert.equal("0 done, 3 failed, 0 unknown, 6 not sent\n", r.out)
+    assert.truthy(r.err:find("no usable credentials", 1, true))
+    local rows = journal_rows(journal)
+    assert.equal(0, rows[1].sent) -- never left: the next run with keys sends it
+    local fixed = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--quiet" }, env)
+    assert.equal(0, fixed.status, fixed.err)
+    assert.equal("9 done, 0 failed, 0 unknown\n", fixed.out)
+  end)
+
   it("keeps rows whose outcome is unknown from being sent again unless --retry-unknown", function()
     local faults = faults_server.start()
     finally(function() faults:stop() end)

@@ -222,8 +222,8 @@ function M.run(opts, words, ctx)
       local _, code = record(wave[i], resp, second)
       if code == errors.CREDENTIAL or code == errors.HEADER_VALUE then config_errors = config_errors + 1 end
     end })
-    -- Every call of the wave refused for want of credentials: the rest would be too.
-    if config_errors == #wave then config_failure = true end
+    -- Calls refused for want of credentials: every later call of this client would be too.
+    if config_errors > 0 then config_failure = true end
   end
 
   local ran, run_err = pcall(function()
