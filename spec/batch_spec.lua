@@ -6,43 +6,17 @@ local files = require("helpers.files")
 local json = require("essbasic.json")
 local luasql = require("luasql.sqlite3")
 
-local LUA = os.getenv("ESSBASIC_LUA") or (rawget(_G, "jit") and "luajit" or "lua5.4")
 local ACTION = "ChannelCreateFlowGroupByFiles"
+local cli_mod = require("helpers.cli")
+local cli = cli_mod.new()
+local TMP, q, exit_status = cli.dir, cli_mod.quote, cli_mod.exit_status
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/essbasic-batch-spec.XXXXXX"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end
-
-local TMP = tmpdir()
-
-local function exit_status(a, how, n)
-  if type(a) == "number" then return a >= 256 and math.floor(a / 256) or a end
-  if how == "signal" then return 128 + n end
-  return n
-end
-
--- The shell command that runs bin/essbasic with argv and env (name → value), the caller's keys removed.
 local function command(argv, env)
-  local words = {}
-  for i, a in ipairs(argv) do words[i] = q(a) end
-  local assigns = { "HOME=" .. q(TMP), "TENCENTCLOUD_CREDENTIALS_FILE=" .. q(TMP .. "/no-such-file") }
-  for k, v in pairs(env or {}) do assigns[#assigns + 1] = k .. "=" .. q(v) end
-  return "env -u TENCENTCLOUD_SECRET_ID -u TENCENTCLOUD_SECRET_KEY -u ESSBASIC_ENDPOINT -u ESSBASIC_FILE_ENDPOINT "
-    .. table.concat(assigns, " ") .. " " .. LUA .. " bin/essbasic " .. table.concat(words, " ")
+  return cli:command(argv, env)
 end
 
 local function run(argv, env)
-  local out, err = TMP .. "/stdout", TMP .. "/stderr"
-  local status = exit_status(os.execute("timeout 120 " .. command(argv, env) .. " </dev/null >" .. q(out) .. " 2>"
-    .. q(err)))
-  return { status = status, out = files.read(out), err = files.read(err) }
+  return cli:run(argv, { env = env })
 end
 
 -- The journal's rows as the database holds them: line → { state, sent, tries, ids, error_code }.
@@ -88,7 +62,7 @@ describe("essbasic batch", function()
   end)
   teardown(function()
     if sb then sb:stop() end
-    os.execute("rm -rf " .. q(TMP))
+    cli:remove()
   end)
 
   -- n group requests, one per line, named prefix-i; bad.validation / bad.service: sets of rows that fail here

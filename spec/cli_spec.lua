@@ -7,43 +7,11 @@ local core = require("essbasic.core")
 local json = require("essbasic.json")
 local api = require("essbasic.api")
 
-local LUA = os.getenv("ESSBASIC_LUA") or (rawget(_G, "jit") and "luajit" or "lua5.4")
+local cli = require("helpers.cli").new()
+local TMP = cli.dir
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/essbasic-cli-spec.XXXXXX"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end
-
-local TMP = tmpdir()
-
-local function exit_status(a, how, n)
-  if type(a) == "number" then return a >= 256 and math.floor(a / 256) or a end
-  if how == "signal" then return 128 + n end
-  return n
-end
-
--- Runs bin/essbasic with argv; o.env (name → value), o.stdin (text). The caller's credentials and endpoints are
--- removed from the environment, and HOME points at an empty folder (no profile file).
 local function run(argv, o)
-  o = o or {}
-  local words = {}
-  for i, a in ipairs(argv) do words[i] = q(a) end
-  local env = { "HOME=" .. q(TMP), "TENCENTCLOUD_CREDENTIALS_FILE=" .. q(TMP .. "/no-such-file") }
-  for k, v in pairs(o.env or {}) do env[#env + 1] = k .. "=" .. q(v) end
-  local stdin = TMP .. "/stdin"
-  files.write(stdin, o.stdin or "")
-  local out, err = TMP .. "/stdout", TMP .. "/stderr"
-  local cmd = "env -u TENCENTCLOUD_SECRET_ID -u TENCENTCLOUD_SECRET_KEY -u ESSBASIC_ENDPOINT -u ESSBASIC_FILE_ENDPOINT "
-    .. "-u TENCENTCLOUD_REGION -u ESSBASIC_SANDBOX_DATA " .. table.concat(env, " ") .. " timeout 120 " .. LUA
-    .. " bin/essbasic " .. table.concat(words, " ") .. " <" .. q(stdin) .. " >" .. q(out) .. " 2>" .. q(err)
-  local status = exit_status(os.execute(cmd))
-  return { status = status, out = files.read(out), err = files.read(err) }
+  return cli:run(argv, o)
 end
 
 local function decode(text)
@@ -62,7 +30,7 @@ describe("essbasic (the command)", function()
   setup(function() sb = sandbox.start{ rate_limit = 1000 } end)
   teardown(function()
     if sb then sb:stop() end
-    os.execute("rm -rf " .. q(TMP))
+    cli:remove()
   end)
 
   local function upload_request()
