@@ -32,8 +32,8 @@ local EXIT = M.EXIT
 -- A usage or command failure raised inside a command: main() catches it and exits with its code.
 local Fail = {}
 Fail.__index = Fail
-function M.fail(code, message, err)
-  error(setmetatable({ exit = code, message = message, err = err }, Fail), 0)
+function M.fail(code, message)
+  error(setmetatable({ exit = code, message = message }, Fail), 0)
 end
 function M.is_fail(v) return getmetatable(v) == Fail end
 
