@@ -161,6 +161,17 @@ describe("essbasic batch", function()
     assert.equal(9, other.status)
     assert.truthy(other.err:find("is for " .. ACTION, 1, true), other.err)
 
+    -- A database of something else is not taken over.
+    local foreign = TMP .. "/foreign.db"
+    local fe = luasql.sqlite3()
+    local fc = assert(fe:connect(foreign))
+    assert(fc:execute("CREATE TABLE customers (id INTEGER)"))
+    fc:close()
+    fe:close()
+    local taken = run({ "batch", "--action", ACTION, "--input", input, "--journal", foreign }, env)
+    assert.equal(9, taken.status)
+    assert.truthy(taken.err:find("not an essbasic batch journal", 1, true), taken.err)
+
     -- Another run holds the journal: the same exclusive lock the command takes.
     local e = luasql.sqlite3()
     local con = assert(e:connect(journal))

@@ -23,7 +23,7 @@
 
 local json = require("essbasic.json")
 
-local type, tostring, tonumber, pairs, ipairs, error = type, tostring, tonumber, pairs, ipairs, error
+local type, tostring, tonumber, pairs, ipairs, next, error = type, tostring, tonumber, pairs, ipairs, next, error
 local format, find, concat = string.format, string.find, table.concat
 
 local M = {}
@@ -148,7 +148,6 @@ function M.open(path, want)
   local done, result = pcall(function()
     self:pragma("PRAGMA busy_timeout = 1000")
     self:pragma("PRAGMA locking_mode = EXCLUSIVE")
-    self:pragma("PRAGMA journal_mode = WAL")
     self:pragma("PRAGMA synchronous = FULL")
     self:exec("BEGIN EXCLUSIVE")
     local mismatch = self:prepare(want)
@@ -166,6 +165,8 @@ function M.open(path, want)
       .. "error = %s, updated = %s WHERE state = 'sending'", self:q(lost), int(now())))
     self:exec(format("UPDATE runs SET recovered = %s WHERE id = %s", int(self.recovered), int(self.run)))
     self:exec("COMMIT")
+    -- Set on the journal's own file only (never on a database that turned out to be something else); it stays.
+    if self.created then self:pragma("PRAGMA journal_mode = WAL") end
   end)
   if not done then
     local message = type(result) == "table" and result.sqlite or tostring(result)
@@ -185,8 +186,12 @@ end
 -- Inside open's transaction: creates the tables and rows of a new journal, or checks that an existing one was
 -- made for this input and action. → nil, or the mismatch error.
 function Journal:prepare(want)
-  local has = self:select("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
-  if #has == 0 then
+  local tables = {}
+  for _, r in ipairs(self:select("SELECT name FROM sqlite_master WHERE type = 'table'")) do tables[r.name] = true end
+  if next(tables) and not (tables.meta and tables.rows and tables.runs) then
+    return jerr(M.MISMATCH, self.path .. " is a database but not an essbasic batch journal: name a new file")
+  end
+  if not tables.meta then
     for _, sql in ipairs(SCHEMA) do self:exec(sql) end
     local meta = { format = M.FORMAT, action = want.action, input_hash = want.input_hash,
       input_name = want.input_name or "", rows = int(#want.lines), created = int(now()) }
