@@ -1,0 +1,155 @@
+-- Command-line parsing for bin/essbasic: options anywhere among the words, `--name value` or `--name=value`,
+-- `--` ends the options. A spec maps each long option name to
+--   { value = true }          takes a value (the next word, or after '=')
+--   { value = "optional" }    a value only after '=' (`--sandbox` or `--sandbox=DIR`)
+--   { multi = true }          may be given more than once (the values come back as a list)
+--   { short = "q" }           also spelled -q (flags only)
+--   {}                        a flag
+-- parse(words, spec) → options (name → value, true or list), positional words | nil, message.
+
+local type, pairs, ipairs, sort, concat = type, pairs, ipairs, table.sort, table.concat
+local sub, find, match = string.sub, string.find, string.match
+
+local M = {}
+
+-- The known option closest to a misspelt one (edit distance at most 2), for the error message.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = sub(a, i, i) == sub(b, j, j) and 0 or 1
+      local best = prev[j] + 1
+      if cur[j - 1] + 1 < best then best = cur[j - 1] + 1 end
+      if prev[j - 1] + cost < best then best = prev[j - 1] + cost end
+      cur[j] = best
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+function M.closest(word, candidates, max)
+  local best, best_d
+  for _, c in ipairs(candidates) do
+    local d = distance(word, c)
+    if d <= (max or 2) and (not best_d or d < best_d) then best, best_d = c, d end
+  end
+  return best
+end
+
+local function names(spec)
+  local list = {}
+  for name in pairs(spec) do list[#list + 1] = name end
+  sort(list)
+  return list
+end
+
+local function unknown(word, spec)
+  local guess = M.closest(word, names(spec))
+  return "unknown option --" .. word .. (guess and (" (did you mean --" .. guess .. "?)") or "")
+end
+
+function M.parse(words, spec)
+  local opts, positional = {}, {}
+  local shorts = {}
+  for name, s in pairs(spec) do
+    if s.short then shorts[s.short] = name end
+  end
+  local function set(name, value)
+    local s = spec[name]
+    if s.multi then
+      local list = opts[name] or {}
+      list[#list + 1] = value
+      opts[name] = list
+    elseif opts[name] ~= nil and opts[name] ~= value then
+      return "--" .. name .. " given twice"
+    else
+      opts[name] = value
+    end
+  end
+  local i, n = 1, #words
+  while i <= n do
+    local w = words[i]
+    if w == "--" then
+      for k = i + 1, n do positional[#positional + 1] = words[k] end
+      break
+    elseif sub(w, 1, 2) == "--" then
+      local name, value = match(w, "^%-%-([^=]+)=(.*)$")
+      name = name or sub(w, 3)
+      local s = spec[name]
+      if not s then return nil, unknown(name, spec) end
+      if s.value == true then
+        if value == nil then
+          i = i + 1
+          value = words[i]
+          if value == nil then return nil, "--" .. name .. " needs a value" end
+        end
+      elseif s.value == "optional" then
+        if value == nil then value = true end
+      elseif value ~= nil then
+        return nil, "--" .. name .. " takes no value"
+      else
+        value = true
+      end
+      local why = set(name, value)
+      if why then return nil, why end
+    elseif sub(w, 1, 1) == "-" and #w > 1 and w ~= "-" then
+      -- -q, or several flags at once: -qv
+      for k = 2, #w do
+        local c = sub(w, k, k)
+        local name = shorts[c]
+        if not name then return nil, "unknown option -" .. c end
+        local why = set(name, true)
+        if why then return nil, why end
+      end
+    else
+      positional[#positional + 1] = w
+    end
+    i = i + 1
+  end
+  return opts, positional
+end
+
+-- The first positional word of words under spec (the command name), without judging the other options.
+function M.first_word(words, spec)
+  local i = 1
+  while i <= #words do
+    local w = words[i]
+    if w == "--" then return words[i + 1], i + 1 end
+    if sub(w, 1, 2) == "--" then
+      local name = match(w, "^%-%-([^=]+)")
+      local s = spec[name]
+      if s and s.value == true and not find(w, "=", 1, true) then i = i + 1 end
+    elseif not (sub(w, 1, 1) == "-" and #w > 1) then
+      return w, i
+    end
+    i = i + 1
+  end
+  return nil
+end
+
+-- A number option: nil when absent, the number, or nil and a message.
+function M.number(opts, name, min)
+  local v = opts[name]
+  if v == nil then return nil end
+  local x = type(v) == "string" and tonumber(v) or nil
+  if not x or (min and x < min) then
+    return nil, "--" .. name .. " needs a number" .. (min and (" of at least " .. min) or "") .. ", got '"
+      .. tostring(v) .. "'"
+  end
+  return x
+end
+
+function M.merge(...)
+  local out = {}
+  for _, spec in ipairs({ ... }) do
+    for k, v in pairs(spec) do out[k] = v end
+  end
+  return out
+end
+
+M.names = function(spec) return concat(names(spec), " ") end
+
+return M

@@ -1,0 +1,320 @@
+-- The batch journal: one SQLite database per batch run, through LuaSQL (Debian's lua-sql-sqlite3, which has
+-- builds for Lua 5.1, the ABI of LuaJIT, and 5.4). Why LuaSQL and not LuaDBI (lua-dbi-sqlite3): under both
+-- interpreters LuaDBI 0.7.2 reads INTEGER columns through a C int (9007199254740993 comes back as 1) and binds Lua
+-- 5.4 integers as floats; LuaSQL reads 64-bit integers exactly under 5.4. LuaSQL has no bound parameters, so
+-- every text value goes through conn:escape (SQLite's %q) and may not hold a NUL byte; the values written are
+-- JSON from essbasic.json (which escapes control characters), state names, codes and numbers.
+--
+-- Tables:
+--   meta (key, value)   format, action, input_hash (sha256 of the input and the template), input_name, rows, created
+--   rows                one per input row: line (its line in the input file), state, sent, tries, run, updated,
+--                       request_id, ids (the Response's *Id and *Ids members, JSON), response (JSON),
+--                       error_code, error (the error object, JSON)
+--   runs                one per run: id, pid, started, ended, recovered (sending → unknown at its start), summary
+--
+-- A row goes pending → sending → done | failed | unknown. `sending` is committed before the request is sent and
+-- the answer after it arrives, so a run that is killed leaves exactly the rows it may have sent in `sending`; the
+-- next run turns them into `unknown` (recover). A failed row has sent = 0 when its request certainly never
+-- reached the API (refused here, or never left the machine) and sent = 1 otherwise.
+--
+-- The connection holds the database with locking_mode = EXCLUSIVE from open to close: a second run on the same
+-- journal is refused (M.IN_USE) instead of interleaving, and the lock goes with the process however it ends.
+-- journal_mode = WAL and synchronous = FULL: every commit is on disk before the call it describes goes out.
+
+local json = require("essbasic.json")
+
+local type, tostring, tonumber, pairs, ipairs, next, error = type, tostring, tonumber, pairs, ipairs, next, error
+local format, find, concat = string.format, string.find, table.concat
+
+local M = {}
+
+M.FORMAT = "1"
+M.STATES = { "pending", "sending", "done", "failed", "unknown" }
+
+-- Error codes of open().
+M.NO_BINDING = "Journal.NoSqliteBinding"
+M.IN_USE = "Journal.InUse"
+M.MISMATCH = "Journal.InputChanged"
+M.SQLITE = "Journal.SqliteError"
+
+local Journal = {}
+Journal.__index = Journal
+
+local function jerr(code, message)
+  return { code = code, message = message }
+end
+
+local luasql_ok, luasql = pcall(require, "luasql.sqlite3")
+
+function M.available()
+  if luasql_ok then return true end
+  return nil, jerr(M.NO_BINDING, "the batch journal needs SQLite for Lua: apt-get install lua-sql-sqlite3 ("
+    .. tostring(luasql) .. ")")
+end
+
+local function now()
+  return os.time()
+end
+
+local function int(n)
+  return format("%d", n)
+end
+
+-- A SQL string literal; raises on NUL (conn:escape would cut the text there).
+function Journal:q(s)
+  if s == nil then return "NULL" end
+  s = tostring(s)
+  if find(s, "\0", 1, true) then error("journal: a NUL byte in a value", 2) end
+  return "'" .. self.con:escape(s) .. "'"
+end
+
+-- Runs one statement: → its result (rows changed, or a cursor), or raises with SQLite's message.
+function Journal:exec(sql)
+  local res, why = self.con:execute(sql)
+  if res == nil then error(setmetatable({ sqlite = tostring(why), sql = sql }, {
+    __tostring = function(e) return "journal: " .. e.sqlite end }), 2) end
+  return res
+end
+
+-- Every row of a query as tables keyed by column name.
+function Journal:select(sql)
+  local cur = self:exec(sql)
+  local out = {}
+  local row = cur:fetch({}, "a")
+  while row do
+    out[#out + 1] = row
+    row = cur:fetch({}, "a")
+  end
+  cur:close()
+  return out
+end
+
+-- A statement whose result is a single row that must be read (PRAGMA ...): read and closed, so no statement stays
+-- open (an open statement keeps a read transaction).
+function Journal:pragma(sql)
+  local res = self:exec(sql)
+  if type(res) == "userdata" then
+    local row = res:fetch({}, "n")
+    res:close()
+    return row and row[1]
+  end
+  return res
+end
+
+local function locked(message)
+  return find(tostring(message), "locked", 1, true) or find(tostring(message), "busy", 1, true)
+end
+
+local SCHEMA = {
+  [[CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)]],
+  [[CREATE TABLE rows (
+      line INTEGER PRIMARY KEY,
+      state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'done', 'failed', 'unknown')),
+      sent INTEGER,
+      tries INTEGER NOT NULL DEFAULT 0,
+      run INTEGER,
+      updated INTEGER,
+      request_id TEXT,
+      ids TEXT,
+      response TEXT,
+      error_code TEXT,
+      error TEXT)]],
+  [[CREATE INDEX rows_state ON rows (state)]],
+  [[CREATE TABLE runs (id INTEGER PRIMARY KEY, pid INTEGER, started INTEGER, ended INTEGER, recovered INTEGER,
+      options TEXT, summary TEXT)]],
+}
+
+local function own_pid()
+  local f = io.open("/proc/self/stat", "rb")
+  if not f then return nil end
+  local stat = f:read("*a")
+  f:close()
+  return tonumber(stat:match("^(%d+)"))
+end
+
+-- Opens (or creates) the journal at path for want = { action, input_hash, input_name, lines = { line, ... },
+-- options = JSON text }, starts a run and recovers the rows an earlier run left in `sending`.
+-- → journal, or nil and { code, message } (NO_BINDING, IN_USE, MISMATCH, SQLITE).
+function M.open(path, want)
+  local ok, why = M.available()
+  if not ok then return nil, why end
+  local env = luasql.sqlite3()
+  local con, cerr = env:connect(path)
+  if not con then
+    env:close()
+    return nil, jerr(M.SQLITE, "cannot open the journal " .. path .. ": " .. tostring(cerr))
+  end
+  local self = setmetatable({ env = env, con = con, path = path }, Journal)
+  local done, result = pcall(function()
+    self:pragma("PRAGMA busy_timeout = 1000")
+    self:pragma("PRAGMA locking_mode = EXCLUSIVE")
+    self:pragma("PRAGMA synchronous = FULL")
+    self:exec("BEGIN EXCLUSIVE")
+    local mismatch = self:prepare(want)
+    if mismatch then
+      self:exec("ROLLBACK")
+      return mismatch
+    end
+    self:exec(format("INSERT INTO runs (pid, started, options) VALUES (%s, %s, %s)", own_pid() and int(own_pid())
+      or "NULL", int(now()), self:q(want.options)))
+    self.run = tonumber(self:select("SELECT max(id) AS id FROM runs")[1].id)
+    local lost = json.encode{ code = "ClientError.OutcomeUnknown", kind = "journal",
+      message = "the run that sent this row stopped before its answer was recorded: it may or may not have been "
+        .. "carried out" }
+    self.recovered = self:exec(format("UPDATE rows SET state = 'unknown', error_code = 'ClientError.OutcomeUnknown', "
+      .. "error = %s, updated = %s WHERE state = 'sending'", self:q(lost), int(now())))
+    self:exec(format("UPDATE runs SET recovered = %s WHERE id = %s", int(self.recovered), int(self.run)))
+    self:exec("COMMIT")
+    -- Set on the journal's own file only (never on a database that turned out to be something else); it stays.
+    if self.created then self:pragma("PRAGMA journal_mode = WAL") end
+  end)
+  if not done then
+    local message = type(result) == "table" and result.sqlite or tostring(result)
+    self:close()
+    if locked(message) then
+      return nil, jerr(M.IN_USE, "the journal " .. path .. " is in use by another run (" .. message .. ")")
+    end
+    return nil, jerr(M.SQLITE, "journal " .. path .. ": " .. message)
+  end
+  if result then
+    self:close()
+    return nil, result
+  end
+  return self
+end
+
+-- Inside open's transaction: creates the tables and rows of a new journal, or checks that an existing one was
+-- made for this input and action. → nil, or the mismatch error.
+function Journal:prepare(want)
+  local tables = {}
+  for _, r in ipairs(self:select("SELECT name FROM sqlite_master WHERE type = 'table'")) do tables[r.name] = true end
+  if next(tables) and not (tables.meta and tables.rows and tables.runs) then
+    return jerr(M.MISMATCH, self.path .. " is a database but not an essbasic batch journal: name a new file")
+  end
+  if not tables.meta then
+    for _, sql in ipairs(SCHEMA) do self:exec(sql) end
+    local meta = { format = M.FORMAT, action = want.action, input_hash = want.input_hash,
+      input_name = want.input_name or "", rows = int(#want.lines), created = int(now()) }
+    for k, v in pairs(meta) do
+      self:exec(format("INSERT INTO meta (key, value) VALUES (%s, %s)", self:q(k), self:q(v)))
+    end
+    for _, line in ipairs(want.lines) do
+      self:exec(format("INSERT INTO rows (line, state) VALUES (%s, 'pending')", int(line)))
+    end
+    self.created = true
+    return nil
+  end
+  local meta = self:meta()
+  if meta.format ~= M.FORMAT then
+    return jerr(M.MISMATCH, "the journal " .. self.path .. " has format " .. tostring(meta.format)
+      .. "; this essbasic writes format " .. M.FORMAT)
+  end
+  if meta.action ~= want.action then
+    return jerr(M.MISMATCH, "the journal " .. self.path .. " is for " .. tostring(meta.action) .. ", not "
+      .. tostring(want.action) .. ": use another journal")
+  end
+  if meta.input_hash ~= want.input_hash then
+    return jerr(M.MISMATCH, "the journal " .. self.path .. " was made for another input (" .. tostring(meta.input_name)
+      .. ", sha256 " .. tostring(meta.input_hash):sub(1, 16) .. "…); this input (" .. tostring(want.input_name)
+      .. ", sha256 " .. want.input_hash:sub(1, 16) .. "…) differs. Rerun with the input it was made for, or start "
+      .. "a new journal")
+  end
+  return nil
+end
+
+function Journal:meta()
+  local out = {}
+  for _, r in ipairs(self:select("SELECT key, value FROM meta")) do out[r.key] = r.value end
+  return out
+end
+
+-- The rows this run may send, in line order: pending ones, failed ones that never reached the API, and with
+-- the flags the other failed ones and the unknown ones.
+function Journal:eligible(flags)
+  local where = { "state = 'pending'", "(state = 'failed' AND sent = 0)" }
+  if flags.retry_failed then where[#where + 1] = "state = 'failed'" end
+  if flags.retry_unknown then where[#where + 1] = "state = 'unknown'" end
+  local out = {}
+  for i, r in ipairs(self:select("SELECT line FROM rows WHERE " .. concat(where, " OR ") .. " ORDER BY line")) do
+    out[i] = tonumber(r.line)
+  end
+  return out
+end
+
+-- Marks rows `sending` in one transaction (one statement), before any of them is sent.
+function Journal:mark_sending(lines)
+  local list = {}
+  for i, line in ipairs(lines) do list[i] = int(line) end
+  self:exec(format("UPDATE rows SET state = 'sending', run = %s, tries = tries + 1, updated = %s, sent = NULL "
+    .. "WHERE line IN (%s)", int(self.run), int(now()), concat(list, ",")))
+end
+
+-- The members of a Response that identify what it made or found: *Id and *Ids at the top (RequestId aside).
+local function ids_of(resp)
+  local ids = {}
+  for k, v in pairs(resp) do
+    if type(k) == "string" and k ~= "RequestId" and (k:match("Id$") or k:match("Ids$"))
+        and (type(v) == "string" or type(v) == "number" or json.is_array(v)) then
+      ids[k] = v
+    end
+  end
+  return ids
+end
+M.ids_of = ids_of
+
+function Journal:done(line, resp)
+  local body = json.encode(resp)
+  local ids = json.encode(ids_of(resp))
+  self:exec(format("UPDATE rows SET state = 'done', sent = 1, updated = %s, request_id = %s, ids = %s, "
+    .. "response = %s, error_code = NULL, error = NULL WHERE line = %s", int(now()), self:q(resp.RequestId),
+    self:q(ids), self:q(body), int(line)))
+end
+
+-- state: "failed" or "unknown"; err_json: the error object as JSON; sent: true, false (failed only).
+function Journal:failed(line, state, code, err_json, sent)
+  self:exec(format("UPDATE rows SET state = %s, sent = %s, updated = %s, error_code = %s, error = %s, "
+    .. "request_id = NULL, ids = NULL, response = NULL WHERE line = %s", self:q(state),
+    sent == nil and "NULL" or (sent and "1" or "0"), int(now()), self:q(code), self:q(err_json), int(line)))
+end
+
+-- Rows this run left `sending` (an interrupted run): unknown, as the next run would make them.
+function Journal:abandon(message)
+  local lost = json.encode{ code = "ClientError.OutcomeUnknown", kind = "journal", message = message }
+  return self:exec(format("UPDATE rows SET state = 'unknown', error_code = 'ClientError.OutcomeUnknown', "
+    .. "error = %s, updated = %s WHERE state = 'sending' AND run = %s", self:q(lost), int(now()), int(self.run)))
+end
+
+-- { pending, sending, done, failed, failed_unsent, unknown, total }
+function Journal:counts()
+  local c = { pending = 0, sending = 0, done = 0, failed = 0, failed_unsent = 0, unknown = 0, total = 0 }
+  for _, r in ipairs(self:select("SELECT state, sent, count(*) AS n FROM rows GROUP BY state, sent")) do
+    local n = tonumber(r.n)
+    c[r.state] = c[r.state] + n
+    if r.state == "failed" and tonumber(r.sent) == 0 then c.failed_unsent = c.failed_unsent + n end
+    c.total = c.total + n
+  end
+  return c
+end
+
+-- Every row in line order: { line, state, sent, tries, request_id, ids, response, error_code, error } (JSON text
+-- left as text).
+function Journal:rows(where)
+  local out = self:select("SELECT line, state, sent, tries, request_id, ids, response, error_code, error FROM rows"
+    .. (where and (" WHERE " .. where) or "") .. " ORDER BY line")
+  for _, r in ipairs(out) do
+    r.line, r.tries, r.sent = tonumber(r.line), tonumber(r.tries), tonumber(r.sent)
+  end
+  return out
+end
+
+function Journal:finish(summary)
+  self:exec(format("UPDATE runs SET ended = %s, summary = %s WHERE id = %s", int(now()), self:q(summary),
+    int(self.run)))
+end
+
+function Journal:close()
+  if self.con then self.con:close() self.con = nil end
+  if self.env then self.env:close() self.env = nil end
+end
+
+return M

@@ -1,0 +1,392 @@
+-- essbasic batch against a real sandbox: the journal's states, reruns, refused journals, progress output, and a
+-- 200-row batch killed with SIGKILL at random moments and rerun to the end without any group created twice.
+local sandbox = require("helpers.sandbox")
+local faults_server = require("helpers.fault_server")
+local files = require("helpers.files")
+local json = require("essbasic.json")
+local luasql = require("luasql.sqlite3")
+
+local ACTION = "ChannelCreateFlowGroupByFiles"
+local cli_mod = require("helpers.cli")
+local cli = cli_mod.new()
+local TMP, q, exit_status = cli.dir, cli_mod.quote, cli_mod.exit_status
+
+local function command(argv, env)
+  return cli:command(argv, env)
+end
+
+local function run(argv, env)
+  return cli:run(argv, { env = env })
+end
+
+-- The journal's rows as the database holds them: line → { state, sent, tries, ids, error_code }.
+local function journal_rows(path)
+  local env = luasql.sqlite3()
+  local con = assert(env:connect(path))
+  local cur = assert(con:execute("SELECT line, state, sent, tries, ids, error_code FROM rows ORDER BY line"))
+  local out, row = {}, cur:fetch({}, "a")
+  while row do
+    out[tonumber(row.line)] = { state = row.state, sent = tonumber(row.sent), tries = tonumber(row.tries),
+      ids = row.ids and json.decode(row.ids), error_code = row.error_code }
+    row = cur:fetch({}, "a")
+  end
+  cur:close()
+  local check = assert(con:execute("PRAGMA integrity_check"))
+  local verdict = check:fetch({})[1]
+  check:close()
+  con:close()
+  env:close()
+  assert.equal("ok", verdict)
+  return out
+end
+
+local function count_states(rows)
+  local c = { pending = 0, sending = 0, done = 0, failed = 0, unknown = 0 }
+  for _, r in pairs(rows) do c[r.state] = c[r.state] + 1 end
+  return c
+end
+
+local function summary(out)
+  local d, f, u = out:match("(%d+) done, (%d+) failed, (%d+) unknown[^\n]*\n$")
+  assert(d, "no summary line in: " .. out)
+  return tonumber(d), tonumber(f), tonumber(u)
+end
+
+describe("essbasic batch", function()
+  local sb, env, file_ids
+  setup(function()
+    sb = sandbox.start{ rate_limit = 1000 }
+    env = { TENCENTCLOUD_SECRET_ID = sb.secret_id, TENCENTCLOUD_SECRET_KEY = sb.secret_key,
+      ESSBASIC_ENDPOINT = sb.endpoint, ESSBASIC_FILE_ENDPOINT = sb.endpoint }
+    file_ids = { sb:upload(), sb:upload() }
+  end)
+  teardown(function()
+    if sb then sb:stop() end
+    cli:remove()
+  end)
+
+  -- n group requests, one per line, named prefix-i; bad.validation / bad.service: sets of rows that fail here
+  -- (a mobile number the validator refuses) or at the API (a FileId the sandbox does not know).
+  local function jsonl(path, n, prefix, bad)
+    bad = bad or {}
+    local lines = {}
+    for i = 1, n do
+      local ids = { file_ids[1], file_ids[2] }
+      if bad.service and bad.service[i] then ids[1] = string.rep("f", 32) end
+      local req = sb:group_request(ids, { name = prefix .. "-" .. i })
+      if bad.validation and bad.validation[i] then req.FlowFileInfos[1].FlowApprovers[1].Mobile = "123" end
+      lines[i] = json.encode(req)
+    end
+    files.write(path, table.concat(lines, "\n") .. "\n")
+  end
+
+  -- The sandbox's own record of the groups whose name starts with prefix: name → count.
+  local function sandbox_groups(prefix)
+    local state = json.decode(files.read(sb.data_dir .. "/state.json"))
+    local names, n = {}, 0
+    for _, g in pairs(state.groups) do
+      if type(g.name) == "string" and g.name:sub(1, #prefix + 1) == prefix .. "-" then
+        names[g.name] = (names[g.name] or 0) + 1
+        n = n + 1
+      end
+    end
+    return names, n
+  end
+
+  it("records every row, skips done rows on a rerun, and sends a failed row again only when it never arrived",
+    function()
+      local input, journal, output = TMP .. "/basic.jsonl", TMP .. "/basic.db", TMP .. "/basic.out"
+      jsonl(input, 12, "basic", { validation = { [5] = true }, service = { [9] = true } })
+      local before = sb:stats().requests[ACTION] or 0
+      local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "4",
+        "--output", output, "--quiet" }
+      local r = run(argv, env)
+      assert.equal(8, r.status, r.err)
+      assert.equal("10 done, 2 failed, 0 unknown\n", r.out)
+      assert.equal(before + 11, sb:stats().requests[ACTION]) -- row 5 never left the machine
+      local results = {}
+      for line in files.read(output):gmatch("[^\n]+") do
+        local v = json.decode(line)
+        results[v.line] = v
+      end
+      assert.equal(12, #results)
+      assert.equal("failed", results[5].state)
+      assert.is_false(results[5].sent)
+      assert.equal("validation", results[5].error.kind)
+      assert.equal("failed", results[9].state)
+      assert.is_true(results[9].sent)
+      assert.equal("InvalidParameter.FlowFileIds", results[9].error.code)
+      assert.equal("done", results[1].state)
+      assert.is_string(results[1].response.FlowGroupId)
+      local rows = journal_rows(journal)
+      assert.equal(results[1].response.FlowGroupId, rows[1].ids.FlowGroupId)
+      local names = sandbox_groups("basic")
+      assert.equal(1, names["basic-1"])
+      assert.is_nil(names["basic-9"])
+
+      local again = run(argv, env)
+      assert.equal(8, again.status, again.err)
+      assert.equal("10 done, 2 failed, 0 unknown\n", again.out)
+      assert.equal(before + 11, sb:stats().requests[ACTION], "nothing that reached the API was sent again")
+      rows = journal_rows(journal)
+      assert.equal(2, rows[5].tries) -- never sent, so tried again
+      assert.equal(1, rows[9].tries)
+      assert.equal(1, rows[1].tries)
+
+      local retry = {}
+      for i, a in ipairs(argv) do retry[i] = a end
+      retry[#retry + 1] = "--retry-failed"
+      local third = run(retry, env)
+      assert.equal(8, third.status)
+      assert.equal(before + 12, sb:stats().requests[ACTION])
+      assert.equal(2, journal_rows(journal)[9].tries)
+      for name, n in pairs(sandbox_groups("basic")) do assert.equal(1, n, name) end
+    end)
+
+  it("refuses a journal made for another input or action (exit 9), and one another run holds", function()
+    local input, journal = TMP .. "/refuse.jsonl", TMP .. "/refuse.db"
+    jsonl(input, 3, "refuse")
+    local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--quiet" }
+    local first = run(argv, env)
+    assert.equal(0, first.status, first.err)
+    assert.equal("3 done, 0 failed, 0 unknown\n", first.out)
+    local text = files.read(input)
+    files.write(input, (text:gsub("refuse%-2", "refuse-X")))
+    local changed = run(argv, env)
+    assert.equal(9, changed.status)
+    assert.equal("", changed.out)
+    assert.equal("Journal.InputChanged", json.decode(changed.err).code)
+    files.write(input, text)
+    local other = run({ "batch", "--action", "ChannelCancelFlow", "--input", input, "--journal", journal }, env)
+    assert.equal(9, other.status)
+    assert.truthy(other.err:find("is for " .. ACTION, 1, true), other.err)
+
+    -- A database of something else is not taken over.
+    local foreign = TMP .. "/foreign.db"
+    local fe = luasql.sqlite3()
+    local fc = assert(fe:connect(foreign))
+    assert(fc:execute("CREATE TABLE customers (id INTEGER)"))
+    fc:close()
+    fe:close()
+    local taken = run({ "batch", "--action", ACTION, "--input", input, "--journal", foreign }, env)
+    assert.equal(9, taken.status)
+    assert.truthy(taken.err:find("not an essbasic batch journal", 1, true), taken.err)
+
+    -- Another run holds the journal: the same exclusive lock the command takes.
+    local e = luasql.sqlite3()
+    local con = assert(e:connect(journal))
+    assert(con:execute("PRAGMA locking_mode = EXCLUSIVE")):close()
+    assert(con:execute("BEGIN EXCLUSIVE"))
+    local busy = run(argv, env)
+    con:execute("ROLLBACK")
+    con:close()
+    e:close()
+    assert.equal(9, busy.status)
+    assert.equal("Journal.InUse", json.decode(busy.err).code)
+    local after = run(argv, env)
+    assert.equal(0, after.status, after.err)
+  end)
+
+  it("stops at the first wave without credentials (exit 7), leaving the other rows pending", function()
+    local input, journal = TMP .. "/nokeys.jsonl", TMP .. "/nokeys.db"
+    jsonl(input, 9, "nokeys")
+    local r = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "3",
+      "--quiet" }, { ESSBASIC_ENDPOINT = sb.endpoint })
+    assert.equal(7, r.status, r.err)
+    assert.equal("0 done, 3 failed, 0 unknown, 6 not sent\n", r.out)
+    assert.truthy(r.err:find("no usable credentials", 1, true))
+    local rows = journal_rows(journal)
+    assert.equal(0, rows[1].sent) -- never left: the next run with keys sends it
+    local fixed = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--quiet" }, env)
+    assert.equal(0, fixed.status, fixed.err)
+    assert.equal("9 done, 0 failed, 0 unknown\n", fixed.out)
+  end)
+
+  it("keeps rows whose outcome is unknown from being sent again unless --retry-unknown", function()
+    local faults = faults_server.start()
+    finally(function() faults:stop() end)
+    local tag = "unk" .. os.time()
+    local input, journal = TMP .. "/unknown.jsonl", TMP .. "/unknown.db"
+    files.write(input, table.concat({
+      json.encode{ Scenario = tag .. "a", Steps = { "create_reset", "ok" } },
+      json.encode{ Scenario = tag .. "b", Steps = { "ok" } },
+      json.encode{ Scenario = tag .. "c", Steps = { "reset", "ok" } },
+    }, "\n") .. "\n")
+    local fenv = { TENCENTCLOUD_SECRET_ID = "AKIDbatch", TENCENTCLOUD_SECRET_KEY = "batch-key",
+      ESSBASIC_ENDPOINT = faults.endpoint }
+    local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--no-validate", "--quiet" }
+    local r = run(argv, fenv)
+    assert.equal(6, r.status, r.err)
+    assert.equal("1 done, 0 failed, 2 unknown\n", r.out)
+    local again = run(argv, fenv)
+    assert.equal(6, again.status)
+    assert.same({ attempts = 1, created = 1 }, faults:stats(tag .. "a"))
+    assert.same({ attempts = 1, created = 0 }, faults:stats(tag .. "c"))
+    assert.same({ attempts = 1, created = 1 }, faults:stats(tag .. "b"))
+    argv[#argv + 1] = "--retry-unknown"
+    local retried = run(argv, fenv)
+    assert.equal(0, retried.status, retried.err)
+    assert.equal("3 done, 0 failed, 0 unknown\n", retried.out)
+    assert.same({ attempts = 2, created = 2 }, faults:stats(tag .. "a")) -- what --retry-unknown risks
+    assert.same({ attempts = 1, created = 1 }, faults:stats(tag .. "b"))
+  end)
+
+  it("takes CSV with a template that maps columns to members", function()
+    local csv, template, journal = TMP .. "/hr.csv", TMP .. "/template.json", TMP .. "/csv.db"
+    files.write(csv, 'name,mobile,deadline\r\n张三,13800138000,\r\n"李,四",13900139000,4102444800\r\n')
+    local req = sb:group_request(file_ids, { name = "{{name}}入职签约" })
+    req.FlowFileInfos[1].FlowApprovers[1].Name = "{{name}}"
+    req.FlowFileInfos[1].FlowApprovers[1].Mobile = "{{mobile}}"
+    req.FlowFileInfos[1].Deadline = "{{deadline:int}}"
+    files.write(template, json.encode(req))
+    local r = run({ "batch", "--action", ACTION, "--input", csv, "--template", "@" .. template, "--journal", journal,
+      "--quiet" }, env)
+    assert.equal(0, r.status, r.err)
+    assert.equal("2 done, 0 failed, 0 unknown\n", r.out)
+    local state = json.decode(files.read(sb.data_dir .. "/state.json"))
+    local found = {}
+    for _, g in pairs(state.groups) do found[g.name] = g end
+    assert.truthy(found["李,四入职签约"])
+    assert.truthy(found["张三入职签约"])
+    local deadlines = {}
+    for _, f in pairs(state.flows) do
+      if f.group == found["李,四入职签约"].id then deadlines[#deadlines + 1] = f.deadline end
+    end
+    assert.truthy(deadlines[1] == 4102444800 or deadlines[2] == 4102444800)
+    local rows = journal_rows(journal)
+    assert.equal("done", rows[2].state) -- keyed by the line the record starts on
+    assert.equal("done", rows[3].state)
+
+    local missing = run({ "batch", "--action", ACTION, "--input", csv, "--journal", TMP .. "/csv2.db" }, env)
+    assert.equal(2, missing.status)
+    assert.truthy(missing.err:find("--template", 1, true))
+  end)
+
+  it("shows progress: plain lines off a terminal, JSON events with --json, nothing with --quiet, a bar on a TTY",
+    function()
+      local input = TMP .. "/progress.jsonl"
+      jsonl(input, 6, "progress")
+      local plain = run({ "batch", "--action", ACTION, "--input", input, "--journal", TMP .. "/p1.db",
+        "--progress-interval", "0", "--concurrency", "2" }, env)
+      assert.equal(0, plain.status, plain.err)
+      assert.equal("6 done, 0 failed, 0 unknown\n", plain.out)
+      assert.truthy(plain.err:find("essbasic batch: 6 rows, 0 done before, 6 to send now", 1, true), plain.err)
+      assert.truthy(plain.err:find("essbasic batch: 6/6 done, 0 failed, 0 unknown; [%d.]+ rows/s"), plain.err)
+      local lines = select(2, plain.err:gsub("\n", ""))
+      assert.is_true(lines >= 4, plain.err)
+
+      local j = run({ "batch", "--action", ACTION, "--input", input, "--journal", TMP .. "/p2.db", "--json" }, env)
+      assert.equal(0, j.status, j.err)
+      local events = {}
+      for line in j.err:gmatch("[^\n]+") do events[#events + 1] = assert(json.decode(line), line) end
+      assert.equal("start", events[1].event)
+      assert.equal(6, events[1].to_send)
+      assert.equal("end", events[#events].event)
+      assert.equal(6, events[#events].done)
+      local row_events = 0
+      for _, e in ipairs(events) do if e.event == "row" then row_events = row_events + 1 end end
+      assert.equal(6, row_events)
+
+      local quiet = run({ "batch", "--action", ACTION, "--input", input, "--journal", TMP .. "/p3.db", "-q" }, env)
+      assert.equal(0, quiet.status)
+      assert.equal("", quiet.err)
+
+      -- A terminal: script(1) gives the command a pseudo-terminal.
+      local out = TMP .. "/tty.out"
+      local cmd = command({ "batch", "--action", ACTION, "--input", input, "--journal", TMP .. "/p4.db" }, env)
+      local status = exit_status(os.execute("COLUMNS=100 timeout 60 script -qec " .. q(cmd) .. " /dev/null >" .. q(out)
+        .. " 2>&1 </dev/null"))
+      local tty = files.read(out)
+      assert.equal(0, status, tty)
+      assert.truthy(tty:find("\r%[[#%.!]+%] 6/6"), tty)
+      assert.truthy(tty:find("ETA", 1, true))
+      assert.truthy(tty:find("6 done, 0 failed, 0 unknown", 1, true))
+    end)
+
+  it("survives SIGKILL at random moments: rerun to the end, every row accounted for, no group made twice",
+    function()
+      local seed = os.time()
+      math.randomseed(seed)
+      local N, CONCURRENCY = 200, 8
+      local input, journal, output = TMP .. "/kill.jsonl", TMP .. "/kill.db", TMP .. "/kill.out"
+      local bad = { service = { [17] = true, [120] = true }, validation = { [33] = true } }
+      jsonl(input, N, "kill", bad)
+      local created_before = sb:stats().counters.groups_created
+      local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency",
+        tostring(CONCURRENCY), "--rate", "0", "--quiet" }
+      local function alive(pid)
+        local f = io.open("/proc/" .. pid .. "/stat", "rb")
+        if not f then return false end
+        local stat = f:read("*a")
+        f:close()
+        return stat:match("%)%s+(%a)") ~= "Z"
+      end
+      -- A random moment of each run: after a random number of its requests (1 to 40) reached the sandbox, so
+      -- the kill lands while requests are in flight and answers are being recorded, the moment a journal that
+      -- committed too late would lose track of a created group.
+      local function arrived() return sb:stats().requests[ACTION] or 0 end
+      local kills, sending_at_kill, t0 = 0, 0, os.time()
+      for _ = 1, 10 do
+        if kills >= 4 then break end
+        local target = arrived() + math.random(1, 40)
+        local p = assert(io.popen(command(argv, env) .. " </dev/null >>" .. q(TMP .. "/kill.log") .. " 2>&1 & echo $!"))
+        local pid = tonumber(p:read("*l"))
+        p:close()
+        local deadline = os.time() + 20
+        while alive(pid) and arrived() < target and os.time() < deadline do end
+        local was_running = alive(pid)
+        os.execute("kill -9 " .. pid .. " 2>/dev/null")
+        while alive(pid) do os.execute("sleep 0.01") end
+        if was_running then
+          kills = kills + 1
+          local c = count_states(journal_rows(journal))
+          assert.is_true(c.sending <= CONCURRENCY, ("seed %d: %d rows sending after a kill"):format(seed, c.sending))
+          sending_at_kill = sending_at_kill + c.sending
+        end
+      end
+      assert.is_true(kills >= 3, "seed " .. seed .. ": the runs ended before they could be killed: "
+        .. (files.read(TMP .. "/kill.log") or ""))
+      local final = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency",
+        tostring(CONCURRENCY), "--rate", "0", "--quiet", "--output", output }, env)
+      local done, failed, unknown = summary(final.out)
+      assert.equal(N, done + failed + unknown)
+      assert.equal(sending_at_kill, unknown, "seed " .. seed)
+      assert.is_true(unknown <= CONCURRENCY * kills)
+      assert.equal(unknown > 0 and 6 or 8, final.status)
+      assert.is_true(os.time() - t0 < 60, "the kill test took too long")
+
+      local rows = journal_rows(journal)
+      local c = count_states(rows)
+      assert.same({ pending = 0, sending = 0, done = done, failed = failed, unknown = unknown }, c)
+      assert.equal(N, select(2, files.read(output):gsub("\n", "")), "--output has every row")
+      -- The three bad rows failed, unless a kill caught them in flight (then they are unknown like any other).
+      local bad_failed = 0
+      for line, r in pairs(rows) do
+        local is_bad = bad.service[line] or bad.validation[line]
+        if r.state == "failed" then
+          assert.is_true(is_bad, "line " .. line .. " failed: " .. tostring(r.error_code))
+          bad_failed = bad_failed + 1
+          assert.equal(bad.validation[line] and 0 or 1, r.sent)
+          if bad.service[line] then assert.equal("InvalidParameter.FlowFileIds", r.error_code) end
+        elseif is_bad then
+          assert.equal("unknown", r.state)
+        end
+      end
+      assert.equal(failed, bad_failed)
+      -- The sandbox's records: no group twice, one for every done row, at most one for every unknown row.
+      local names, groups = sandbox_groups("kill")
+      for name, n in pairs(names) do assert.equal(1, n, "seed " .. seed .. ": " .. name .. " created twice") end
+      assert.is_true(groups >= done and groups <= done + unknown, ("seed %d: %d groups for %d done, %d unknown")
+        :format(seed, groups, done, unknown))
+      assert.equal(created_before + groups, sb:stats().counters.groups_created)
+      local ids = {}
+      for line, r in pairs(rows) do
+        if r.state == "done" then
+          local id = r.ids.FlowGroupId
+          assert.is_nil(ids[id], "FlowGroupId twice in the journal")
+          ids[id] = true
+          assert.equal(1, names["kill-" .. line], "the group of line " .. line)
+        end
+      end
+    end)
+end)
