@@ -51,6 +51,17 @@ build = {
     ["essbasic.api"] = "lua/essbasic/api.lua",
     ["essbasic.call"] = "lua/essbasic/call.lua",
     ["essbasic.callback"] = "lua/essbasic/callback.lua",
+    ["essbasic.cli"] = "lua/essbasic/cli/init.lua",
+    ["essbasic.cli.args"] = "lua/essbasic/cli/args.lua",
+    ["essbasic.cli.batch"] = "lua/essbasic/cli/batch.lua",
+    ["essbasic.cli.call"] = "lua/essbasic/cli/call.lua",
+    ["essbasic.cli.callback"] = "lua/essbasic/cli/callback.lua",
+    ["essbasic.cli.common"] = "lua/essbasic/cli/common.lua",
+    ["essbasic.cli.config"] = "lua/essbasic/cli/config.lua",
+    ["essbasic.cli.journal"] = "lua/essbasic/cli/journal.lua",
+    ["essbasic.cli.progress"] = "lua/essbasic/cli/progress.lua",
+    ["essbasic.cli.rows"] = "lua/essbasic/cli/rows.lua",
+    ["essbasic.cli.sandbox"] = "lua/essbasic/cli/sandbox.lua",
     ["essbasic.client"] = "lua/essbasic/client.lua",
     ["essbasic.credentials"] = "lua/essbasic/credentials.lua",
     ["essbasic.envelope"] = "lua/essbasic/envelope.lua",
@@ -71,6 +82,9 @@ build = {
     ["essbasic.transport.ngx"] = "lua/essbasic/transport/ngx.lua",
     ["essbasic.validate"] = "lua/essbasic/validate.lua",
     ["essbasic.version"] = "lua/essbasic/version.lua",
+  },
+  install = {
+    bin = { essbasic = "bin/essbasic" },
   },
 }
 -- `luarocks test` runs the whole suite as `make test` does, without installing packages: luacheck, then busted
