@@ -43,7 +43,7 @@ demo: deps
 	@sandbox/run demo
 
 lint: deps
-	luacheck -q lua spec examples bench tools sandbox
+	luacheck -q lua bin spec examples bench tools sandbox
 
 test: deps
 	@$(MAKE) --no-print-directory all
