@@ -109,6 +109,20 @@ describe("never twice", function()
     return sb:group_request({ file_id, file_id }, { name = name })
   end
 
+  -- A batch's results: how many succeeded, how many are OutcomeUnknown (no other failure is allowed).
+  local function successes_and_unknown(results)
+    local ok, unknown = 0, 0
+    for i = 1, #results do
+      if results[i].ok then
+        ok = ok + 1
+      else
+        assert.equal("ClientError.OutcomeUnknown", results[i].code)
+        unknown = unknown + 1
+      end
+    end
+    return ok, unknown
+  end
+
   local function forwarded(action)
     local n = 0
     for _, entry in ipairs(fp:stats().log) do
@@ -179,15 +193,7 @@ describe("never twice", function()
           for i = 1, 6 do many[i] = { CREATE, create_params("nt-many-" .. kind .. fault .. i) } end
           local before = groups()
           local results = run_job(kind, { { many = many, concurrency = 3 } })[1]
-          local ok, unknown = 0, 0
-          for i = 1, 6 do
-            if results[i].ok then
-              ok = ok + 1
-            else
-              assert.equal("ClientError.OutcomeUnknown", results[i].code)
-              unknown = unknown + 1
-            end
-          end
+          local ok, unknown = successes_and_unknown(results)
           local made = groups() - before
           assert.equal(forwarded(CREATE), made, "one group per request that reached the sandbox")
           assert.is_true(made <= 6)
@@ -210,15 +216,7 @@ describe("never twice", function()
       for i = 1, 30 do many[i] = { CREATE, create_params("nt-many-" .. kind .. i) } end
       local before = groups()
       local results = run_job(kind, { { many = many, concurrency = 5 } })[1]
-      local ok, unknown = 0, 0
-      for i = 1, 30 do
-        if results[i].ok then
-          ok = ok + 1
-        else
-          assert.equal("ClientError.OutcomeUnknown", results[i].code)
-          unknown = unknown + 1
-        end
-      end
+      local ok, unknown = successes_and_unknown(results)
       local st = fp:stats()
       assert.equal(10, st.faults.lose_answer)
       assert.equal(20, ok)

@@ -63,13 +63,15 @@ local function reporter(results, on_done)
   return r
 end
 
+-- One call run to its end and reported; a call that raised ends as its own error.
+local function run_reported(client, c, r)
+  local ok, why = pcall(M.run, client, c)
+  if not ok then c:fail_raised(why) end
+  r.finish(c)
+end
+
 local function sequential(client, calls, r)
-  for i = 1, #calls do
-    local c = calls[i]
-    local ok, why = pcall(M.run, client, c)
-    if not ok then c:fail_raised(why) end
-    r.finish(c)
-  end
+  for i = 1, #calls do run_reported(client, calls[i], r) end
 end
 
 -- nginx: light threads over cosockets, each taking the next call when it is free.
@@ -78,10 +80,7 @@ local function threads(client, calls, concurrency, r, thread)
   local function worker()
     while next_index < #calls do
       next_index = next_index + 1
-      local c = calls[next_index]
-      local ok, why = pcall(M.run, client, c)
-      if not ok then c:fail_raised(why) end
-      r.finish(c)
+      run_reported(client, calls[next_index], r)
     end
   end
   local spawned = {}
