@@ -444,8 +444,8 @@ describe("sandbox", function()
     end)
 
     it("an action the sandbox does not emulate: UnsupportedOperation naming it", function()
-      local err = expect("UnsupportedOperation", client:call("ChannelCreateFlowByFiles", {}, { validate = false }))
-      assert.truthy(err.message:find("ChannelCreateFlowByFiles", 1, true))
+      local err = expect("UnsupportedOperation", client:call("ChannelCreateEmbedWebUrl", {}, { validate = false }))
+      assert.truthy(err.message:find("ChannelCreateEmbedWebUrl", 1, true))
     end)
 
     it("an AppId of another account: ResourceNotFound.Application", function()
