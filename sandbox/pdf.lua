@@ -233,8 +233,10 @@ function M.stamp(source, marks, out_path, work_dir)
   local ok, why = write_all(overlay, M.build(overlay_pages))
   if not ok then return nil, "cannot write the marks: " .. tostring(why) end
   local n = #sizes
-  local argv = { "qpdf", "--warning-exit-0", source }
-  if extra then -- the original's pages (none when it has none), then the signature page
+  -- A document without pages (or one poppler cannot read) starts from --empty: qpdf would otherwise carry its
+  -- broken trailer over (qpdf 11.3 then writes no /Size), and there is no page of it to keep anyway.
+  local argv = { "qpdf", "--warning-exit-0", n > 0 and source or "--empty" }
+  if extra then -- the original's pages, then the signature page
     local sel = n > 0 and { "--pages", ".", "1-" .. n } or { "--pages" }
     for _, a in ipairs(sel) do argv[#argv + 1] = a end
     for _, a in ipairs({ overlay, tostring(#overlay_pages), "--" }) do argv[#argv + 1] = a end
