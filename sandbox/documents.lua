@@ -122,7 +122,8 @@ local function marks_of(flow)
       local places = ap.places or {}
       if #places == 0 then places = { {} } end
       for _, p in ipairs(places) do
-        local m = { page = p.page, x = p.x, y = p.y, w = p.w, h = p.h }
+        local m = { page = p.page, x = p.x, y = p.y, w = p.w, h = p.h, keyword = p.keyword, offset_x = p.offset_x,
+          offset_y = p.offset_y, relative = p.relative }
         for k, v in pairs(base) do m[k] = v end
         marks[#marks + 1] = m
       end

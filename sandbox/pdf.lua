@@ -219,10 +219,64 @@ local function layout(sizes, marks)
   return pages, extra
 end
 
+local function unescape_xml(s)
+  return (s:gsub("&lt;", "<"):gsub("&gt;", ">"):gsub("&quot;", '"'):gsub("&apos;", "'"):gsub("&amp;", "&"))
+end
+
+-- Words with their boxes (points from the page's top-left corner), from pdftotext -bbox.
+function M.words(path, work_dir)
+  local rc, out = M.run({ "pdftotext", "-q", "-bbox", path, "-" }, work_dir)
+  local words, page = {}, 0
+  if rc ~= 0 then return words end
+  for line in out:gmatch("[^\n]+") do
+    if line:find("<page ", 1, true) then
+      page = page + 1
+    else
+      local x0, y0, x1, y1, text = line:match('<word xMin="([%d.]+)" yMin="([%d.]+)" xMax="([%d.]+)" '
+        .. 'yMax="([%d.]+)">(.-)</word>')
+      if x0 then
+        words[#words + 1] = { page = page, x0 = tonumber(x0), y0 = tonumber(y0), x1 = tonumber(x1),
+          y1 = tonumber(y1), text = unescape_xml(text) }
+      end
+    end
+  end
+  return words
+end
+
+-- Places a keyword mark where the API would: the first occurrence (on KeywordPage when given), aligned by
+-- RelativeLocation (Middle by default: centre on centre), moved by OffsetX/OffsetY. Unfound: no place.
+local function place_keyword(m, words)
+  local word = m.keyword:match("^%^(.*)%^$")
+  local key = word or m.keyword
+  local w, h = m.w or 120, m.h or 48
+  for _, wd in ipairs(words) do
+    local hit = word and wd.text == key or (not word and wd.text:find(key, 1, true))
+    if hit and (not m.page or m.page == wd.page) then
+      local x, y
+      local rel = m.relative or "Middle"
+      if rel == "Right" then x, y = wd.x1, (wd.y0 + wd.y1 - h) / 2
+      elseif rel == "Below" then x, y = (wd.x0 + wd.x1 - w) / 2, wd.y1
+      elseif rel == "LowerRight" then x, y = wd.x1, wd.y1
+      elseif rel == "UpperRight" then x, y = wd.x1, wd.y0 - h
+      else x, y = (wd.x0 + wd.x1 - w) / 2, (wd.y0 + wd.y1 - h) / 2 end
+      m.page, m.x, m.y = wd.page, x + (m.offset_x or 0), y + (m.offset_y or 0)
+      return
+    end
+  end
+  m.page = nil -- not in the document: the signature page
+end
+
 -- Writes out_path: source with the marks. marks = { { page, x, y, w, h, name, mobile, time }, ... } (page/x/y
 -- optional). Returns true or nil, message. work_dir holds the temporary files.
 function M.stamp(source, marks, out_path, work_dir)
   local sizes = M.page_sizes(source, work_dir)
+  local words
+  for _, m in ipairs(marks) do
+    if m.keyword then
+      words = words or M.words(source, work_dir)
+      place_keyword(m, words)
+    end
+  end
   local pages, extra = layout(sizes, marks)
   local overlay_pages = {}
   for i, p in ipairs(pages) do overlay_pages[i] = p end

@@ -190,8 +190,14 @@ local function places(components, recipient_id)
   for _, c in ipairs(type(components) == "table" and components or {}) do
     if (recipient_id == nil or c.ComponentRecipientId == recipient_id)
       and (c.ComponentType == nil or SIGN_TYPES[c.ComponentType]) then
-      out[#out + 1] = { page = c.ComponentPage, x = c.ComponentPosX, y = c.ComponentPosY, w = c.ComponentWidth,
+      local place = { page = c.ComponentPage, x = c.ComponentPosX, y = c.ComponentPosY, w = c.ComponentWidth,
         h = c.ComponentHeight }
+      if c.GenerateMode == "KEYWORD" and type(c.ComponentId) == "string" and c.ComponentId ~= "" then
+        -- found in the document when it is stamped (^word^ asks for the whole word)
+        place = { keyword = c.ComponentId, page = c.KeywordPage, offset_x = c.OffsetX, offset_y = c.OffsetY,
+          relative = c.RelativeLocation, w = c.ComponentWidth, h = c.ComponentHeight }
+      end
+      out[#out + 1] = place
     end
   end
   return out

@@ -497,6 +497,31 @@ describe("sandbox lifecycle", function()
       assert.truthy(shell("pdfinfo '" .. tmp .. "/two.pdf'"):find("Pages:%s+2\n"))
     end)
 
+    it("a keyword-placed component puts the mark by the keyword; an unfound keyword on the signature page",
+      function()
+      local file = assert(io.open("examples/pdf/labour_contract.pdf", "rb")):read("*a")
+      local up = ok("UploadFiles", { Agent = agent(), BusinessType = "DOCUMENT",
+        FileInfos = { { FileName = "labour.pdf", FileBody = core.base64_encode(file) } } })
+      local function at(keyword)
+        return { { ComponentType = "SIGN_SIGNATURE", GenerateMode = "KEYWORD", ComponentId = keyword,
+          RelativeLocation = "Right", OffsetX = 10, ComponentWidth = 150, ComponentHeight = 40 } }
+      end
+      local signers = { person("张三", "13800138000"), person("李四", "13900139000") }
+      signers[1].SignComponents = at("乙方（签字）") -- in the PDF at x 72-144, y 331-343 (from the top)
+      signers[2].SignComponents = at("丙方")         -- not in the PDF
+      local fid = ok("ChannelCreateFlowByFiles", { Agent = agent(), FlowName = "关键字", FileIds = up.FileIds,
+        FlowApprovers = signers, Unordered = true }).FlowId
+      assert.are.equal(200, (sb:sign(sign_url(fid, person("张三", "13800138000")))))
+      assert.are.equal(200, (sb:sign(sign_url(fid, person("李四", "13900139000")))))
+      local _, path = check_pdf(select(2, get(resource_url(fid))), "keyword")
+      local bbox = shell("pdftotext -q -bbox '" .. path .. "' - | grep 13800138000")
+      local x = tonumber(bbox:match('xMin="([%d.]+)"'))
+      local y = tonumber(bbox:match('yMin="([%d.]+)"'))
+      assert.is_true(x > 154 and x < 200, bbox) -- right of the keyword (144) + OffsetX 10
+      assert.is_true(y > 310 and y < 360, bbox) -- on the keyword's line
+      assert.truthy(shell("pdfinfo '" .. path .. "'"):find("Pages:%s+2\n")) -- 丙方: the signature page
+    end)
+
     it("a contract from a sloppy PDF without pages still yields a valid signed document", function()
       local fid = single_flow()
       assert.are.equal(200, (sb:sign(sign_url(fid, person("王五", "13700137000")))))
