@@ -21,9 +21,7 @@ local M = {}
 local function state() return store.state end
 
 local function downloads()
-  local s = state()
-  s.downloads = s.downloads or {}
-  return s.downloads
+  return state().downloads
 end
 
 -- Drops expired links (at most a few hundred live at once in a sandbox), then adds one.

@@ -24,9 +24,7 @@ local YEAR = 365 * 86400
 local function state() return store.state end
 
 local function orgs()
-  local s = state()
-  s.orgs = s.orgs or {}
-  return s.orgs
+  return state().orgs
 end
 
 local function agent_ids(params)
@@ -135,7 +133,6 @@ function M.CreateConsoleLoginUrl(params, ctx)
   org.operators[operator_id] = op
   org.admin = org.admin or operator_id
   local token = new_id()
-  state().console_tokens = state().console_tokens or {}
   state().console_tokens[token] = { org = org.key, operator = operator_id, expires = ctx.now + 300 }
   return { ConsoleUrl = ctx.base_url .. "/sandbox/console?token=" .. token, IsActivated = org.active,
     ProxyOperatorIsVerified = org.status == "VERIFIED" }

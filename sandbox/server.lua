@@ -352,7 +352,7 @@ local function handle_console()
     args = ngx.req.get_post_args()
   end
   local token = ngx.var.arg_token or args.token
-  local entry = (store.state.console_tokens or {})[token or ""]
+  local entry = store.state.console_tokens[token or ""]
   if not entry or entry.expires <= t then
     return send(404, "text/html; charset=utf-8", signer_page.console_not_found())
   end
