@@ -140,13 +140,7 @@ function M.signed_pdf(flow)
   if #marks == 0 then return store.get_file(flow.file_id) or nil, "the document is missing" end
   local key = flow.id .. "-" .. core.sha256_hex(json.encode(marks)):sub(1, 16)
   local path = dir .. "/signed/" .. key .. ".pdf"
-  local function cached()
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-  end
+  local function cached() return pdf.read_file(path) end
   local bytes = cached()
   if bytes then return bytes end
   if rendering[key] then

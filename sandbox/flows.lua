@@ -6,7 +6,7 @@ local json = require("essbasic.json")
 local store = require("sandbox.store")
 local wf = require("sandbox.workflow")
 
-local type, ipairs, tostring = type, ipairs, tostring
+local type, ipairs = type, ipairs
 local array, fail, FINAL = json.array, wf.fail, wf.FINAL
 
 local M = {}
@@ -34,17 +34,8 @@ function M.ChannelCreateFlowByFiles(params, ctx)
   end
   if #params.FlowName > 200 * 3 then return fail("InvalidParameter.FlowName", "FlowName is longer than 200") end
   local ids = params.FileIds
-  if type(ids) ~= "table" or #ids ~= 1 then
-    return fail("InvalidParameter.FlowFileIds", "FileIds must hold exactly one FileId")
-  end
-  local f = state().files[ids[1]]
-  if not f or f.app ~= ctx.app then
-    return fail("InvalidParameter.FlowFileIds", "the FileId " .. tostring(ids[1]) .. " does not exist for this "
-      .. "application")
-  end
-  if f.expires <= ctx.now then
-    return fail("InvalidParameter.FlowFileIds", "the FileId " .. ids[1] .. " has expired; upload the file again")
-  end
+  local files_ok, code, message = wf.check_file_ids(ids, ctx, "FileIds")
+  if not files_ok then return nil, code, message end
   local approvers = params.FlowApprovers
   if type(approvers) ~= "table" or #approvers == 0 then
     return fail("InvalidParameter.FlowApprovers", "FlowApprovers must list at least one signer")

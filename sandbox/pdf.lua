@@ -36,6 +36,8 @@ local function read_all(path)
   return s
 end
 
+M.read_file = read_all -- nil for a missing file
+
 local function write_all(path, bytes)
   local f, why = io.open(path, "wb")
   if not f then return nil, why end

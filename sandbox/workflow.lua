@@ -130,21 +130,26 @@ local function signer_key(a)
   return concat({ a.ApproverType or "", a.OrganizationName or "", a.Name or "", a.Mobile or "" }, "|")
 end
 
+-- A contract's FileIds (named `where` in messages): exactly one FileId, uploaded by this app and not expired.
+function M.check_file_ids(ids, ctx, where)
+  ids = type(ids) == "table" and ids or {}
+  if #ids ~= 1 then return fail("InvalidParameter.FlowFileIds", where .. " must hold exactly one FileId") end
+  local f = state().files[ids[1]]
+  if not f or f.app ~= ctx.app then
+    return fail("InvalidParameter.FlowFileIds", where .. ": the FileId " .. tostring(ids[1])
+      .. " does not exist for this application")
+  end
+  if f.expires <= ctx.now then
+    return fail("InvalidParameter.FlowFileIds", where .. ": the FileId " .. ids[1]
+      .. " has expired; upload the file again")
+  end
+  return true
+end
+
 local function check_files(params, ctx)
   for i, info in ipairs(params.FlowFileInfos) do
-    local ids = info.FileIds or {}
-    if #ids ~= 1 then
-      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds must hold exactly one FileId")
-    end
-    local f = state().files[ids[1]]
-    if not f or f.app ~= ctx.app then
-      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds: the FileId " .. tostring(ids[1])
-        .. " does not exist for this application")
-    end
-    if f.expires <= ctx.now then
-      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds: the FileId " .. ids[1]
-        .. " has expired; upload the file again")
-    end
+    local ok, code, message = M.check_file_ids(info.FileIds, ctx, "FlowFileInfos[" .. i .. "].FileIds")
+    if not ok then return nil, code, message end
     if info.Deadline and info.Deadline <= ctx.now then
       return fail("InvalidParameter.FlowDeadLine", "FlowFileInfos[" .. i .. "].Deadline is in the past")
     end
