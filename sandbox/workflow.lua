@@ -361,7 +361,7 @@ function M.CreateSignUrls(params, ctx)
             Deadline = math.min(ctx.now + ctx.config.sign_url_ttl, flow.deadline),
             SignOrder = ap.order - 1, SignId = ap.sign_id, Name = ap.name, Mobile = ap.mobile,
             OrganizationName = ap.org_name, ApproverType = ap.type, IdCardNumber = ap.id_card_number,
-            FlowId = not group and flow.id or nil, OpenId = ap.open_id, FlowGroupId = g.id,
+            FlowId = not group and flow.id or nil, OpenId = ap.open_id, FlowGroupId = not g.hidden and g.id or nil,
           }
         end
       end

@@ -341,6 +341,9 @@ describe("sandbox lifecycle", function()
       local fid = single_flow()
       local d = ok("DescribeFlowDetailInfo", { Agent = agent(), FlowIds = { fid } })
       assert.is_nil(d.FlowGroupId)
+      local links = ok("CreateSignUrls", { Agent = agent(), FlowIds = { fid } })
+      assert.are.equal(fid, links.SignUrlInfos[1].FlowId)
+      assert.is_nil(links.SignUrlInfos[1].FlowGroupId) -- a single contract belongs to no flow group
       assert.are.equal("单份合同", d.FlowInfo[1].FlowName)
       refused("ResourceNotFound.FlowGroup", "DescribeFlowDetailInfo", { Agent = agent(),
         FlowGroupId = string.rep("c", 32) })
