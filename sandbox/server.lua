@@ -206,7 +206,10 @@ local function handle_api()
       .. "SecretId", rid, action)
   end
   local fault = faults.take(action)
-  if fault and fault.latency then ngx.sleep(fault.latency) end -- before the state is touched
+  if fault and fault.latency then -- before the state is touched; the request is handled as of after the wait
+    ngx.sleep(fault.latency)
+    t = now()
+  end
   if fault and fault.error then
     return refuse(fault.error, fault.message or ("fault injected by the essbasic sandbox for " .. action), rid,
       action)
