@@ -6,7 +6,7 @@ local json = require("essbasic.json")
 local store = require("sandbox.store")
 local wf = require("sandbox.workflow")
 
-local type, ipairs = type, ipairs
+local type, ipairs, pairs = type, ipairs, pairs
 local array, fail, FINAL = json.array, wf.fail, wf.FINAL
 
 local M = {}
@@ -78,6 +78,14 @@ local function names(info, ap)
   return info.Name == ap.name and info.Mobile == ap.mobile
 end
 
+-- Expired links go when new ones are made (the group links of CreateSignUrls have no expiry).
+local function drop_expired_links(now)
+  local tokens = state().tokens
+  for k, t in pairs(tokens) do
+    if t.expires and t.expires <= now then tokens[k] = nil end
+  end
+end
+
 function M.ChannelCreateFlowSignUrl(params, ctx)
   local flow, code, message = one_flow(params.FlowId, ctx)
   if not flow then return nil, code, message end
@@ -91,6 +99,7 @@ function M.ChannelCreateFlowSignUrl(params, ctx)
     return fail("MissingParameter", "FlowApproverInfos must name the signers to make links for")
   end
   local g = state().groups[flow.group]
+  drop_expired_links(ctx.now)
   local out = array()
   for i, info in ipairs(infos) do
     if not info.ApproverType then
@@ -108,7 +117,10 @@ function M.ChannelCreateFlowSignUrl(params, ctx)
     if found.status ~= "PENDING" then
       return fail("OperationDenied", "FlowApproverInfos[" .. i .. "] has already finished (" .. found.status .. ")")
     end
-    local url = ctx.base_url .. "/sandbox/sign?token=" .. signer.token
+    -- A link of its own that ends after ExpiredOn (30 minutes by default), for the same signer's whole group.
+    local token = wf.new_id() .. wf.new_id()
+    state().tokens[token] = { group = g.id, signer = found.signer, expires = ctx.now + ttl }
+    local url = ctx.base_url .. "/sandbox/sign?token=" .. token
     out[i] = { SignUrl = url, LongUrl = url, ApproverType = found.type, Name = found.name, Mobile = found.mobile }
   end
   return { FlowApproverUrlInfos = out }
@@ -143,6 +155,7 @@ function M.ChannelCreateBatchSignUrl(params, ctx)
     end
     key = mine.signer
   end
+  drop_expired_links(ctx.now)
   local token = wf.new_id() .. wf.new_id()
   local expires = ctx.now + 7 * 86400
   local flow_ids = {}

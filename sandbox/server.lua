@@ -277,7 +277,7 @@ local function handle_signer(decision)
     return ngx.redirect("/sandbox/sign?token=" .. ngx.escape_uri(tostring(token)) .. "&done=" .. decision, 303)
   end
   if not summary then
-    local status = workflow.lookup_token(token) and 409 or 404
+    local status = workflow.lookup_token(token, t) and 409 or 404
     return send(status, "application/json", json.encode({ ok = false, error = why }))
   end
   summary.ok = true

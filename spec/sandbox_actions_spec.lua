@@ -368,6 +368,32 @@ describe("sandbox lifecycle", function()
         FlowApproverInfos = { person("王五", "13700137000") } })
     end)
 
+    it("ChannelCreateFlowSignUrl's link ends after ExpiredOn (30 minutes by default), across a restart", function()
+      local other = sandbox.start{}
+      local ok_, why = pcall(function()
+        local c = other:client({ retry = false })
+        local fid = assert(c:ChannelCreateFlowByFiles{ Agent = other.agent, FlowName = "过期", FileIds = {
+          other:upload(c) }, FlowApprovers = { person("王五", "13700137000") } }).FlowId
+        local url = assert(c:ChannelCreateFlowSignUrl{ Agent = other.agent, FlowId = fid,
+          FlowApproverInfos = { person("王五", "13700137000") } }).FlowApproverUrlInfos[1].SignUrl
+        local token = url:match("token=(%x+)")
+        other:halt()
+        local path = other.data_dir .. "/state.json"
+        local state = json.decode(assert(io.open(path, "rb")):read("*a"))
+        local made = state.tokens[token].expires - os.time()
+        assert.is_true(made > 1790 and made <= 1800, tostring(made))
+        state.tokens[token].expires = os.time() - 1 -- as if 30 minutes had passed
+        write(path, json.encode(state))
+        other:restart()
+        local status, page = get(other.endpoint .. "/sandbox/sign?token=" .. token)
+        assert.are.equal(404, status)
+        assert.truthy(page:find("expired", 1, true), page)
+        assert.are.equal(404, (other:sign(token)))
+      end)
+      other:stop()
+      assert(ok_, why)
+    end)
+
     it("ChannelCreateFlowSignUrl: the documented refusals", function()
       local fid = single_flow()
       refused("InvalidParameter", "ChannelCreateFlowSignUrl", { Agent = agent(), FlowId = fid,

@@ -19,6 +19,7 @@
   sandbox.conforms_response(action, resp)   -- asserts every member is in the schema's response struct, typed
   sandbox.start_receiver(token, key)        -- a second nginx receiving callbacks (essbasic.callback checks them);
                               --    srv.received() → { { msg, body, signature, attempts }, ... }, srv:stop()
+  sb:halt()                   -- stop nginx, keep the data folder (then restart())
   sb:restart()                -- stop and start again on the same data folder (a new port: read sb.endpoint again)
   sb:error_log(), sb:stop()   -- stop() is idempotent; call it in teardown
 ]==]
@@ -234,8 +235,14 @@ function Sandbox:error_log()
   return self.running and self.running.error_log() or ""
 end
 
-function Sandbox:restart()
+-- Stops nginx and keeps the data folder (edit state.json, then restart()).
+function Sandbox:halt()
   if self.running then self.running.stop() end
+  self.running = nil
+end
+
+function Sandbox:restart()
+  self:halt()
   boot(self)
 end
 
