@@ -191,6 +191,22 @@ describe("sandbox", function()
       assert.are.equal("INIT", msg.MsgData.FlowStatus)
     end)
 
+    it("a single contract's callbacks name no flow group", function()
+      local fid = assert(client:ChannelCreateFlowByFiles{ Agent = sb.agent, FlowName = "单份", FileIds = {
+        sb:upload(client) }, FlowApprovers = { { ApproverType = "PERSON", Name = "王五", Mobile = "13700137000" } },
+        CustomerData = "single-1" }).FlowId
+      local url = assert(client:ChannelCreateFlowSignUrl{ Agent = sb.agent, FlowId = fid, FlowApproverInfos = {
+        { ApproverType = "PERSON", Name = "王五", Mobile = "13700137000" } } }).FlowApproverUrlInfos[1].SignUrl
+      assert.are.equal(200, (sb:sign(url)))
+      local got = wait_for(function() local m = messages_for(fid, "ALL") return #m > 0 and m end)
+      assert.is_table(got, "no ALL callback for the single contract")
+      local data = got[1].msg.MsgData
+      assert.is_nil(data.FlowGroupId)
+      assert.is_nil(data.FlowGroupName)
+      assert.are.equal("single-1", data.CustomerData)
+      assert.are.equal(4, data.FlowCallbackStatus)
+    end)
+
     it("retries a callback until the receiver answers 200", function()
       local created = new_group(2)
       local urls = links(created.FlowGroupId)
