@@ -12,6 +12,8 @@
 --   ESSBASIC_HR_NAME, ESSBASIC_HR_MOBILE, ESSBASIC_HR_OPEN_ID         the HR employee who seals
 --   ESSBASIC_EMPLOYEE_NAME, ESSBASIC_EMPLOYEE_MOBILE                  the new employee
 --   ESSBASIC_DEMO_WAIT                               seconds to keep watching the statuses when nobody signs here
+--   ESSBASIC_DEMO_OUT                                where the signed PDFs go (default: signed-contracts/ here;
+--                                                    make demo: build/demo-signed/)
 -- The only sandbox-specific step is the signing: the sandbox's signing links accept a POST that signs as that
 -- person. Against Tencent the demo prints the links instead (open them on a phone) and watches for a while.
 
@@ -109,6 +111,34 @@ end
 local sandbox_sign = ENDPOINT:gsub("/$", "") .. "/sandbox/sign"
 local function is_sandbox_link(url) return url and url:sub(1, #sandbox_sign) == sandbox_sign end
 
+-- The signed documents: DescribeResourceUrlsByFlows gives a short-lived link per contract; save each PDF.
+local function download_signed(step)
+  local out = os.getenv("ESSBASIC_DEMO_OUT") or "signed-contracts"
+  os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'")
+  say("\n%s HR downloads the signed PDFs (DescribeResourceUrlsByFlows) into %s/.", step, out)
+  local resp = check(client:DescribeResourceUrlsByFlows{ Agent = agent_table, FlowIds = created.FlowIds },
+    "DescribeResourceUrlsByFlows")
+  local http = core.http_session({ timeout = 30 })
+  for i, info in ipairs(resp.FlowResourceUrlInfos) do
+    for _, res in ipairs(info.ResourceUrlInfos or {}) do
+      local status, _, body = http:request("GET", res.Url, {}, "")
+      if status ~= 200 or body:sub(1, 5) ~= "%PDF-" then
+        say("   %s: the download failed (HTTP %s)", tostring(res.Name), tostring(status))
+        os.exit(1)
+      end
+      local path = string.format("%s/%d-%s.pdf", out, i, info.FlowId)
+      local f = assert(io.open(path, "wb"))
+      f:write(body)
+      f:close()
+      say("   %s → %s (%d bytes)", tostring(res.Name), path, #body)
+    end
+  end
+  for i, m in ipairs(resp.ErrorMessages or {}) do
+    if m ~= "" then say("   contract %d: %s", i, m) end
+  end
+  http:close()
+end
+
 local function watch_until_changed(label)
   local deadline = core.monotonic() + 10
   repeat
@@ -138,12 +168,14 @@ if is_sandbox_link(by_name[EMPLOYEE.name]) then
     say("\nSomething is off: not every contract reached ALL.")
     os.exit(1)
   end
+  download_signed("6.")
   say("\nDone: every contract of the group is signed by both sides (ALL). %s starts on Monday.", EMPLOYEE.name)
 else
   say("\n4. Open the links above on a phone to sign (identity checks happen there).")
   local deadline = core.monotonic() + WAIT
   while core.monotonic() < deadline do
     if look("Status changed:") then
+      download_signed("5.")
       say("\nDone: every contract is signed.")
       break
     end

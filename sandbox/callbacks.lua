@@ -34,6 +34,7 @@ end
 
 -- The FlowStatusChange-style message for a flow's current state (fields named as in the partner callbacks).
 function M.message(flow, group, now)
+  local grouped = group ~= nil and not group.hidden -- single contracts have a hidden one-flow group
   local approvers = json.array()
   for i, ap in ipairs(flow.approvers) do
     approvers[i] = { ApproverType = ap.type, OrganizationName = ap.org_name, OrganizationOpenId = ap.org_open_id,
@@ -47,7 +48,8 @@ function M.message(flow, group, now)
     MsgVersion = "ThirdPartyApp",
     MsgData = {
       ApplicationId = flow.app, ProxyOrganizationOpenId = flow.org_open_id, ProxyOperatorOpenId =
-        flow.operator_open_id, FlowId = flow.id, FlowGroupId = flow.group, FlowGroupName = group and group.name,
+        flow.operator_open_id, FlowId = flow.id, FlowGroupId = grouped and flow.group or nil,
+      FlowGroupName = grouped and group.name or nil,
       FlowName = flow.name, FlowType = flow.type, FlowStatus = flow.status,
       FlowCallbackStatus = M.STATUS_NUMBER[flow.status], FlowMessage = flow.message,
       CustomerData = flow.customer_data, CreateOn = flow.created, Deadline = flow.deadline, OccurTime = now,

@@ -15,6 +15,13 @@
 --   sweep_interval seconds between the timer's deadline checks (reads check too)
 --   callback       { url, key (32 bytes), token, max_attempts, base_delay, max_delay, timeout }
 --                  ESSBASIC_SANDBOX_CALLBACK_URL / _CALLBACK_KEY / _CALLBACK_TOKEN
+--   daily_limits   { Action = n }: requests per app, action and UTC day (DescribeUsage: 50, as documented)
+--   auto_verify    true: a sub-company is verified as soon as it is named; false: on its console page
+--   download_ttl   seconds a document link (DescribeResourceUrlsByFlows, GetDownloadFlowUrl) stays valid (300)
+--   templates      { { id (32 characters), name, description, fields = { "name", ... },
+--                      recipients = { { role, type, approver_type, sign = { page, x, y, w, h } }, ... } }, ... }
+--   faults         { Action or "*" = { latency, error, message, lose_answer, slow_body, times, probability } }
+--                  (sandbox/faults.lua; also set at run time through /sandbox/faults)
 
 local M = {}
 
@@ -22,6 +29,19 @@ local M = {}
 M.DEFAULT_SECRET_ID = "AKIDsandbox0000000000000000000000000"
 M.DEFAULT_SECRET_KEY = "sandbox-secret-key-0000000000000000"
 M.DEFAULT_APP_ID = "yDsandboxApp0000000000000000000001"
+
+-- One template to start from: an employment contract between a person and the sub-company, with the
+-- promoter's three fields. Positions are in points from the page's top-left corner, as the API's components.
+M.DEFAULT_TEMPLATES = {
+  { id = "5a4d6c1e0b8f4e7d9c2a3b4c5d6e7f80", name = "劳动合同模板", description = "essbasic sandbox template",
+    fields = { "员工姓名", "岗位", "月薪" },
+    recipients = {
+      { role = "员工", type = "INDIVIDUAL", approver_type = "PERSON",
+        sign = { page = 1, x = 72, y = 640, w = 200, h = 60 } },
+      { role = "企业", type = "ENTERPRISE", approver_type = "ORGANIZATION",
+        sign = { page = 1, x = 330, y = 640, w = 200, h = 60 } },
+    } },
+}
 
 local function defaults()
   return {
@@ -40,6 +60,11 @@ local function defaults()
     public_url = nil,
     sweep_interval = 1,
     callback = { url = nil, key = nil, token = nil, max_attempts = 6, base_delay = 1, max_delay = 60, timeout = 5 },
+    daily_limits = { DescribeUsage = 50 },
+    auto_verify = true,
+    download_ttl = 300,
+    templates = M.DEFAULT_TEMPLATES,
+    faults = {},
   }
 end
 
@@ -115,7 +140,8 @@ local function check(c)
     need(type(cred.secret_key) == "string" and cred.secret_key ~= "", "credentials[" .. i .. "].secret_key missing")
     need(type(cred.apps) == "table" and #cred.apps >= 1, "credentials[" .. i .. "].apps must list an AppId")
   end
-  for _, k in ipairs({ "file_ttl", "flow_deadline", "sign_url_ttl", "clock_skew", "rate_limit", "sweep_interval" }) do
+  for _, k in ipairs({ "file_ttl", "flow_deadline", "sign_url_ttl", "clock_skew", "rate_limit", "sweep_interval",
+    "download_ttl" }) do
     need(type(c[k]) == "number" and c[k] > 0, k .. " must be a positive number")
   end
   local cb = c.callback
@@ -124,6 +150,19 @@ local function check(c)
   need(cb.url == nil or (type(cb.url) == "string" and cb.url:match("^https?://")), "callback.url must be http(s)")
   for _, k in ipairs({ "max_attempts", "base_delay", "max_delay", "timeout" }) do
     need(type(cb[k]) == "number" and cb[k] > 0, "callback." .. k .. " must be a positive number")
+  end
+  local fault_problem = require("sandbox.faults").check(c.faults)
+  need(fault_problem == nil, tostring(fault_problem))
+  need(type(c.daily_limits) == "table", "daily_limits must be a table of action name → requests per day")
+  need(type(c.templates) == "table", "templates must be a list")
+  for i, t in ipairs(c.templates) do
+    local where = "templates[" .. i .. "]"
+    need(type(t.id) == "string" and #t.id == 32, where .. ".id must be 32 characters")
+    need(type(t.name) == "string" and t.name ~= "", where .. ".name is required")
+    need(type(t.recipients) == "table" and #t.recipients >= 1, where .. ".recipients must list a role")
+    for j, r in ipairs(t.recipients) do
+      need(type(r.role) == "string", where .. ".recipients[" .. j .. "].role is required")
+    end
   end
 end
 

@@ -8,6 +8,10 @@
 --   GET  /sandbox/sign?token=T  the signer's page (the SignUrl); forms POST to /sandbox/sign and /sandbox/reject
 --   POST /sandbox/sign          {"token": T} → sign; POST /sandbox/reject {"token": T, "message": "..."} → reject
 --   GET  /sandbox/files/<id>    an uploaded file (the FileUrls of UploadFiles)
+--   GET  /sandbox/sign/document?token=T&flow=F   a contract of the signer's group, with the signatures so far
+--   GET  /sandbox/download/<t>  a document link of DescribeResourceUrlsByFlows / GetDownloadFlowUrl
+--   GET  /sandbox/console?token=T   the sub-company console behind CreateConsoleLoginUrl (POST: verify)
+--   GET|POST|DELETE /sandbox/faults[/<Action>]   the faults in force (sandbox/faults.lua)
 --   GET  /sandbox/stats         counts: groups, flows, files, requests per action, refusals per code, callbacks
 
 local json = require("essbasic.json")
@@ -20,6 +24,12 @@ local store = require("sandbox.store")
 local workflow = require("sandbox.workflow")
 local callbacks = require("sandbox.callbacks")
 local signer_page = require("sandbox.signer_page")
+local flows = require("sandbox.flows")
+local orgs = require("sandbox.orgs")
+local templates = require("sandbox.templates")
+local documents = require("sandbox.documents")
+local faults = require("sandbox.faults")
+local schema = require("essbasic.schema")
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, floor, format = type, pairs, ipairs, tostring, math.floor, string.format
@@ -28,14 +38,26 @@ local hex, random_bytes = core.hex, core.random_bytes
 local M = {}
 
 local config, ring
-local EMULATED = {
-  UploadFiles = true, ChannelCreateFlowGroupByFiles = true, CreateSignUrls = true, DescribeFlowDetailInfo = true,
-  ChannelCancelFlow = true, ChannelBatchCancelFlows = true, DescribeCancelFlowsTask = true,
-}
+-- Action name → its handler, from the modules that emulate them.
+local EMULATED = {}
+local NAMES = {}
+for _, mod in ipairs({ workflow, flows, orgs, templates, documents }) do
+  for name, fn in pairs(mod) do
+    if type(fn) == "function" and schema.actions[name] then
+      EMULATED[name] = fn
+      NAMES[#NAMES + 1] = name
+    end
+  end
+end
+table.sort(NAMES)
 M.EMULATED = EMULATED
+local EMULATED_LIST = table.concat(NAMES, ", ")
 
-local stats = { requests = {}, refused = {} }
+-- requests and refusals per action and code; by_action: refusals per action and code (what the specs compare
+-- with each action's documented error codes)
+local stats = { requests = {}, refused = {}, by_action = {} }
 local window = { second = -1, counts = {} }
+local daily = { day = -1, counts = {} }
 
 local function read_config(path)
   local f = assert(io.open(path, "rb"))
@@ -51,6 +73,8 @@ function M.init(config_path)
   local ok, why = store.open(config.data_dir)
   if not ok then error("essbasic sandbox: " .. why) end
   callbacks.init(config)
+  templates.init(config)
+  faults.set_all(config.faults)
 end
 
 local function now()
@@ -100,8 +124,13 @@ local function send(status, content_type, body)
   ngx.print(body)
 end
 
-local function refuse(code, message, rid)
+local function refuse(code, message, rid, action)
   stats.refused[code] = (stats.refused[code] or 0) + 1
+  if action then
+    local per = stats.by_action[action] or {}
+    stats.by_action[action] = per
+    per[code] = (per[code] or 0) + 1
+  end
   ngx.log(ngx.INFO, "essbasic sandbox refused: ", code, ": ", message)
   return send(200, "application/json", envelope.error_body(code, message, rid))
 end
@@ -132,6 +161,31 @@ local function over_limit(app, action, t)
   return n > (config.rate_limits[action] or config.rate_limit)
 end
 
+-- The per-app, per-action limit of requests per UTC day (daily_limits; DescribeUsage: 50).
+local function over_daily(app, action, t)
+  local limit = config.daily_limits[action]
+  if not limit then return false end
+  local day = floor(t / 86400)
+  if daily.day ~= day then daily.day, daily.counts = day, {} end
+  local key = app .. "\0" .. action
+  daily.counts[key] = (daily.counts[key] or 0) + 1
+  return daily.counts[key] > limit, limit
+end
+
+-- The answer's body in ten pieces over `seconds` (the slow_body fault).
+local function send_slowly(body, seconds)
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = #body
+  local pieces = 10
+  local size = math.ceil(#body / pieces)
+  for i = 1, pieces do
+    ngx.print(body:sub((i - 1) * size + 1, i * size))
+    ngx.flush(true)
+    if i < pieces then ngx.sleep(seconds / (pieces - 1)) end
+  end
+end
+
 local function handle_api()
   local rid = request_id()
   local body = read_body() -- the only yield before the state is touched
@@ -143,40 +197,65 @@ local function handle_api()
   stats.requests[action] = (stats.requests[action] or 0) + 1
   local params = json.decode(body)
   if type(params) ~= "table" or json.is_array(params) then
-    return refuse("InvalidParameter", "the request body must be a JSON object", rid)
+    return refuse("InvalidParameter", "the request body must be a JSON object", rid, action)
   end
   local agent = type(params.Agent) == "table" and params.Agent or {}
   local app = agent.AppId
   if app ~= nil and not ctx.apps[app] then
     return refuse("ResourceNotFound.Application", "the AppId " .. tostring(app) .. " does not belong to this "
-      .. "SecretId", rid)
+      .. "SecretId", rid, action)
+  end
+  local fault = faults.take(action)
+  if fault and fault.latency then -- before the state is touched; the request is handled as of after the wait
+    ngx.sleep(fault.latency)
+    t = now()
+  end
+  if fault and fault.error then
+    return refuse(fault.error, fault.message or ("fault injected by the essbasic sandbox for " .. action), rid,
+      action)
   end
   if over_limit(app or ctx.secret_id, action, floor(ngx.now())) then
     return refuse("RequestLimitExceeded", "more than " .. (config.rate_limits[action] or config.rate_limit)
-      .. " " .. action .. " requests in one second for this application", rid)
+      .. " " .. action .. " requests in one second for this application", rid, action)
   end
   if not EMULATED[action] then
     return refuse("UnsupportedOperation", action .. " is not emulated by the essbasic sandbox (it emulates "
-      .. "UploadFiles, ChannelCreateFlowGroupByFiles, CreateSignUrls, DescribeFlowDetailInfo, ChannelCancelFlow, "
-      .. "ChannelBatchCancelFlows and DescribeCancelFlowsTask)", rid)
+      .. EMULATED_LIST .. ")", rid, action)
   end
   local ok, verr = validate.request(action, params)
-  if not ok then return refuse(verr.code, verr.message, rid) end
-  if not app then return refuse("MissingParameter", "Agent.AppId is required", rid) end
-  local wctx = { app = app, now = t, config = config, base_url = base_url(), changes = {} }
+  if not ok then return refuse(verr.code, verr.message, rid, action) end
+  if not app then return refuse("MissingParameter", "Agent.AppId is required", rid, action) end
+  local over, limit = over_daily(app, action, t)
+  if over then
+    local limit_code = api.action(action).error_set["LimitExceeded.CallTimes"] and "LimitExceeded.CallTimes"
+      or "RequestLimitExceeded"
+    return refuse(limit_code, "more than " .. limit .. " " .. action .. " requests today for this application", rid,
+      action)
+  end
+  local wctx = { app = app, now = t, config = config, base_url = base_url(), changes = {}, params = params }
   workflow.expire(t, wctx.changes)
+  local readonly = api.is_readonly(action)
+  if not readonly and action ~= "CreateConsoleLoginUrl" then -- a sub-company becomes known when named
+    orgs.touch(app, agent.ProxyOrganizationOpenId ~= "" and agent.ProxyOrganizationOpenId or nil, t, config)
+  end
   local resp
-  resp, code, message = workflow[action](params, wctx)
-  if not api.is_readonly(action) or #wctx.changes > 0 then
+  resp, code, message = EMULATED[action](params, wctx)
+  if not readonly or #wctx.changes > 0 then
     local saved, why = store.save()
     if not saved then
       ngx.log(ngx.ERR, "essbasic sandbox: ", why)
-      return refuse("InternalError", "the sandbox could not save its state", rid)
+      return refuse("InternalError", "the sandbox could not save its state", rid, action)
     end
   end
   notify(wctx.changes, t)
-  if not resp then return refuse(code, message, rid) end
-  return send(200, "application/json", envelope.success_body(resp, rid, api.response_hint(action)))
+  if not resp then return refuse(code, message, rid, action) end
+  if fault and fault.lose_answer then
+    ngx.log(ngx.INFO, "essbasic sandbox: fault lose_answer: ", action, " done, connection closed unanswered")
+    return ngx.exit(444)
+  end
+  local answer = envelope.success_body(resp, rid, api.response_hint(action))
+  if fault and fault.slow_body then return send_slowly(answer, fault.slow_body) end
+  return send(200, "application/json", answer)
 end
 
 -- The signer's actions: JSON in, JSON out; or a form from the signer page, answered with the page again.
@@ -198,7 +277,7 @@ local function handle_signer(decision)
     return ngx.redirect("/sandbox/sign?token=" .. ngx.escape_uri(tostring(token)) .. "&done=" .. decision, 303)
   end
   if not summary then
-    local status = workflow.lookup_token(token) and 409 or 404
+    local status = workflow.lookup_token(token, t) and 409 or 404
     return send(status, "application/json", json.encode({ ok = false, error = why }))
   end
   summary.ok = true
@@ -212,31 +291,107 @@ local function handle_page()
     store.save()
     notify(changes, t)
   end
-  local g, signer = workflow.lookup_token(ngx.var.arg_token)
-  if not g then return send(404, "text/html; charset=utf-8", signer_page.not_found()) end
+  local g, signer = workflow.lookup_token(ngx.var.arg_token, t)
+  if not g then return send(404, "text/html; charset=utf-8", signer_page.not_found(signer)) end
   return send(200, "text/html; charset=utf-8", signer_page.render(ngx.var.arg_token, workflow.summary(g, signer),
     ngx.var.arg_done))
 end
 
+-- A contract of the signer's group (or batch), as it stands: the upload with the signatures made so far.
+local function handle_signer_document()
+  local t = now()
+  local g = workflow.lookup_token(ngx.var.arg_token, t)
+  if not g then return send(404, "text/plain", "this signing link is not valid\n") end
+  local fid = ngx.var.arg_flow
+  local mine = false
+  for _, id in ipairs(g.flow_ids) do mine = mine or id == fid end
+  if not mine then return send(404, "text/plain", "no such contract behind this link\n") end
+  local bytes, why = documents.signed_pdf(store.state.flows[fid])
+  if not bytes then return send(500, "text/plain", "the sandbox could not make the document: " .. tostring(why)) end
+  ngx.header["Content-Disposition"] = 'inline; filename="' .. fid .. '.pdf"'
+  return send(200, "application/pdf", bytes)
+end
+
+local function handle_download(token)
+  local t = now()
+  local status, ctype, body, headers, changed = documents.serve(token, t, base_url(), config)
+  if changed then
+    local saved, why = store.save()
+    if not saved then ngx.log(ngx.ERR, "essbasic sandbox: ", why) end
+  end
+  for k, v in pairs(headers or {}) do ngx.header[k] = v end
+  return send(status, ctype, body)
+end
+
+-- GET: the faults in force; POST: replace them all ({Action: spec}) or, at /sandbox/faults/<Action>, one;
+-- DELETE: clear them all or one.
+local function handle_faults(name)
+  local method = ngx.req.get_method()
+  if method == "POST" or method == "PUT" then
+    local doc = json.decode(read_body())
+    local problem
+    if name then
+      problem = faults.check_spec(doc, name)
+    else
+      problem = faults.check(doc)
+    end
+    if problem then return send(400, "application/json", json.encode({ ok = false, error = problem })) end
+    if name then faults.set(name, doc) else faults.set_all(doc) end
+  elseif method == "DELETE" then
+    if name then faults.set(name, nil) else faults.set_all({}) end
+  elseif method ~= "GET" then
+    return send(405, "application/json", json.encode({ ok = false, error = "GET, POST or DELETE" }))
+  end
+  return send(200, "application/json", json.encode({ ok = true, faults = faults.list() }))
+end
+
+-- The sub-company console of CreateConsoleLoginUrl: who it is, and (auto_verify = false) a verify button.
+local function handle_console()
+  local t = now()
+  local post = ngx.req.get_method() == "POST"
+  local args = {}
+  if post then
+    ngx.req.read_body()
+    args = ngx.req.get_post_args()
+  end
+  local token = ngx.var.arg_token or args.token
+  local entry = store.state.console_tokens[token or ""]
+  if not entry or entry.expires <= t then
+    return send(404, "text/html; charset=utf-8", signer_page.console_not_found())
+  end
+  local org = store.state.orgs[entry.org]
+  if post then
+    orgs.verify(org, t)
+    local saved, why = store.save()
+    if not saved then ngx.log(ngx.ERR, "essbasic sandbox: ", why) end
+  end
+  return send(200, "text/html; charset=utf-8", signer_page.console(token, org))
+end
+
 local function handle_stats()
   local s = store.state
-  local function count(t) local n = 0 for _ in pairs(t) do n = n + 1 end return n end
+  local function count(t) local n = 0 for _ in pairs(t or {}) do n = n + 1 end return n end
+  local groups = 0
+  for _, g in pairs(s.groups) do
+    if not g.hidden then groups = groups + 1 end
+  end
   local flows_by_status = {}
   for _, f in pairs(s.flows) do flows_by_status[f.status] = (flows_by_status[f.status] or 0) + 1 end
   return send(200, "application/json", json.encode({
-    groups = count(s.groups), flows = count(s.flows), files = count(s.files), tasks = count(s.tasks),
+    groups = groups, flows = count(s.flows), files = count(s.files), tasks = count(s.tasks),
     flows_by_status = flows_by_status, counters = s.counters, requests = stats.requests, refused = stats.refused,
-    callbacks = callbacks.stats,
+    callbacks = callbacks.stats, refused_by_action = stats.by_action, faults = faults.counts,
+    organizations = count(s.orgs), emulated = #NAMES,
   }))
 end
 
 local function handle_file(id)
   local f = store.state.files[id]
-  local bytes = f and store.get_file(id)
-  if not bytes then return send(404, "text/plain", "no such file\n") end
-  ngx.header["Content-Disposition"] = 'inline; filename="' .. (f.name or id):gsub('["\r\n]', "_") .. '"'
-  return send(200, f.name and f.name:lower():match("%.pdf$") and "application/pdf" or "application/octet-stream",
-    bytes)
+  local bytes = store.get_file(id)
+  if not bytes or (not f and not templates.is_document(id)) then return send(404, "text/plain", "no such file\n") end
+  local name = f and f.name or (id .. ".pdf")
+  ngx.header["Content-Disposition"] = 'inline; filename="' .. name:gsub('["\r\n]', "_") .. '"'
+  return send(200, name:lower():match("%.pdf$") and "application/pdf" or "application/octet-stream", bytes)
 end
 
 function M.handle()
@@ -247,7 +402,14 @@ function M.handle()
     return handle_signer("sign")
   end
   if uri == "/sandbox/reject" and method == "POST" then return handle_signer("reject") end
+  if uri == "/sandbox/sign/document" then return handle_signer_document() end
   if uri == "/sandbox/stats" then return handle_stats() end
+  if uri == "/sandbox/console" then return handle_console() end
+  if uri == "/sandbox/faults" then return handle_faults(nil) end
+  local fault_name = uri:match("^/sandbox/faults/([%w*]+)$")
+  if fault_name then return handle_faults(fault_name) end
+  local token = uri:match("^/sandbox/download/(%x+)$")
+  if token then return handle_download(token) end
   local file_id = uri:match("^/sandbox/files/(%x+)$")
   if file_id then return handle_file(file_id) end
   return send(404, "application/json", json.encode({ ok = false, error = "no such sandbox page: " .. uri }))

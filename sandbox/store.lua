@@ -23,8 +23,11 @@ local function empty_state()
     files = {},     -- FileId → { id, app, name, size, created, expires }
     groups = {},    -- FlowGroupId → { id, app, org_open_id, operator_open_id, name, created, flow_ids, signers }
     flows = {},     -- FlowId → { id, group, app, name, ..., status, approvers = { ... } }
-    tokens = {},    -- sign token → { group = FlowGroupId, signer = signer key }
+    tokens = {},    -- sign token → { group = FlowGroupId, signer = signer key } or a batch link's { flows, ... }
     tasks = {},     -- cancel TaskId → { id, app, status, success, failures }
+    orgs = {},      -- AppId/OrganizationOpenId → sub-company { name, status, active, operators, seals, ... }
+    downloads = {}, -- download token → { flow | folders, expires, once, used }
+    console_tokens = {}, -- console token → { org, operator, expires }
     counters = { groups_created = 0, flows_created = 0, files_uploaded = 0, signed = 0, rejected = 0,
       cancelled = 0, deadlines = 0 },
   }

@@ -29,6 +29,7 @@ local function new_id()
   return hex(random_bytes(16))
 end
 M.new_id = new_id
+M.AUTO_SIGN = AUTO_SIGN
 
 local function state() return store.state end
 
@@ -50,11 +51,20 @@ local function finish_approvers(flow, status)
   end
 end
 
+-- The flow's deadline, or a waiting approver's own one (FlowApproverInfo.Deadline, ModifyFlowDeadline), passed.
+local function overdue(flow, now)
+  if flow.deadline <= now then return true end
+  for _, ap in ipairs(flow.approvers) do
+    if ap.status == "PENDING" and ap.deadline and ap.deadline <= now then return true end
+  end
+  return false
+end
+
 -- Moves every unfinished flow whose deadline passed to DEADLINE; returns how many moved.
 function M.expire(now, changes)
   local moved = 0
   for id, flow in pairs(state().flows) do
-    if not FINAL[flow.status] and flow.deadline <= now then
+    if not FINAL[flow.status] and overdue(flow, now) then
       flow.status = "DEADLINE"
       flow.message = "the signing deadline passed"
       finish_approvers(flow, "DEADLINE")
@@ -120,21 +130,26 @@ local function signer_key(a)
   return concat({ a.ApproverType or "", a.OrganizationName or "", a.Name or "", a.Mobile or "" }, "|")
 end
 
+-- A contract's FileIds (named `where` in messages): exactly one FileId, uploaded by this app and not expired.
+function M.check_file_ids(ids, ctx, where)
+  ids = type(ids) == "table" and ids or {}
+  if #ids ~= 1 then return fail("InvalidParameter.FlowFileIds", where .. " must hold exactly one FileId") end
+  local f = state().files[ids[1]]
+  if not f or f.app ~= ctx.app then
+    return fail("InvalidParameter.FlowFileIds", where .. ": the FileId " .. tostring(ids[1])
+      .. " does not exist for this application")
+  end
+  if f.expires <= ctx.now then
+    return fail("InvalidParameter.FlowFileIds", where .. ": the FileId " .. ids[1]
+      .. " has expired; upload the file again")
+  end
+  return true
+end
+
 local function check_files(params, ctx)
   for i, info in ipairs(params.FlowFileInfos) do
-    local ids = info.FileIds or {}
-    if #ids ~= 1 then
-      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds must hold exactly one FileId")
-    end
-    local f = state().files[ids[1]]
-    if not f or f.app ~= ctx.app then
-      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds: the FileId " .. tostring(ids[1])
-        .. " does not exist for this application")
-    end
-    if f.expires <= ctx.now then
-      return fail("InvalidParameter.FlowFileIds", "FlowFileInfos[" .. i .. "].FileIds: the FileId " .. ids[1]
-        .. " has expired; upload the file again")
-    end
+    local ok, code, message = M.check_file_ids(info.FileIds, ctx, "FlowFileInfos[" .. i .. "].FileIds")
+    if not ok then return nil, code, message end
     if info.Deadline and info.Deadline <= ctx.now then
       return fail("InvalidParameter.FlowDeadLine", "FlowFileInfos[" .. i .. "].Deadline is in the past")
     end
@@ -171,45 +186,93 @@ local function update_flow_status(flow)
   end
 end
 
+-- Where an approver signs: its own SignComponents, or the flow's Components given to its RecipientId
+-- (ChannelCreateFlowByFiles), or a template recipient's. Only what the PDF marks need is kept.
+local SIGN_TYPES = { SIGN_SIGNATURE = true, SIGN_SEAL = true, SIGN_DATE = true, SIGN_PERSONAL_SEAL = true,
+  SIGN_LEGAL_PERSON_SEAL = true, SIGN_PAGING_SEAL = true, SIGN_OPINION = true, SIGN_VIRTUAL_COMBINATION = true }
+local function places(components, recipient_id)
+  local out = {}
+  for _, c in ipairs(type(components) == "table" and components or {}) do
+    if (recipient_id == nil or c.ComponentRecipientId == recipient_id)
+      and (c.ComponentType == nil or SIGN_TYPES[c.ComponentType]) then
+      local place = { page = c.ComponentPage, x = c.ComponentPosX, y = c.ComponentPosY, w = c.ComponentWidth,
+        h = c.ComponentHeight }
+      if c.GenerateMode == "KEYWORD" and type(c.ComponentId) == "string" and c.ComponentId ~= "" then
+        -- found in the document when it is stamped (^word^ asks for the whole word)
+        place = { keyword = c.ComponentId, page = c.KeywordPage, offset_x = c.OffsetX, offset_y = c.OffsetY,
+          relative = c.RelativeLocation, w = c.ComponentWidth, h = c.ComponentHeight }
+      end
+      out[#out + 1] = place
+    end
+  end
+  return out
+end
+M.places = places
+
+-- A group record. hidden = true for the one-flow groups behind single contracts (ChannelCreateFlowByFiles,
+-- CreateFlowsByTemplates): they carry the signers' tokens but are no FlowGroupId of the API.
+function M.new_group(name, ctx, hidden)
+  local _, org_open_id, operator_open_id = agent_of(ctx.params)
+  local group = { id = new_id(), app = ctx.app, org_open_id = org_open_id, operator_open_id = operator_open_id,
+    name = name, created = ctx.now, flow_ids = {}, signers = {}, hidden = hidden or nil }
+  state().groups[group.id] = group
+  if not hidden then state().counters.groups_created = state().counters.groups_created + 1 end
+  return group
+end
+
+-- Adds one flow to a group. spec = { name, type, description, customer_data, file_id, unordered, deadline,
+-- approvers = FlowApproverInfo list, components = flow-level Components, recipients = template recipients,
+-- template_id, fills = the promoter's filled fields, promoter = its RecipientId }.
+-- Returns the flow and its ApproverItem list.
+function M.add_flow(group, spec, ctx)
+  local _, org_open_id, operator_open_id = agent_of(ctx.params)
+  local flow = { id = new_id(), group = group.id, app = ctx.app, org_open_id = org_open_id,
+    operator_open_id = operator_open_id, name = spec.name, type = spec.type, description = spec.description,
+    customer_data = spec.customer_data, file_id = spec.file_id, unordered = spec.unordered == true,
+    created = ctx.now, deadline = spec.deadline or (ctx.now + ctx.config.flow_deadline), status = "INIT",
+    approvers = {}, template_id = spec.template_id, fills = spec.fills, promoter = spec.promoter }
+  local items = array()
+  for j, a in ipairs(spec.approvers) do
+    local key = signer_key(a)
+    local recipient = spec.recipients and spec.recipients[j]
+    local recipient_id = a.RecipientId and a.RecipientId ~= "" and a.RecipientId
+      or (recipient and recipient.RecipientId) or new_id()
+    local marks = places(a.SignComponents)
+    if #marks == 0 then marks = places(spec.components, recipient_id) end
+    if #marks == 0 and recipient then marks = places(recipient.sign_components) end
+    local ap = { sign_id = new_id(), recipient_id = recipient_id, type = a.ApproverType or "PERSON", name = a.Name,
+      mobile = a.Mobile, org_name = a.OrganizationName, org_open_id = a.OrganizationOpenId, open_id = a.OpenId,
+      id_card_number = a.IdCardNumber, role_name = a.ApproverRoleName or (recipient and recipient.RoleName),
+      order = j, status = "PENDING", signer = key, deadline = a.Deadline, places = marks }
+    flow.approvers[j] = ap
+    items[j] = { SignId = ap.sign_id, RecipientId = ap.recipient_id, ApproverRoleName = ap.role_name }
+    if not AUTO_SIGN[ap.type] and not group.signers[key] then
+      local token = new_id() .. new_id()
+      group.signers[key] = { key = key, token = token, name = a.Name, type = ap.type }
+      state().tokens[token] = { group = group.id, signer = key }
+    end
+  end
+  if run_auto_signers(flow, ctx.now) then update_flow_status(flow) end
+  group.flow_ids[#group.flow_ids + 1] = flow.id
+  state().flows[flow.id] = flow
+  ctx.changes[#ctx.changes + 1] = flow.id
+  state().counters.flows_created = state().counters.flows_created + 1
+  return flow, items
+end
+
 function M.ChannelCreateFlowGroupByFiles(params, ctx)
   local ok, code, message = check_files(params, ctx)
   if not ok then return nil, code, message end
-  local _, org_open_id, operator_open_id = agent_of(params)
-  local group = { id = new_id(), app = ctx.app, org_open_id = org_open_id, operator_open_id = operator_open_id,
-    name = params.FlowGroupName, created = ctx.now, flow_ids = {}, signers = {} }
+  local group = M.new_group(params.FlowGroupName, ctx)
   local flow_ids, approvers_out = array(), array()
   for i, info in ipairs(params.FlowFileInfos) do
-    local flow = { id = new_id(), group = group.id, app = ctx.app, org_open_id = org_open_id,
-      operator_open_id = operator_open_id, name = info.FlowName, type = info.FlowType,
+    local flow, items = M.add_flow(group, { name = info.FlowName, type = info.FlowType,
       description = info.FlowDescription, customer_data = info.CustomerData, file_id = info.FileIds[1],
-      unordered = info.Unordered == true, created = ctx.now,
-      deadline = info.Deadline or (ctx.now + ctx.config.flow_deadline), status = "INIT", approvers = {} }
-    local items = array()
-    for j, a in ipairs(info.FlowApprovers) do
-      local key = signer_key(a)
-      local ap = { sign_id = new_id(), recipient_id = new_id(), type = a.ApproverType or "PERSON", name = a.Name,
-        mobile = a.Mobile, org_name = a.OrganizationName, org_open_id = a.OrganizationOpenId, open_id = a.OpenId,
-        id_card_number = a.IdCardNumber, role_name = a.ApproverRoleName, order = j, status = "PENDING",
-        signer = key }
-      flow.approvers[j] = ap
-      items[j] = { SignId = ap.sign_id, RecipientId = ap.recipient_id, ApproverRoleName = ap.role_name }
-      if not AUTO_SIGN[ap.type] and not group.signers[key] then
-        local token = new_id() .. new_id()
-        group.signers[key] = { key = key, token = token, name = a.Name, type = ap.type }
-        state().tokens[token] = { group = group.id, signer = key }
-      end
-    end
-    if run_auto_signers(flow, ctx.now) then update_flow_status(flow) end
-    group.flow_ids[i] = flow.id
+      unordered = info.Unordered, deadline = info.Deadline, approvers = info.FlowApprovers,
+      components = info.Components }, ctx)
     flow_ids[i] = flow.id
     approvers_out[i] = { FlowId = flow.id, Approvers = items }
-    state().flows[flow.id] = flow
-    ctx.changes[#ctx.changes + 1] = flow.id
   end
-  state().groups[group.id] = group
-  local counters = state().counters
-  counters.groups_created = counters.groups_created + 1
-  counters.flows_created = counters.flows_created + #flow_ids
   return { FlowGroupId = group.id, FlowIds = flow_ids, Approvers = approvers_out }
 end
 
@@ -219,7 +282,7 @@ end
 
 local function own_group(id, ctx)
   local g = type(id) == "string" and state().groups[id]
-  if not g or g.app ~= ctx.app then
+  if not g or g.app ~= ctx.app or g.hidden then
     return fail("ResourceNotFound.FlowGroup", "the FlowGroupId " .. tostring(id)
       .. " does not exist for this application")
   end
@@ -298,7 +361,7 @@ function M.CreateSignUrls(params, ctx)
             Deadline = math.min(ctx.now + ctx.config.sign_url_ttl, flow.deadline),
             SignOrder = ap.order - 1, SignId = ap.sign_id, Name = ap.name, Mobile = ap.mobile,
             OrganizationName = ap.org_name, ApproverType = ap.type, IdCardNumber = ap.id_card_number,
-            FlowId = not group and flow.id or nil, OpenId = ap.open_id, FlowGroupId = g.id,
+            FlowId = not group and flow.id or nil, OpenId = ap.open_id, FlowGroupId = not g.hidden and g.id or nil,
           }
         end
       end
@@ -335,6 +398,7 @@ function M.DescribeFlowDetailInfo(params, ctx)
   for i, flow in ipairs(flows) do out[i] = M.flow_detail(flow) end
   local first = flows[1]
   local g = group or (first and state().groups[first.group])
+  if g and g.hidden then g = nil end
   return { ApplicationId = ctx.app, ProxyOrganizationOpenId = first and first.org_open_id, FlowInfo = out,
     FlowGroupId = group and group.id or (g and g.id), FlowGroupName = g and g.name }
 end
@@ -343,10 +407,11 @@ end
 -- Cancelling
 ---------------------------------------------------------------------------------------------------------------
 
-local function cancel(flow, message, changes)
+local function cancel(flow, message, changes, now)
   if FINAL[flow.status] then return nil, "the flow is already " .. flow.status end
   flow.status = "CANCEL"
   flow.message = message
+  flow.cancelled = now
   finish_approvers(flow, "CANCEL")
   changes[#changes + 1] = flow.id
   state().counters.cancelled = state().counters.cancelled + 1
@@ -356,7 +421,7 @@ end
 function M.ChannelCancelFlow(params, ctx)
   local flows, code, message = own_flows({ params.FlowId }, ctx, "ResourceNotFound.Flow")
   if not flows then return nil, code, message end
-  local ok, why = cancel(flows[1], params.CancelMessage, ctx.changes)
+  local ok, why = cancel(flows[1], params.CancelMessage, ctx.changes, ctx.now)
   if not ok then return fail("OperationDenied.FlowHasTerminated", "cannot cancel the flow " .. params.FlowId .. ": "
     .. why) end
   return {}
@@ -373,7 +438,7 @@ function M.ChannelBatchCancelFlows(params, ctx)
     if not f or f.app ~= ctx.app then
       why = "the flow does not exist for this application"
     else
-      local ok, reason = cancel(f, params.CancelMessage, ctx.changes)
+      local ok, reason = cancel(f, params.CancelMessage, ctx.changes, ctx.now)
       why = not ok and reason or nil
     end
     if why then
@@ -403,10 +468,15 @@ end
 -- The sandbox-only signer: what a person does on the signing page
 ---------------------------------------------------------------------------------------------------------------
 
--- The group and the signer behind a sign token, or nil, message.
-function M.lookup_token(token)
+-- The group and the signer behind a sign token, or nil, message. A batch link (ChannelCreateBatchSignUrl) has
+-- no group: it answers a stand-in { name, flow_ids } over the flows it names, and expires.
+function M.lookup_token(token, now)
   local t = type(token) == "string" and state().tokens[token]
   if not t then return nil, "this signing link is not valid" end
+  if t.expires and now and t.expires <= now then return nil, "this signing link has expired" end
+  if t.flows then
+    return { name = t.title, flow_ids = t.flows, batch = true }, { key = t.signer, name = t.name }
+  end
   local g = state().groups[t.group]
   return g, g.signers[t.signer]
 end
@@ -423,7 +493,7 @@ end
 
 -- decision: "sign" or "reject". Returns a summary { FlowGroupId, Flows = { {FlowId, FlowStatus} } } or nil, message.
 function M.act(token, decision, message, ctx)
-  local g, signer = M.lookup_token(token)
+  local g, signer = M.lookup_token(token, ctx.now)
   if not g then return nil, signer end
   local mine = {}
   for _, fid in ipairs(g.flow_ids) do
@@ -472,9 +542,15 @@ function M.summary(g, signer)
     for _, ap in ipairs(flow.approvers) do
       if ap.signer == signer.key then mine = ap.status end
     end
-    flows[i] = { FlowId = fid, FlowName = flow.name, FlowStatus = flow.status, SignerStatus = mine }
+    flows[i] = { FlowId = fid, FlowName = flow.name, FlowStatus = flow.status, SignerStatus = mine,
+      FileId = flow.file_id }
   end
-  return { FlowGroupId = g.id, FlowGroupName = g.name, Signer = signer.name, Flows = flows }
+  return { FlowGroupId = not g.hidden and g.id or nil, FlowGroupName = g.name, Signer = signer.name, Flows = flows }
 end
+
+-- For the other action modules (flows.lua, orgs.lua, templates.lua, documents.lua).
+M.fail, M.own_flows, M.own_group, M.flows_from, M.turn_of, M.signer_key = fail, own_flows, own_group, flows_from,
+  turn_of, signer_key
+M.finish_approvers, M.update_flow_status, M.run_auto_signers = finish_approvers, update_flow_status, run_auto_signers
 
 return M

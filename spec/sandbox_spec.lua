@@ -2,97 +2,17 @@
 -- FileId expiry), each refusal with the API's code, a request signed the official SDKs' way, callbacks received and
 -- checked by a second nginx (and cross-checked with the openssl CLI), state across a restart, concurrent requests.
 local sandbox = require("helpers.sandbox")
-local nginx = require("tools.nginx")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local api = require("essbasic.api")
 local validate = require("essbasic.validate")
 
 local CALLBACK_KEY = "0123456789abcdef0123456789ABCDEF" -- 32 bytes
 local CALLBACK_TOKEN = "spec-callback-token"
 
--- Waits for cond() to return a truthy value (bounded); returns that value or nil.
-local function wait_for(cond, seconds)
-  local deadline = core.monotonic() + (seconds or 10)
-  repeat
-    local v = cond()
-    if v then return v end
-    core.sleep(0.05)
-  until core.monotonic() > deadline
-  return nil
-end
-
-local function is_integer(v)
-  return type(v) == "number" and v == math.floor(v)
-end
-
--- Every member of a response is a member of its struct in the schema, with the right type.
-local function conforms(struct_name, t, path)
-  local st = api.struct(struct_name)
-  assert.is_table(st, struct_name)
-  for k, v in pairs(t) do
-    local p = path .. "." .. k
-    local f = st.fields[k]
-    assert.is_truthy(f, p .. " is not a member of " .. struct_name)
-    local function one(x, q)
-      if f.type == "string" or f.type == "date" then assert.is_string(x, q)
-      elseif f.type == "int64" or f.type == "uint64" then assert.is_true(is_integer(x), q .. " not an integer")
-      elseif f.type == "float" then assert.is_number(x, q)
-      elseif f.type == "bool" then assert.is_boolean(x, q)
-      else conforms(f.type, x, q) end
-    end
-    if f.list then
-      assert.is_table(v, p)
-      for i, x in ipairs(v) do one(x, p .. "[" .. i .. "]") end
-    else
-      one(v, p)
-    end
-  end
-end
-
-local function conforms_response(action, resp)
-  conforms(api.action(action).output, resp, action)
-end
-
--- A second nginx that receives callbacks with essbasic.callback (signature check + decryption), records each
--- message with its raw body, and answers 500 to the next `fail` deliveries when told to.
-local RECEIVER = [[
-lua_shared_dict got 4m;
-server {
-  listen 127.0.0.1:%PORT%;
-  location = /fail { content_by_lua_block {
-    ngx.shared.got:set("fail", tonumber(ngx.var.arg_n)); ngx.say("ok") } }
-  location = /got { content_by_lua_block {
-    local d, out = ngx.shared.got, {}
-    for i = 1, (d:get("n") or 0) do out[i] = d:get("msg" .. i) end
-    ngx.say("[" .. table.concat(out, ",") .. "]") } }
-  location = /cb { content_by_lua_block {
-    local d = ngx.shared.got
-    ngx.req.read_body()
-    local body = ngx.req.get_body_data() or ""
-    local json = require("essbasic.json")
-    local callback = require("essbasic.callback")
-    local msg = callback.parse{ body = body, signature = ngx.var.http_content_signature,
-      token = "CALLBACK_TOKEN", key = "CALLBACK_KEY" }
-    if msg then d:incr("attempts:" .. msg.MsgId, 1, 0) end
-    if (d:get("fail") or 0) > 0 then
-      d:incr("fail", -1)
-      ngx.status = 500
-      return ngx.say("try again")
-    end
-    callback.handle({ token = "CALLBACK_TOKEN", key = "CALLBACK_KEY" }, function(m)
-      local n = d:incr("n", 1, 0)
-      d:set("msg" .. n, json.encode({ msg = m, body = body, signature = ngx.var.http_content_signature,
-        attempts = d:get("attempts:" .. m.MsgId) }))
-      return true
-    end)
-  } }
-}
-]]
+local wait_for, conforms_response = sandbox.wait_for, sandbox.conforms_response
 
 local function start_receiver()
-  local text = RECEIVER:gsub("CALLBACK_TOKEN", CALLBACK_TOKEN):gsub("CALLBACK_KEY", CALLBACK_KEY)
-  return nginx.start{ http = text }
+  return sandbox.start_receiver(CALLBACK_TOKEN, CALLBACK_KEY)
 end
 
 local http = core.http_session({ timeout = 10 })
@@ -271,6 +191,22 @@ describe("sandbox", function()
       assert.are.equal("INIT", msg.MsgData.FlowStatus)
     end)
 
+    it("a single contract's callbacks name no flow group", function()
+      local fid = assert(client:ChannelCreateFlowByFiles{ Agent = sb.agent, FlowName = "单份", FileIds = {
+        sb:upload(client) }, FlowApprovers = { { ApproverType = "PERSON", Name = "王五", Mobile = "13700137000" } },
+        CustomerData = "single-1" }).FlowId
+      local url = assert(client:ChannelCreateFlowSignUrl{ Agent = sb.agent, FlowId = fid, FlowApproverInfos = {
+        { ApproverType = "PERSON", Name = "王五", Mobile = "13700137000" } } }).FlowApproverUrlInfos[1].SignUrl
+      assert.are.equal(200, (sb:sign(url)))
+      local got = wait_for(function() local m = messages_for(fid, "ALL") return #m > 0 and m end)
+      assert.is_table(got, "no ALL callback for the single contract")
+      local data = got[1].msg.MsgData
+      assert.is_nil(data.FlowGroupId)
+      assert.is_nil(data.FlowGroupName)
+      assert.are.equal("single-1", data.CustomerData)
+      assert.are.equal(4, data.FlowCallbackStatus)
+    end)
+
     it("retries a callback until the receiver answers 200", function()
       local created = new_group(2)
       local urls = links(created.FlowGroupId)
@@ -444,8 +380,8 @@ describe("sandbox", function()
     end)
 
     it("an action the sandbox does not emulate: UnsupportedOperation naming it", function()
-      local err = expect("UnsupportedOperation", client:call("ChannelCreateFlowByFiles", {}, { validate = false }))
-      assert.truthy(err.message:find("ChannelCreateFlowByFiles", 1, true))
+      local err = expect("UnsupportedOperation", client:call("ChannelCreateEmbedWebUrl", {}, { validate = false }))
+      assert.truthy(err.message:find("ChannelCreateEmbedWebUrl", 1, true))
     end)
 
     it("an AppId of another account: ResourceNotFound.Application", function()

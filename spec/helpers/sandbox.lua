@@ -15,6 +15,11 @@
   sb:reject(url_or_token, message)
   sb:stats()                  -- GET /sandbox/stats: { groups, flows, files, counters = { groups_created, ... },
                               --    requests = { Action = n }, refused = { Code = n }, callbacks = { ... } }
+  sandbox.wait_for(cond, s)   -- cond()'s first truthy value within s seconds (default 10), or nil
+  sandbox.conforms_response(action, resp)   -- asserts every member is in the schema's response struct, typed
+  sandbox.start_receiver(token, key)        -- a second nginx receiving callbacks (essbasic.callback checks them);
+                              --    srv.received() → { { msg, body, signature, attempts }, ... }, srv:stop()
+  sb:halt()                   -- stop nginx, keep the data folder (then restart())
   sb:restart()                -- stop and start again on the same data folder (a new port: read sb.endpoint again)
   sb:error_log(), sb:stop()   -- stop() is idempotent; call it in teardown
 ]==]
@@ -32,7 +37,105 @@ local sandbox_config = require("sandbox.config")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 
+local nginx = require("tools.nginx")
+local api = require("essbasic.api")
+local luassert = require("luassert") -- the specs' assert lives in their environment, not in this module's
+
 local M = {}
+
+-- Waits for cond() to return a truthy value (bounded); returns that value or nil.
+function M.wait_for(cond, seconds)
+  local deadline = core.monotonic() + (seconds or 10)
+  repeat
+    local v = cond()
+    if v then return v end
+    core.sleep(0.05)
+  until core.monotonic() > deadline
+  return nil
+end
+
+local function is_integer(v)
+  return type(v) == "number" and v == math.floor(v)
+end
+
+-- Every member of a response is a member of its struct in the schema, with the right type.
+local function conforms(struct_name, t, path)
+  local st = api.struct(struct_name)
+  luassert.is_table(st, struct_name)
+  for k, v in pairs(t) do
+    local p = path .. "." .. k
+    local f = st.fields[k]
+    luassert.is_truthy(f, p .. " is not a member of " .. struct_name)
+    local function one(x, q)
+      if f.type == "string" or f.type == "date" then luassert.is_string(x, q)
+      elseif f.type == "int64" or f.type == "uint64" then luassert.is_true(is_integer(x), q .. " not an integer")
+      elseif f.type == "float" then luassert.is_number(x, q)
+      elseif f.type == "bool" then luassert.is_boolean(x, q)
+      else conforms(f.type, x, q) end
+    end
+    if f.list then
+      luassert.is_table(v, p)
+      for i, x in ipairs(v) do one(x, p .. "[" .. i .. "]") end
+    else
+      one(v, p)
+    end
+  end
+end
+
+function M.conforms_response(action, resp)
+  conforms(api.action(action).output, resp, action)
+end
+
+-- A second nginx that receives callbacks with essbasic.callback (signature check + decryption), records each
+-- message with its raw body, and answers 500 to the next `fail` deliveries when told to.
+local RECEIVER = [[
+lua_shared_dict got 4m;
+server {
+  listen 127.0.0.1:%PORT%;
+  location = /fail { content_by_lua_block {
+    ngx.shared.got:set("fail", tonumber(ngx.var.arg_n)); ngx.say("ok") } }
+  location = /got { content_by_lua_block {
+    local d, out = ngx.shared.got, {}
+    for i = 1, (d:get("n") or 0) do out[i] = d:get("msg" .. i) end
+    ngx.say("[" .. table.concat(out, ",") .. "]") } }
+  location = /cb { content_by_lua_block {
+    local d = ngx.shared.got
+    ngx.req.read_body()
+    local body = ngx.req.get_body_data() or ""
+    local json = require("essbasic.json")
+    local callback = require("essbasic.callback")
+    local msg = callback.parse{ body = body, signature = ngx.var.http_content_signature,
+      token = "CALLBACK_TOKEN", key = "CALLBACK_KEY" }
+    if msg then d:incr("attempts:" .. msg.MsgId, 1, 0) end
+    if (d:get("fail") or 0) > 0 then
+      d:incr("fail", -1)
+      ngx.status = 500
+      return ngx.say("try again")
+    end
+    callback.handle({ token = "CALLBACK_TOKEN", key = "CALLBACK_KEY" }, function(m)
+      local n = d:incr("n", 1, 0)
+      d:set("msg" .. n, json.encode({ msg = m, body = body, signature = ngx.var.http_content_signature,
+        attempts = d:get("attempts:" .. m.MsgId) }))
+      return true
+    end)
+  } }
+}
+]]
+
+-- Starts the callback receiver for a token and key; srv:received() lists what it got, decoded.
+function M.start_receiver(token, key)
+  local text = RECEIVER:gsub("CALLBACK_TOKEN", token):gsub("CALLBACK_KEY", key)
+  local srv = nginx.start{ http = text }
+  function srv.received()
+    local http = core.http_session({ timeout = 10 })
+    local status, _, body = http:request("GET", "http://127.0.0.1:" .. srv.port .. "/got", {}, "")
+    http:close()
+    assert(status == 200, "the callback receiver did not answer")
+    return json.decode(body)
+  end
+  return srv
+end
+
 
 local Sandbox = {}
 Sandbox.__index = Sandbox
@@ -132,8 +235,14 @@ function Sandbox:error_log()
   return self.running and self.running.error_log() or ""
 end
 
-function Sandbox:restart()
+-- Stops nginx and keeps the data folder (edit state.json, then restart()).
+function Sandbox:halt()
   if self.running then self.running.stop() end
+  self.running = nil
+end
+
+function Sandbox:restart()
+  self:halt()
   boot(self)
 end
 
