@@ -18,6 +18,8 @@ description = {
 }
 -- No lua-cjson: Debian's (upstream 2.1.0) cannot send empty arrays as [], rounds int64 to 14 digits and decodes
 -- integers as floats on Lua 5.4; the C core carries its own strict codec (docs/internals.md).
+-- Not listed, needed only with Redis (rate_limit.redis, callback_store.redis): a Redis client, Debian's lua-redis
+-- (redis-lua, on LuaSocket) in plain Lua, lua-resty-redis (Debian's lua-nginx-redis) inside nginx.
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
@@ -38,6 +40,7 @@ build = {
     ["essbasic"] = "lua/essbasic/init.lua",
     ["essbasic.api"] = "lua/essbasic/api.lua",
     ["essbasic.callback"] = "lua/essbasic/callback.lua",
+    ["essbasic.callback_store"] = "lua/essbasic/callback_store.lua",
     ["essbasic.client"] = "lua/essbasic/client.lua",
     ["essbasic.credentials"] = "lua/essbasic/credentials.lua",
     ["essbasic.envelope"] = "lua/essbasic/envelope.lua",
@@ -45,6 +48,8 @@ build = {
     ["essbasic.flow"] = "lua/essbasic/flow.lua",
     ["essbasic.json"] = "lua/essbasic/json.lua",
     ["essbasic.ratelimit"] = "lua/essbasic/ratelimit.lua",
+    ["essbasic.ratelimit.redis"] = "lua/essbasic/ratelimit/redis.lua",
+    ["essbasic.redis"] = "lua/essbasic/redis.lua",
     ["essbasic.retry"] = "lua/essbasic/retry.lua",
     ["essbasic.rules"] = "lua/essbasic/rules.lua",
     ["essbasic.runtime"] = "lua/essbasic/runtime.lua",

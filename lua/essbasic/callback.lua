@@ -164,6 +164,7 @@ end
 function M.handle(opts, on_message)
   if type(opts) ~= "table" then error("callback.handle expects a table of options", 2) end
   if type(on_message) ~= "function" then error("callback.handle expects a function for the messages", 2) end
+  if opts.store then on_message = require("essbasic.callback_store").wrap(opts.store, on_message) end -- once/MsgId
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.req) ~= "table" then
     error("callback.handle runs in an nginx content handler", 2)
