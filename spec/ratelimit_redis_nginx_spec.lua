@@ -6,6 +6,7 @@ local json = require("essbasic.json")
 local nginx = require("helpers.nginx")
 local redis_server = require("helpers.redis")
 local sandbox = require("helpers.sandbox")
+local summary = require("helpers.fleet").summary
 
 local monotonic = core.monotonic
 
@@ -40,6 +41,10 @@ local GATEWAY = [=[
 
 local function key()
   return "ngx" .. core.hex(core.random_bytes(4))
+end
+
+local function ngx_escape(s)
+  return (s:gsub("[^%w%-_.~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
 once("two nginx instances against the sandbox (rate_limit = 20 per app and action)", function()
@@ -83,16 +88,8 @@ once("two nginx instances against the sandbox (rate_limit = 20 per app and actio
       end
     end
     m:close()
-    local s = { ok = 0, calls = 0, attempts = 0, elapsed = 0, failed = {} }
-    for i = 1, 2 do
-      local r = assert(results[i], "gateway " .. i .. " did not answer")
-      for code, n in pairs(r.codes) do
-        s.calls = s.calls + n
-        if code == "ok" then s.ok = s.ok + n else s.failed[code] = (s.failed[code] or 0) + n end
-      end
-      s.attempts = s.attempts + r.attempts
-      if r.elapsed > s.elapsed then s.elapsed = r.elapsed end
-    end
+    for i = 1, 2 do assert(results[i], "gateway " .. i .. " did not answer") end
+    local s = summary(results)
     s.refused = (sb:stats().refused.RequestLimitExceeded or 0) - before
     return s
   end
@@ -131,12 +128,39 @@ once("two nginx instances against the sandbox (rate_limit = 20 per app and actio
     assert.equal("1", srv:cli("EXISTS", "essbasic:rl:" .. k .. ":DescribeFlowDetailInfo"))
   end)
 
+  it("log in with the URL's password and select its db, on new pooled connections only", function()
+    local secured = redis_server.start{ password = "ngx pw" }
+    finally(function() secured:close() end)
+    local http = core.http_session{ timeout = 10 }
+    finally(function() http:close() end)
+    local k = key()
+    local function take(url)
+      local status, _, body = http:request("GET", "http://127.0.0.1:" .. gw[2].port .. "/take?retry=0&n=3&key=" .. k
+        .. "&url=" .. ngx_escape(url), {}, "")
+      assert.equal(200, status, body)
+      return json.decode(body)
+    end
+    local good = "redis://:ngx%20pw@127.0.0.1:" .. secured.port .. "/3"
+    for _ = 1, 2 do -- the second request reuses the pooled, logged-in connection
+      for _, r in ipairs(take(good)) do assert.is_false(r.down) end
+    end
+    assert.equal("1", secured:cli("-n", "3", "EXISTS", "essbasic:rl:" .. k .. ":A"))
+    local out = take("redis://:wrong@127.0.0.1:" .. secured.port .. "/3")
+    assert.is_true(out[1].down)
+    -- the limiter's own lines (nginx adds the request line, which holds this test's URL)
+    local lines = {}
+    for line in gw[2]:error_log():gmatch("essbasic rate limit: [^\n]-, client:") do lines[#lines + 1] = line end
+    local text = table.concat(lines, "\n")
+    assert.truthy(text:find("AUTH failed", 1, true), text)
+    assert.is_nil(text:find("wrong", 1, true))
+    assert.is_nil(text:find("ngx pw", 1, true))
+  end)
+
   it("do not wait for a Redis that hangs longer than its timeout", function()
     local http = core.http_session{ timeout = 10 }
     finally(function() http:close() end)
     local k = key()
-    local url = "http://127.0.0.1:" .. gw[1].port .. "/take?retry=30&n=3&key=" .. k .. "&url="
-      .. srv.url:gsub(":", "%%3A"):gsub("/", "%%2F")
+    local url = "http://127.0.0.1:" .. gw[1].port .. "/take?retry=30&n=3&key=" .. k .. "&url=" .. ngx_escape(srv.url)
     local status, _, body = http:request("GET", url, {}, "")
     assert.equal(200, status, body)
     for _, r in ipairs(json.decode(body)) do assert.is_false(r.down) end

@@ -11,6 +11,7 @@ local core = require("essbasic.core")
 local json = require("essbasic.json")
 local redis_server = require("helpers.redis")
 local sandbox = require("helpers.sandbox")
+local summary = require("helpers.fleet").summary
 
 local monotonic = core.monotonic
 
@@ -333,20 +334,6 @@ local function launch(n, cfg_of)
     end
     return results, stderr
   end
-end
-
-local function summary(results)
-  local s = { calls = 0, ok = 0, attempts = 0, elapsed = 0, slowest = 0, failed = {} }
-  for _, r in ipairs(results) do
-    for code, n in pairs(r.codes) do
-      s.calls = s.calls + n
-      if code == "ok" then s.ok = s.ok + n else s.failed[code] = (s.failed[code] or 0) + n end
-    end
-    s.attempts = s.attempts + r.attempts
-    if r.elapsed > s.elapsed then s.elapsed = r.elapsed end
-    if r.slowest > s.slowest then s.slowest = r.slowest end
-  end
-  return s
 end
 
 local function refused(sb)

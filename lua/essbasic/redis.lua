@@ -133,6 +133,24 @@ local function argv(script_args, out, from)
   return out
 end
 
+-- AUTH and SELECT on a new connection; call(name, ...) sends one command → true, or nil and why.
+local function login(cfg, call)
+  local ok, err
+  if cfg.password then
+    if cfg.username then
+      ok, err = call("auth", cfg.username, cfg.password)
+    else
+      ok, err = call("auth", cfg.password)
+    end
+    if not ok then return nil, "redis " .. cfg.id .. ": AUTH failed: " .. tostring(err) end
+  end
+  if cfg.db ~= 0 then
+    ok, err = call("select", tostring(cfg.db))
+    if not ok then return nil, "redis " .. cfg.id .. ": SELECT failed: " .. tostring(err) end
+  end
+  return true
+end
+
 -- ---------------------------------------------------------------------------------------------------------------
 -- nginx: lua-resty-redis. One connection per use, taken from and given back to the cosocket pool; the pool's
 -- name holds the db and a hash of the credentials, since a pooled connection keeps its SELECT and AUTH.
@@ -164,20 +182,10 @@ local function ngx_attempt(self, script, keys, args)
   if not ok then return nil, "redis " .. self.cfg.id .. ": connect: " .. tostring(err) end
   local reused = (red:get_reused_times() or 0) > 0
   if not reused then
-    local cfg = self.cfg
-    if cfg.password then
-      if cfg.username then ok, err = red:auth(cfg.username, cfg.password) else ok, err = red:auth(cfg.password) end
-      if not ok then
-        red:close()
-        return nil, "redis " .. cfg.id .. ": AUTH failed: " .. tostring(err)
-      end
-    end
-    if cfg.db ~= 0 then
-      ok, err = red:select(cfg.db)
-      if not ok then
-        red:close()
-        return nil, "redis " .. cfg.id .. ": SELECT failed: " .. tostring(err)
-      end
+    ok, err = login(self.cfg, function(name, ...) return red[name](red, ...) end)
+    if not ok then
+      red:close()
+      return nil, err
     end
   end
   local n = #keys
@@ -254,23 +262,14 @@ function Plain:connect()
   if not ok then return nil, "redis " .. cfg.id .. ": connect: " .. gsub(clean(c), " to [^ ]+ %[", " [") end
   self.client = c
   local err
-  if cfg.password then
-    if cfg.username then
-      ok, err = pcall(c.auth, c, cfg.username, cfg.password)
-    else
-      ok, err = pcall(c.auth, c, cfg.password)
-    end
-    if not ok then
-      self:drop()
-      return nil, "redis " .. cfg.id .. ": AUTH failed: " .. clean(err)
-    end
-  end
-  if cfg.db ~= 0 then
-    ok, err = pcall(c.select, c, cfg.db)
-    if not ok then
-      self:drop()
-      return nil, "redis " .. cfg.id .. ": SELECT failed: " .. clean(err)
-    end
+  ok, err = login(cfg, function(name, ...)
+    local done, why = pcall(c[name], c, ...)
+    if done then return true end
+    return nil, clean(why)
+  end)
+  if not ok then
+    self:drop()
+    return nil, err
   end
   return c
 end
