@@ -219,6 +219,31 @@ describe("the Redis limiter", function()
     assert.equal("1", srv:cli("EXISTS", lim.base .. "C"))
   end)
 
+  it("hands the spacing over to the local bucket and back, so the stream stays even across an outage", function()
+    rl_redis.RETRY_INTERVAL = 0.2
+    local lim = limiter{ rate = 10, fleet = 2 } -- outage = closed: 5 per second locally
+    assert.equal(0, lim:take("H"))
+    lim:take("H")
+    -- slots as points in time (monotonic), each take's wait added to when it was taken
+    local function slot(w) return monotonic() + w end
+    local last_redis = slot(lim:take("H")) -- booked about 0.2 s ahead
+    srv:stop()
+    finally(function() srv:start() end)
+    local l1, l2 = slot(lim:take("H")), slot(lim:take("H"))
+    assert.is_true(rl_redis.is_down(lim))
+    -- the first local token comes 1/5 s after the last Redis slot, not at once
+    assert.is_true(math.abs(l1 - (last_redis + 0.2)) < 0.02, "first local slot " .. (l1 - last_redis))
+    assert.is_true(math.abs(l2 - (last_redis + 0.4)) < 0.02, "second local slot " .. (l2 - last_redis))
+    srv:start()
+    core.sleep(0.25)
+    -- back on Redis: its next slot comes one interval (1/10 s) after this process's last local booking
+    local r = slot(lim:take("H"))
+    assert.is_false(rl_redis.is_down(lim))
+    assert.is_true(math.abs(r - (l2 + 0.1)) < 0.02, "first Redis slot " .. (r - l2) .. " after the last local one")
+    local r2 = slot(lim:take("H"))
+    assert.is_true(math.abs(r2 - r - 0.1) < 0.02, "then 1/rate later: " .. (r2 - r))
+  end)
+
   it("gives up on a Redis that does not answer after its timeout, and tries again later", function()
     rl_redis.RETRY_INTERVAL = 0.3
     local lim, logs = limiter{ rate = 5, redis = { url = srv.url, timeout = 0.05 } }

@@ -39,7 +39,8 @@ local redis = require("essbasic.redis")
 local runtime = require("essbasic.runtime")
 local core = require("essbasic.core")
 
-local type, error, tostring, pairs, setmetatable, rawget = type, error, tostring, pairs, setmetatable, rawget
+local type, error, tostring, tonumber, pairs, pcall, setmetatable, rawget = type, error, tostring, tonumber, pairs,
+  pcall, setmetatable, rawget
 local format, floor = string.format, math.floor
 
 local M = {}
@@ -241,7 +242,7 @@ local function action_args(self, action)
   local a = self.args[action]
   if not a then
     local interval = floor(1e6 * (1 + self.jitter) / self:rate_for(action) + 0.5)
-    a = { format("%d", interval), format("%d", (self.burst - 1) * interval) }
+    a = { format("%.0f", interval), format("%.0f", (self.burst - 1) * interval) }
     self.args[action] = a
   end
   return a
@@ -295,11 +296,16 @@ function Redis:take(action, wait, app)
   end
   local not_before = 0
   if self.handed then
+    -- after the last local booking, by one interval
     not_before = local_horizon(self, action, app)
+    if not_before > 0 then not_before = not_before + tonumber(a[1]) / 1e6 end
     if self.handed_until and now >= self.handed_until then self.handed, self.handed_until = nil, nil end
   end
-  local res, err = self.conn:run(M.SCRIPT, { key, members },
-    { a[1], a[2], wait and "1" or "0", heartbeat, format("%d", M.MEMBER_WINDOW * 1e6), format("%d", not_before * 1e6) })
+  -- %.0f, not %d: Lua 5.4 refuses %d for a float with a fraction. pcall: whatever the client library does, a
+  -- call is never failed by its limiter.
+  local ran, res, err = pcall(self.conn.run, self.conn, M.SCRIPT, { key, members }, { a[1], a[2],
+    wait and "1" or "0", heartbeat, format("%.0f", M.MEMBER_WINDOW * 1e6), format("%.0f", not_before * 1e6) })
+  if not ran then res, err = nil, "redis " .. id .. ": " .. tostring(res) end
   if type(res) ~= "table" or type(res[1]) ~= "number" then
     if heartbeat ~= "" then self.next_heartbeat = 0 end
     went_down(self, err or ("redis " .. id .. ": unexpected answer " .. tostring(res)), runtime.now())
