@@ -25,6 +25,8 @@ description = {
 -- No lua-cjson: Debian's (upstream 2.1.0) cannot send empty arrays as [], rounds int64 to 14 digits and decodes
 -- integers as floats on Lua 5.4; the C core carries its own strict codec (docs/internals.md). Tables that cjson
 -- decoded are taken as they are (cjson.null, OpenResty's array markers).
+-- Not listed, needed only with Redis (rate_limit.redis, callback_store.redis): a Redis client, Debian's lua-redis
+-- (redis-lua, on LuaSocket) in plain Lua, lua-resty-redis (Debian's lua-nginx-redis) inside nginx.
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
@@ -62,6 +64,7 @@ build = {
     ["essbasic.cli.progress"] = "lua/essbasic/cli/progress.lua",
     ["essbasic.cli.rows"] = "lua/essbasic/cli/rows.lua",
     ["essbasic.cli.sandbox"] = "lua/essbasic/cli/sandbox.lua",
+    ["essbasic.callback_store"] = "lua/essbasic/callback_store.lua",
     ["essbasic.client"] = "lua/essbasic/client.lua",
     ["essbasic.credentials"] = "lua/essbasic/credentials.lua",
     ["essbasic.envelope"] = "lua/essbasic/envelope.lua",
@@ -70,6 +73,8 @@ build = {
     ["essbasic.json"] = "lua/essbasic/json.lua",
     ["essbasic.personal"] = "lua/essbasic/personal.lua",
     ["essbasic.ratelimit"] = "lua/essbasic/ratelimit.lua",
+    ["essbasic.ratelimit.redis"] = "lua/essbasic/ratelimit/redis.lua",
+    ["essbasic.redis"] = "lua/essbasic/redis.lua",
     ["essbasic.retry"] = "lua/essbasic/retry.lua",
     ["essbasic.rules"] = "lua/essbasic/rules.lua",
     ["essbasic.runtime"] = "lua/essbasic/runtime.lua",

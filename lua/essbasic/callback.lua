@@ -311,8 +311,9 @@ function M.handle(opts, on_message)
   if type(ngx) ~= "table" or type(ngx.req) ~= "table" then
     error("callback.handle runs in an nginx content handler", 2)
   end
-  -- Each accepted message goes to deliver; wrappers around on_message (e.g. skipping a MsgId already seen) go here.
+  -- Each accepted message goes to deliver: on_message itself, or behind the store that runs it once per MsgId.
   local deliver = on_message
+  if opts.store then deliver = require("essbasic.callback_store").wrap(opts.store, on_message) end
   if ngx.req.get_method() ~= "POST" then
     ngx.log(ngx.WARN, "essbasic callback refused: the request is a ", ngx.req.get_method(), ", not a POST")
     return answer(ngx, 405, REFUSED_BODY)

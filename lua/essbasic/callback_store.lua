@@ -1,0 +1,309 @@
+-- Callback deduplication: essbasic delivers a callback again and again until one delivery is answered 200, to
+-- whichever gateway its load balancer picks, and may deliver one message twice at once. A store remembers, by
+-- MsgId, which messages were handled, so that each message's handler runs once:
+--   * a message handled before is answered 200 at once, without calling the handler again;
+--   * the "handled" mark is set only after the handler returned true: a message whose handler failed, raised or
+--     timed out is never marked, and its next delivery runs the handler again;
+--   * concurrent deliveries of one message: the first takes a short lock (lock_ttl, 30 s by default) and runs
+--     the handler; the others are answered non-200 at once (no waiting: the worker and Tencent's connection are
+--     freed), so essbasic delivers again later, and that later delivery finds the mark and gets 200. The lock
+--     expires by itself, so a gateway that died while handling does not block the message for longer;
+--   * a store that does not answer (Redis down): the delivery is refused non-200 and comes again (the default,
+--     unavailable = "refuse"), or, with unavailable = "handle", the handler runs without deduplication.
+--
+-- Stores: shared_dict (the workers of one nginx), redis (a fleet of gateways), memory (one plain-Lua process).
+-- In nginx:   callback.handle({ key = K, token = T, store = callback_store.redis("redis://...") }, on_message)
+-- Plain Lua:  local outcome, detail = callback_store.process(store, msg, on_message)
+--             -- answer callback_store.HTTP_STATUS[outcome] (200 for "handled" and "duplicate")
+--
+-- A store has claim(id, token) → "new" | "done" | "busy" | nil, err; finish(id, token) (the mark, the lock given
+-- back) and release(id, token) (the lock given back, no mark) → true | nil, err. The lock holds a random token, so
+-- a delivery gives back only its own lock.
+
+local core = require("essbasic.core")
+local redis = require("essbasic.redis")
+
+local type, tostring, pcall, error, pairs, rawget, setmetatable = type, tostring, pcall, error, pairs, rawget,
+  setmetatable
+local floor = math.floor
+
+local M = {}
+
+M.DEFAULT_TTL = 7 * 24 * 3600 -- seconds a "handled" mark is kept: longer than essbasic goes on delivering
+M.DEFAULT_LOCK_TTL = 30        -- seconds a delivery may run the handler before another delivery may run it
+M.DEFAULT_PREFIX = "essbasic:cb:"
+M.DEFAULT_REDIS_TIMEOUT = 0.25 -- seconds; a callback can wait a little longer than an API call's limiter
+
+-- What to answer for each outcome of process(): 200 only when the message is handled (now or before).
+M.HTTP_STATUS = { handled = 200, duplicate = 200, busy = 503, unavailable = 503, not_handled = 500, failed = 500 }
+
+local OPTIONS = { ttl = "number", lock_ttl = "number", prefix = "string", unavailable = "string" }
+
+local function options(opts, where)
+  opts = opts or {}
+  if type(opts) ~= "table" then error(where .. ": options must be a table", 3) end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then error(where .. ": unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= want then error(where .. ": " .. k .. " must be a " .. want .. ", got " .. type(v), 3) end
+  end
+  local o = {
+    ttl = opts.ttl or M.DEFAULT_TTL,
+    lock_ttl = opts.lock_ttl or M.DEFAULT_LOCK_TTL,
+    prefix = opts.prefix,
+    unavailable = opts.unavailable or "refuse",
+  }
+  if o.ttl <= 0 or o.lock_ttl <= 0 then error(where .. ": ttl and lock_ttl must be positive (seconds)", 3) end
+  if o.unavailable ~= "refuse" and o.unavailable ~= "handle" then
+    error(where .. ": unavailable must be \"refuse\" or \"handle\"", 3)
+  end
+  return o
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- One nginx: a lua_shared_dict (its operations are atomic across workers and never yield). The dict evicts the
+-- least recently used entries when full: size it for a week of MsgIds (about 150 bytes each, 1m ≈ 6,000).
+
+local Dict = { __name = "essbasic.callback_store.shared_dict" }
+Dict.__index = Dict
+
+function Dict:claim(id, token)
+  local dict, done, lock = self.dict, self.prefix .. "done:" .. id, self.prefix .. "lock:" .. id
+  if dict:get(done) then return "done" end
+  local ok, err = dict:add(lock, token, self.lock_ttl)
+  if ok then
+    -- A delivery that finished between the get and the add has marked it: nothing to run.
+    if dict:get(done) then
+      dict:delete(lock)
+      return "done"
+    end
+    return "new"
+  end
+  if err == "exists" then return dict:get(lock) == token and "new" or "busy" end
+  return nil, "shared dict: " .. tostring(err)
+end
+
+-- The lock is left to expire: the mark, checked first, answers every later delivery, and no compare-and-delete
+-- exists across workers.
+function Dict:finish(id)
+  local ok, err = self.dict:set(self.prefix .. "done:" .. id, true, self.ttl)
+  if not ok then return nil, "shared dict: " .. tostring(err) end
+  return true
+end
+
+function Dict:release(id, token)
+  local lock = self.prefix .. "lock:" .. id
+  if self.dict:get(lock) == token then self.dict:delete(lock) end
+  return true
+end
+
+-- dict: a lua_shared_dict or its name. opts: ttl, lock_ttl, prefix (default "essbasic:cb:"), unavailable.
+function M.shared_dict(dict, opts)
+  local o = options(opts, "callback_store.shared_dict")
+  if type(dict) == "string" then
+    local ngx = rawget(_G, "ngx")
+    local d = type(ngx) == "table" and ngx.shared and ngx.shared[dict]
+    if not d then error("callback_store.shared_dict: nginx has no lua_shared_dict '" .. dict .. "'", 2) end
+    dict = d
+  end
+  if type(dict) ~= "table" and type(dict) ~= "userdata" then
+    error("callback_store.shared_dict expects a lua_shared_dict or its name", 2)
+  end
+  return setmetatable({ dict = dict, prefix = o.prefix or M.DEFAULT_PREFIX, ttl = o.ttl, lock_ttl = o.lock_ttl,
+    unavailable = o.unavailable }, Dict)
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- A fleet: Redis, one atomic script per step. Keys <prefix>done:{MsgId} and <prefix>lock:{MsgId} (the braces keep
+-- both in one Redis Cluster slot).
+
+local CLAIM = redis.script([[
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'done' end
+local holder = redis.call('GET', KEYS[2])
+if holder == ARGV[1] then return 'new' end
+if holder then return 'busy' end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 'new'
+]])
+
+local FINISH = redis.script([[
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+]])
+
+local RELEASE = redis.script([[
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+]])
+
+local Redis = { __name = "essbasic.callback_store.redis" }
+Redis.__index = Redis
+
+local function redis_keys(self, id)
+  return { self.prefix .. "done:{" .. id .. "}", self.prefix .. "lock:{" .. id .. "}" }
+end
+
+function Redis:claim(id, token)
+  local res, err = self.conn:run(CLAIM, redis_keys(self, id), { token, floor(self.lock_ttl * 1000) })
+  if res == "new" or res == "done" or res == "busy" then return res end
+  return nil, err or ("redis " .. self.cfg.id .. ": unexpected answer " .. tostring(res))
+end
+
+function Redis:finish(id, token)
+  local res, err = self.conn:run(FINISH, redis_keys(self, id), { token, floor(self.ttl) })
+  if res ~= 1 then return nil, err or "unexpected answer" end
+  return true
+end
+
+function Redis:release(id, token)
+  local res, err = self.conn:run(RELEASE, redis_keys(self, id), { token })
+  if res ~= 1 then return nil, err or "unexpected answer" end
+  return true
+end
+
+function Redis:close()
+  self.conn:close()
+end
+
+-- spec: "redis://[:password@]host:port/db" or a table (host, port, db, username, password, prefix, timeout; as the
+-- rate limit's). opts: ttl, lock_ttl, prefix, unavailable.
+function M.redis(spec, opts)
+  local o = options(opts, "callback_store.redis")
+  local cfg = redis.parse(spec, "callback_store.redis",
+    { prefix = M.DEFAULT_PREFIX, timeout = M.DEFAULT_REDIS_TIMEOUT }, 2)
+  return setmetatable({ conn = redis.connect(cfg, "callback_store.redis", 2), cfg = cfg,
+    prefix = o.prefix or cfg.prefix, ttl = o.ttl, lock_ttl = o.lock_ttl, unavailable = o.unavailable }, Redis)
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- One plain-Lua process (and tests): a table, with the same expiries.
+
+local Memory = { __name = "essbasic.callback_store.memory" }
+Memory.__index = Memory
+
+local function live(self, t, key)
+  local e = t[key]
+  if e and e.expires <= self.now() then
+    t[key] = nil
+    return nil
+  end
+  return e
+end
+
+function Memory:claim(id, token)
+  if live(self, self.done, id) then return "done" end
+  local l = live(self, self.locks, id)
+  if l then return l.token == token and "new" or "busy" end
+  self.locks[id] = { token = token, expires = self.now() + self.lock_ttl }
+  return "new"
+end
+
+function Memory:finish(id, token)
+  self.done[id] = { expires = self.now() + self.ttl }
+  self:release(id, token)
+  return true
+end
+
+function Memory:release(id, token)
+  local l = self.locks[id]
+  if l and l.token == token then self.locks[id] = nil end
+  return true
+end
+
+-- opts: ttl, lock_ttl, unavailable (unused: a table always answers), and now (a clock, for tests).
+function M.memory(opts)
+  opts = opts or {}
+  local now = opts.now
+  local rest = {}
+  for k, v in pairs(opts) do if k ~= "now" then rest[k] = v end end
+  local o = options(rest, "callback_store.memory")
+  return setmetatable({ done = {}, locks = {}, ttl = o.ttl, lock_ttl = o.lock_ttl, unavailable = o.unavailable,
+    now = now or core.monotonic }, Memory)
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+
+local function is_store(s)
+  return type(s) == "table" and type(s.claim) == "function" and type(s.finish) == "function"
+    and type(s.release) == "function"
+end
+M.is_store = is_store
+
+local function new_token()
+  return core.hex(core.random_bytes(16))
+end
+
+local function run_handler(handler, msg, ...)
+  local ok, res = pcall(handler, msg, ...)
+  if not ok then return "failed", res end
+  if res == true then return "handled" end
+  return "not_handled"
+end
+
+-- Runs handler(msg, ...) at most once per MsgId across everything that shares the store.
+-- → outcome, detail: "handled" (the handler returned true, now), "duplicate" (handled before; not called),
+-- "busy" (another delivery is running it now; not called), "not_handled" (it returned something other than
+-- true), "failed" (it raised; detail = the error), "unavailable" (the store did not answer; detail = why; not
+-- called, unless the store says unavailable = "handle"). A message without a MsgId cannot be deduplicated: the
+-- handler runs, and detail says so. Answer HTTP_STATUS[outcome].
+function M.process(store, msg, handler, ...)
+  if not is_store(store) then error("callback_store.process expects a store", 2) end
+  if type(handler) ~= "function" then error("callback_store.process expects a handler function", 2) end
+  local id = type(msg) == "table" and msg.MsgId or nil
+  if type(id) == "number" then id = tostring(id) end
+  if type(id) ~= "string" or id == "" then
+    local outcome, detail = run_handler(handler, msg, ...)
+    return outcome, detail or "the message has no MsgId: not deduplicated"
+  end
+  local token = new_token()
+  local state, err = store:claim(id, token)
+  if not state then
+    if store.unavailable == "handle" then
+      local outcome, detail = run_handler(handler, msg, ...)
+      return outcome, detail or ("not deduplicated: " .. tostring(err))
+    end
+    return "unavailable", err
+  end
+  if state == "done" then return "duplicate" end
+  if state == "busy" then return "busy" end
+  local outcome, detail = run_handler(handler, msg, ...)
+  if outcome == "handled" then
+    local marked, merr = store:finish(id, token)
+    if not marked then return "handled", "handled, but the mark could not be set: " .. tostring(merr) end
+    return "handled"
+  end
+  store:release(id, token)
+  return outcome, detail
+end
+
+local function log(level, message)
+  local ngx = rawget(_G, "ngx")
+  if redis.in_nginx() then ngx.log(ngx[level], message) end
+end
+
+-- The handler for callback.handle: true for "handled" and "duplicate" (handle answers 200), false otherwise
+-- (non-200: essbasic delivers again); a handler that raised raises again, after its lock was given back.
+function M.wrap(store, handler)
+  if not is_store(store) then error("callback_store.wrap expects a store", 2) end
+  if type(handler) ~= "function" then error("callback_store.wrap expects a handler function", 2) end
+  return function(msg, ...)
+    local outcome, detail = M.process(store, msg, handler, ...)
+    local id = type(msg) == "table" and tostring(msg.MsgId) or "?"
+    if outcome == "failed" then error(detail, 0) end
+    if outcome == "duplicate" then
+      log("INFO", "essbasic callback: message " .. id .. " was handled before; answered without calling the handler")
+    elseif outcome == "busy" then
+      log("WARN", "essbasic callback: message " .. id .. " is being handled by another delivery; refused, so that "
+        .. "it comes again")
+    elseif outcome == "unavailable" then
+      log("ERR", "essbasic callback: message " .. id .. " refused, the deduplication store did not answer: "
+        .. tostring(detail))
+    elseif detail then
+      log("WARN", "essbasic callback: message " .. id .. ": " .. tostring(detail))
+    end
+    return outcome == "handled" or outcome == "duplicate"
+  end
+end
+
+return M
