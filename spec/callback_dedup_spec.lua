@@ -4,7 +4,7 @@
 local callback_store = require("essbasic.callback_store")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local redis_server = require("helpers.redis")
 
 local function message(id)

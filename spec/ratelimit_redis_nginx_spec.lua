@@ -3,7 +3,7 @@
 -- stopped in the middle of their run and restarted; a Redis that hangs. The nginx side is spec/helpers/fleet_nginx.lua.
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 local redis_server = require("helpers.redis")
 local sandbox = require("helpers.sandbox")
 local summary = require("helpers.fleet").summary

@@ -13,7 +13,7 @@ Every server listens on 127.0.0.1 only. A server left running is stopped when it
 or the Lua state closes, as a safety net only.
 ]==]
 
-local nginx = require("helpers.nginx")
+local nginx = require("tools.nginx")
 
 local M = {}
 
