@@ -653,7 +653,7 @@ describe("a client and the disabled members", function()
     return client, log
   end
 
-  it("sends them, as the API's own examples do, with one warning per call naming every one", function()
+  it("sends them, as the API's own examples do, with one warning per client and action naming every one", function()
     local client, log = client_with_log()
     local action, params = official("ChannelCreateMultiFlowSignQRCode#1")
     params.Agent.ProxyOrganizationId = "yDxbNUyKQDx3oAUuO4zjEBQGidlGe4hP" -- a second one
@@ -665,6 +665,8 @@ describe("a client and the disabled members", function()
     assert.are.equal("warn", log[1][1])
     assert.are.equal("essbasic: ChannelCreateMultiFlowSignQRCode sends Agent.ProxyOrganizationId, QrEffectiveDay, "
       .. "marked disabled in the API's schema (internal or retired): the service may ignore them", log[1][2])
+    assert(client:prepare(action, params, { timestamp = 1700000000 }))
+    assert.are.equal(1, #log, "the second call of the action is not reported again")
   end)
 
   it("logs nothing for a request without them", function()

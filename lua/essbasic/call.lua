@@ -52,7 +52,10 @@ function M.encode(client, action, params, call_opts)
   if want_validation then
     body, why = validate.request_body(action, params, client.debug_personal_data)
     if not body then return nil, why end
-    if why then -- members the schema marks disabled: sent, as the API's own examples do (docs/builders.md)
+    -- Members the schema marks disabled: sent, as the API's own examples do (docs/builders.md), with one warning
+    -- per client and action, so a batch of a thousand such calls logs it once.
+    if why and not client.warned_disabled[action] then
+      client.warned_disabled[action] = true
       log(client, "warn", format("essbasic: %s sends %s, marked disabled in the API's schema (internal or retired): "
         .. "the service may ignore %s", action, concat(why, ", "), #why == 1 and "it" or "them"))
     end

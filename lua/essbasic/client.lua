@@ -105,6 +105,7 @@ function M.new(opts)
     debug = opts.debug or false,
     -- unsafe for production logs: errors and debug lines show ID numbers, mobiles and names unmasked
     debug_personal_data = opts.debug_personal_data == true,
+    warned_disabled = {}, -- action → true once its disabled members were reported (call.encode)
   }
   self.transport = transport_mod.resolve(opts.transport, {
     timeout = self.timeout, connect_timeout = opts.connect_timeout or 10, proxy = opts.proxy,
