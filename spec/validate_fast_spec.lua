@@ -329,11 +329,69 @@ describe("the C checker", function()
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "struct", struct = 9 } } }) end)
     -- a format without its C twin in check.c is refused when the checker is built, not skipped
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "string", format = "nope" } } }) end)
+    -- a format kind check.c does not know, or a shape it cannot read, is refused loudly too
+    assert.has_error(function() core.schema_checker({ formats = { f = { kind = "luhn" } } }) end)
+    for _, shape in ipairs({ "%a", "[%w]", "1*", "[12", ("%d"):rep(33) }) do
+      assert.has_error(function() core.schema_checker({ formats = { f = { kind = "shape", shape = shape } } }) end)
+    end
+  end)
+
+  -- Adding a format is one entry in rules.lua: a format of a known kind needs no C. Here a format declared only
+  -- as data, the way rules.lua declares one, is compiled by both walks and gets the same answers from both.
+  it("compiles a format declared only as data the same way in Lua and in C", function()
+    local rules_formats = { postcode = { kind = "shape", shape = "[1-8]%d%d%d%d[0-9A-C]" },
+      year = { kind = "whole_range", min = 1900, max = 2100 } }
+    local checker = core.schema_checker({ formats = rules_formats,
+      { { name = "P", kind = "string", format = "postcode" }, { name = "Y", kind = "int", format = "year" } } })
+    local postcode, year = rules.compile_format(rules_formats.postcode), rules.compile_format(rules_formats.year)
+    local passed = 0
+    for _, v in ipairs({ "100080", "10008C", "90008C", "1000", "100080 ", "10008D", "0a0080", "8999990" }) do
+      assert.are.equal(postcode(v), checker(1, { P = v }), v)
+      if postcode(v) then passed = passed + 1 end
+    end
+    assert.are.equal(2, passed)
+    for _, v in ipairs({ 1899, 1900, 2026, 2100, 2101 }) do
+      assert.are.equal(year(v), checker(1, { Y = v }), tostring(v))
+      assert.are.equal(v >= 1900 and v <= 2100, year(v), tostring(v))
+    end
+    -- and every format rules.lua declares is one both walks compile
+    for name, fmt in pairs(rules.formats) do
+      assert.is_function(rules.format_check[name], name)
+      assert.is_function(core.schema_checker({ formats = { [name] = fmt } }), name)
+    end
   end)
 end)
 
+-- The pure-Lua definition of text core.utf8_len is held to: a byte loop (the same on Lua 5.4 and LuaJIT).
+local function lua_len(s)
+  if s:find("\0", 1, true) then return nil, "NUL byte" end
+  local len, i, cont = #s, 1, 0
+  while i <= len do
+    local c = s:byte(i)
+    if c < 0x80 then
+      i = i + 1
+    else
+      local need, cp, lo
+      if c < 0xC2 then return nil, "invalid UTF-8"
+      elseif c < 0xE0 then need, cp, lo = 1, c - 0xC0, 0x80
+      elseif c < 0xF0 then need, cp, lo = 2, c - 0xE0, 0x800
+      elseif c < 0xF5 then need, cp, lo = 3, c - 0xF0, 0x10000
+      else return nil, "invalid UTF-8" end
+      if i + need > len then return nil, "invalid UTF-8" end
+      for k = 1, need do
+        local b = s:byte(i + k)
+        if b < 0x80 or b > 0xBF then return nil, "invalid UTF-8" end
+        cp = cp * 64 + (b - 0x80)
+      end
+      if cp < lo or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return nil, "invalid UTF-8" end
+      cont = cont + need
+      i = i + need + 1
+    end
+  end
+  return len - cont
+end
+
 describe("core.utf8_len", function()
-  local lua_len = rules.text_len_lua
   local ALPHABET = { 0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe5,
     0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff }
 

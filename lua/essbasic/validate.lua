@@ -6,8 +6,8 @@
 -- once into a C checker that walks the request and answers only "passes" or "does not" (and, for
 -- validate.request_body, writes the request's JSON on the same walk). Only a request that does not pass takes the
 -- Lua walk below, which is the reference: it finds every problem and names it with its path and code
--- (spec/validate_fast_spec.lua holds the two halves to the same verdicts and bytes). Without the core (a pure-Lua
--- load), the Lua walk does everything.
+-- (spec/validate_fast_spec.lua holds the two halves to the same verdicts and bytes). The core is required (it
+-- signs too), so there is no pure-Lua mode.
 -- In the Lua walk, per-struct lookups are compiled once at load time, tables are iterated raw with `next`, and
 -- the path of a field is kept as a stack of segments that becomes a string only when a problem is reported.
 -- A problem's found masks personal data (found_of, essbasic.personal) unless the caller passes
@@ -19,23 +19,22 @@ local errors = require("essbasic.errors")
 local personal = require("essbasic.personal")
 
 local type, next, rawget, tostring, error = type, next, rawget, tostring, error
-local pairs, ipairs, pcall, require, select, assert = pairs, ipairs, pcall, require, select, assert
+local pairs, ipairs, require, select, assert = pairs, ipairs, require, select, assert
 local floor, huge, min = math.floor, math.huge, math.min
 local math_type = math.type -- nil on LuaJIT, where every number is a double
 local concat, sort = table.concat, table.sort
 local format, lower, sub, byte = string.format, string.lower, string.sub, string.byte
 
 local text_len, pick_code = rules.text_len, rules.pick_code
-local formats, enum_sets = rules.formats, rules.enum_sets
+local formats, format_check, enum_sets = rules.formats, rules.format_check, rules.enum_sets
 local CODES = rules.codes
 
-local has_core, core = pcall(require, "essbasic.core")
+local core = require("essbasic.core")
+local json = require("essbasic.json")
 -- null (json.null, cjson.null: a light userdata NULL) as an object member means "absent", in a list it is sent as
 -- null; lists may carry json.array's or lua-cjson's marks, and cjson.empty_array is an empty list (essbasic.json).
-local json = has_core and require("essbasic.json") or nil
-local NULL = has_core and core.json_null or {} -- without the core, nothing is null
-local is_array = json and json.is_array or function() return false end
-local is_empty_array = json and json.is_empty_array or function() return false end
+local NULL = core.json_null
+local is_array, is_empty_array = json.is_array, json.is_empty_array
 local EMPTY = {}
 
 local MAX_PROBLEMS = 100
@@ -55,6 +54,9 @@ local function compile(name)
   local st = api.struct(name)
   local cs = { name = name, fields = {}, required = {}, required_set = {}, order = st.order, nfields = #st.order,
     checks = rules.struct_checks[name] }
+  for _, c in ipairs(cs.checks or EMPTY) do
+    if c.check ~= "format_by" then error("rules: " .. name .. ": unknown structure check " .. tostring(c.check)) end
+  end
   compiled[name] = cs
   for pos, fname in ipairs(st.order) do
     local f = st.fields[fname]
@@ -62,9 +64,11 @@ local function compile(name)
     local cf = { name = fname, pos = pos, list = f.list == true, disabled = f.disabled == true,
       scalar = SCALAR[f.type], type = f.type, limit = limit,
       enum = limit and limit.enum and enum_sets[limit.enum] or nil,
-      format = limit and limit.format and formats[limit.format] or nil }
+      format = limit and limit.format and format_check[limit.format] or nil }
     if limit and limit.enum and not cf.enum then error("rules: unknown enum " .. limit.enum) end
-    if limit and limit.format and not cf.format then error("rules: unknown format " .. limit.format) end
+    if limit and limit.format and not (cf.format and formats[limit.format].expected) then
+      error("rules: " .. name .. "." .. fname .. ": format " .. limit.format .. " unknown or without its wording")
+    end
     cs.fields[fname] = cf
     if f.required then
       cs.required[#cs.required + 1] = cf
@@ -244,13 +248,13 @@ M.suggest = suggest
 ---------------------------------------------------------------------------------------------------------------
 local check_struct
 
--- A whole-structure check c (rules.struct_checks) on table t: true when it finds a problem. It looks only when
--- both members passed their own checks (a bad IdCardType is reported once, by its enum).
+-- A whole-structure check c (rules.struct_checks, kind format_by) on table t: true when it finds a problem. It
+-- looks only at a string number and a type it has a format for (a bad IdCardType is reported once, by its enum).
 local function struct_check_fails(t, c)
   local tv, nv = rawget(t, c.type_field), rawget(t, c.number_field)
-  if tv == NULL then tv = nil end
-  return type(nv) == "string" and (tv == nil or (type(tv) == "string" and enum_sets.IdCardType[tv] ~= nil)) and
-    not rules.struct_formats[c.check](t, c)
+  if tv == nil or tv == NULL then tv = c.default_type end
+  local fmt = type(nv) == "string" and type(tv) == "string" and c.formats[tv]
+  return fmt and not format_check[fmt](nv) or false
 end
 
 -- Checks a scalar value v for field cf; the path stack names v at depth d. Returns true when it passed.
@@ -331,7 +335,7 @@ local function check_scalar(cf, v, d)
   end
   local fmt = cf.format
   if fmt and not (limit.allow_zero and v == 0) and not fmt(v) then
-    report(d, limit.code, "a valid " .. limit.format:gsub("_", " ") .. (limit.allow_zero and " (or 0)" or ""),
+    report(d, limit.code, formats[limit.format].expected .. (limit.allow_zero and " (or 0)" or ""),
       found_of(cf.name, v))
     return false
   end
@@ -532,18 +536,19 @@ end
 -- The fast path
 ---------------------------------------------------------------------------------------------------------------
 -- The same compiled schema for the C fast path (src/check.c): structures numbered in name order, members with the
--- rules resolved to plain values, enum sets as they are, formats and the id_card structure check by name (check.c
--- has their C twins; it refuses a format it does not know). An action with required or forbidden paths gets its
--- own copies of the structures along those paths, with the members marked, so the C walk checks them on its way
--- at no extra cost; only the one-of groups (two actions) stay with check_action_rules. Built once, at load.
+-- rules resolved to plain values, enum sets as they are, formats by name with rules.formats' entries beside them
+-- (check.c compiles each by its kind and refuses a kind or a name it does not know), the format_by structure
+-- check as its data. An action with required or forbidden paths gets its own copies of the structures along
+-- those paths, with the members marked, so the C walk checks them on its way at no extra cost; only the one-of
+-- groups (two actions) stay with check_action_rules. Built once, at load.
 local checker, action_root
-if has_core and core.schema_checker then
+do
   local names = {}
   for name in pairs(compiled) do names[#names + 1] = name end
   sort(names)
   local struct_index = {}
   for i, name in ipairs(names) do struct_index[name] = i end
-  local desc = { max_depth = MAX_DEPTH }
+  local desc = { max_depth = MAX_DEPTH, formats = formats }
   for i, name in ipairs(names) do
     local cs = compiled[name]
     local sd = { name = name }
@@ -557,11 +562,10 @@ if has_core and core.schema_checker then
     end
     local checks = cs.checks
     if checks then
-      if #checks ~= 1 or checks[1].check ~= "id_card" then
-        error("rules: " .. name .. "'s structure checks need their C twin in src/check.c (only one id_card is there)")
-      end
-      sd.id_card = { type_field = checks[1].type_field, number_field = checks[1].number_field,
-        types = enum_sets.IdCardType }
+      if #checks ~= 1 then error("rules: " .. name .. ": src/check.c takes one structure check per structure") end
+      local c = checks[1]
+      sd.format_by = { type_field = c.type_field, number_field = c.number_field, default_type = c.default_type,
+        formats = c.formats }
     end
     desc[i] = sd
   end
@@ -683,11 +687,10 @@ function M.reference_request(aname, params, show_personal_data)
   return fail(aname, list, total, show_personal_data)
 end
 
--- The C checker's verdict (every rule but the one-of groups): true, false, or nil without the core; then true
--- when a disabled member carries a value.
+-- The C checker's verdict (every rule but the one-of groups): true or false; then true when a disabled member
+-- carries a value.
 function M.fast_check(aname, params)
   assert(known_action(aname, params))
-  if not checker then return nil end
   return checker(action_root[aname], params or {})
 end
 
@@ -695,7 +698,6 @@ end
 -- of the two actions that have them. A false answer only means "ask the Lua walk". The second result: the paths
 -- of the disabled members that carry a value, or nil (the Lua walk names them, only when the C walk saw one).
 local function fast(action, aname, params, encode)
-  if not checker then return false end
   local passed, disabled_seen = checker(action_root[aname], params, encode)
   if not passed then return false end
   local ar = action_rules[aname]
