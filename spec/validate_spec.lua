@@ -673,3 +673,34 @@ describe("a client and the disabled members", function()
     assert.are.same({}, log)
   end)
 end)
+
+describe("validate.request called again from inside a run", function()
+  -- A key's __tostring is user code that runs while a problem is worded; if it validates too, neither run may
+  -- see the other's problems or path (the state of a run is its own, not the module's).
+  it("keeps each run's problems and paths its own", function()
+    local bad_key = {}
+    local function outer_request()
+      local r = example()
+      r.FlowFileInfos[2].FlowApprovers[1][bad_key] = true
+      approver(r, 3, 1).Mobile = "123"
+      return r
+    end
+    local inner_runs = 0
+    setmetatable(bad_key, { __tostring = function()
+      inner_runs = inner_runs + 1
+      local r = example()
+      r.FlowGroupName = cjk(201)
+      r.Agent = nil
+      local ok, err = validate.request(ACTION, r)
+      assert.is_nil(ok)
+      assert.are.equal(2, #err.problems)
+      return "K"
+    end })
+    local _, err = validate.request(ACTION, outer_request())
+    assert.are.equal(1, inner_runs)
+    local paths = {}
+    for i, p in ipairs(err.problems) do paths[i] = p.path end
+    assert.are.same({ "FlowFileInfos[2].FlowApprovers[1]", "FlowFileInfos[3].FlowApprovers[1].Mobile" }, paths)
+    assert.matches("with key K", err.problems[1].found, 1, true)
+  end)
+end)

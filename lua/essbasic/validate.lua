@@ -109,15 +109,16 @@ for aname, ar in pairs(rules.actions) do
 end
 
 ---------------------------------------------------------------------------------------------------------------
--- State of one validation run (validation never yields and calls no user code, so module-level state is safe)
+-- The state of one validation run, `r`, passed down the walk (a key's __tostring may run user code that
+-- validates too, so nothing of a run lives at module level):
+--   seg, pos     path stack: segment (field name or 1-based index) and its sort position
+--   problems, n  kept problems, total count
+--   codes        set of the action's documented error codes
+--   missing      paths already reported missing (struct flags and action rules overlap)
+--   visiting     tables on the current path (cycle detection)
+--   show         true: personal data shown unmasked (the caller's debug_personal_data)
+--   disabled     paths of the disabled members that carry a value (sent, with a warning)
 ---------------------------------------------------------------------------------------------------------------
-local seg, pos = {}, {}      -- path stack: segment (field name or 1-based index) and its sort position
-local problems, nproblems    -- kept problems, total count
-local action_codes           -- set of the action's documented error codes
-local missing_seen           -- paths already reported missing (struct flags and action rules overlap)
-local visiting               -- tables on the current path (cycle detection)
-local show_personal = false  -- true: personal data shown unmasked (the caller's debug_personal_data)
-local disabled_sent          -- paths of the disabled members that carry a value (sent, with a warning)
 
 local function describe(v)
   local t = type(v)
@@ -156,8 +157,8 @@ end
 -- (essbasic.personal) is masked and any other value shaped like an ID number, a mobile or a bank card too, unless
 -- the run shows personal data.
 local personal_members, mask, scrub = personal.MEMBERS, personal.mask, personal.scrub
-local function found_of(name, v)
-  if show_personal then return describe(v) end
+local function found_of(r, name, v)
+  if r.show then return describe(v) end
   if not personal_members[name] then return scrub(describe(v)) end
   local t = type(v)
   if t == "number" then return mask(v) end
@@ -166,10 +167,10 @@ local function found_of(name, v)
   return describe(mask(v))
 end
 
-local function path_string(d, extra)
+local function path_string(r, d, extra)
   local parts = {}
   for i = 1, d do
-    local s = seg[i]
+    local s = r.seg[i]
     if type(s) == "number" then
       parts[#parts + 1] = "[" .. s .. "]"
     elseif i == 1 then
@@ -184,26 +185,26 @@ end
 
 -- d: depth of the path stack that names the offending value; extra: a member name below it (or nil).
 -- extra_pos: that member's sort position.
-local function report(d, code, expected, found, extra, extra_pos, hint)
-  nproblems = nproblems + 1
-  if nproblems > MAX_PROBLEMS then return end
-  local path = path_string(d, extra)
+local function report(r, d, code, expected, found, extra, extra_pos, hint)
+  r.n = r.n + 1
+  if r.n > MAX_PROBLEMS then return end
+  local path = path_string(r, d, extra)
   local key = {}
-  for i = 1, d do key[i] = pos[i] end
+  for i = 1, d do key[i] = r.pos[i] end
   if extra then key[d + 1] = extra_pos or 0 end
-  if type(code) ~= "string" then code = pick_code(code, action_codes) end
+  if type(code) ~= "string" then code = pick_code(code, r.codes) end
   local msg = (path == "" and "request" or path) .. ": expected " .. expected .. ", found " .. found
   if hint then msg = msg .. " (" .. hint .. ")" end
-  problems[#problems + 1] = { path = path, code = code, expected = expected, found = found, message = msg,
-    hint = hint, _key = key, _seq = nproblems }
+  r.problems[#r.problems + 1] = { path = path, code = code, expected = expected, found = found, message = msg,
+    hint = hint, _key = key, _seq = r.n }
   return path
 end
 
-local function report_missing(d, name, p, code)
-  local path = path_string(d, name)
-  if missing_seen[path] then return end
-  missing_seen[path] = true
-  report(d, code or CODES.missing, "a value (required)", "nothing", name, p)
+local function report_missing(r, d, name, p, code)
+  local path = path_string(r, d, name)
+  if r.missing[path] then return end
+  r.missing[path] = true
+  report(r, d, code or CODES.missing, "a value (required)", "nothing", name, p)
 end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -258,12 +259,12 @@ local function struct_check_fails(t, c)
 end
 
 -- Checks a scalar value v for field cf; the path stack names v at depth d. Returns true when it passed.
-local function check_scalar(cf, v, d)
+local function check_scalar(r, cf, v, d)
   local kind = cf.scalar
   local limit = cf.limit
   if kind == "string" then
     if type(v) ~= "string" then
-      report(d, CODES.type, "a string", found_of(cf.name, v))
+      report(r, d, CODES.type, "a string", found_of(r, cf.name, v))
       return false
     end
     if v == "" then return true end -- "not set" (see rules.lua); required members are checked apart
@@ -271,23 +272,23 @@ local function check_scalar(cf, v, d)
     local n
     if max_chars and #v > 4 * max_chars then
       -- certainly too long whatever the encoding: say so without scanning a huge string
-      report(d, limit.code, format("at most %d characters", max_chars), format("%d bytes", #v))
+      report(r, d, limit.code, format("at most %d characters", max_chars), format("%d bytes", #v))
       return false
     end
     local why
     n, why = text_len(v)
     if not n then
-      report(d, CODES.type, "valid UTF-8 text without NUL bytes", "a string with " .. (why == "NUL byte" and
+      report(r, d, CODES.type, "valid UTF-8 text without NUL bytes", "a string with " .. (why == "NUL byte" and
         "a NUL byte" or "invalid UTF-8"))
       return false
     end
     if limit == nil then return true end
     if max_chars and n > max_chars then
-      report(d, limit.code, format("at most %d characters", max_chars), format("%d characters", n))
+      report(r, d, limit.code, format("at most %d characters", max_chars), format("%d characters", n))
       return false
     end
     if limit.min_chars and n < limit.min_chars then
-      report(d, limit.code, format("at least %d characters", limit.min_chars), format("%d characters", n))
+      report(r, d, limit.code, format("at least %d characters", limit.min_chars), format("%d characters", n))
       return false
     end
   elseif kind == "int" or kind == "uint" then
@@ -297,29 +298,29 @@ local function check_scalar(cf, v, d)
       ok = v == floor(v) and v >= -TWO53 and v <= TWO53
     end
     if not ok then
-      report(d, CODES.type, kind == "int" and "an integer (int64)" or "a non-negative integer (uint64)",
-        found_of(cf.name, v))
+      report(r, d, CODES.type, kind == "int" and "an integer (int64)" or "a non-negative integer (uint64)",
+        found_of(r, cf.name, v))
       return false
     end
     if kind == "uint" and v < 0 then
-      report(d, CODES.type, "a non-negative integer (uint64)", found_of(cf.name, v))
+      report(r, d, CODES.type, "a non-negative integer (uint64)", found_of(r, cf.name, v))
       return false
     end
     if limit == nil then return true end
     if limit.min and v < limit.min or limit.max and v > limit.max then
-      report(d, limit.code, format("a number from %s to %s", tostring(limit.min), tostring(limit.max)),
-        found_of(cf.name, v))
+      report(r, d, limit.code, format("a number from %s to %s", tostring(limit.min), tostring(limit.max)),
+        found_of(r, cf.name, v))
       return false
     end
   elseif kind == "float" then
     if type(v) ~= "number" or v ~= v or v == huge or v == -huge then
-      report(d, CODES.type, "a finite number", found_of(cf.name, v))
+      report(r, d, CODES.type, "a finite number", found_of(r, cf.name, v))
       return false
     end
     if limit == nil then return true end
   else -- bool
     if type(v) ~= "boolean" then
-      report(d, CODES.type, "a boolean", found_of(cf.name, v))
+      report(r, d, CODES.type, "a boolean", found_of(r, cf.name, v))
       return false
     end
     return true
@@ -330,37 +331,37 @@ local function check_scalar(cf, v, d)
     local list = rules.enums[limit.enum]
     local shown = {}
     for i = 1, #list do shown[i] = type(list[i]) == "string" and format("%q", list[i]) or tostring(list[i]) end
-    report(d, limit.code, "one of " .. concat(shown, ", "), found_of(cf.name, v))
+    report(r, d, limit.code, "one of " .. concat(shown, ", "), found_of(r, cf.name, v))
     return false
   end
   local fmt = cf.format
   if fmt and not (limit.allow_zero and v == 0) and not fmt(v) then
-    report(d, limit.code, formats[limit.format].expected .. (limit.allow_zero and " (or 0)" or ""),
-      found_of(cf.name, v))
+    report(r, d, limit.code, formats[limit.format].expected .. (limit.allow_zero and " (or 0)" or ""),
+      found_of(r, cf.name, v))
     return false
   end
   return true
 end
 
 -- Checks value v of struct type cs; the path stack names v at depth d.
-local function check_object(cs, v, d)
+local function check_object(r, cs, v, d)
   if type(v) ~= "table" or is_array(v) then
-    report(d, CODES.type, "an object (" .. cs.name .. ")", found_of(seg[d], v))
+    report(r, d, CODES.type, "an object (" .. cs.name .. ")", found_of(r, r.seg[d], v))
     return
   end
   if rawget(v, 1) ~= nil then
     -- a list, or a list-like table: one problem, not one per missing member
-    report(d, CODES.type, "an object (" .. cs.name .. ")", "a table with numeric keys (a list?)")
+    report(r, d, CODES.type, "an object (" .. cs.name .. ")", "a table with numeric keys (a list?)")
     return
   end
-  check_struct(cs, v, d)
+  check_struct(r, cs, v, d)
 end
 
 -- Checks a list value v of field cf at depth d.
-local function check_list(cf, v, d)
+local function check_list(r, cf, v, d)
   if is_empty_array(v) then v = EMPTY end
   if type(v) ~= "table" then
-    report(d, CODES.type, "a list", found_of(cf.name, v))
+    report(r, d, CODES.type, "a list", found_of(r, cf.name, v))
     return
   end
   local n, maxk, badk = 0, 0, nil
@@ -374,24 +375,24 @@ local function check_list(cf, v, d)
     end
   end
   if badk ~= nil then
-    report(d, CODES.type, "a list", type(badk) == "string" and ("an object (key " .. format("%q", badk) .. ")")
+    report(r, d, CODES.type, "a list", type(badk) == "string" and ("an object (key " .. format("%q", badk) .. ")")
       or ("a table with key " .. tostring(badk)))
     return
   end
   if n ~= maxk then
-    report(d, CODES.type, "a list without holes", format("a sparse table (%d entries, highest index %s)", n,
+    report(r, d, CODES.type, "a list without holes", format("a sparse table (%d entries, highest index %s)", n,
       tostring(maxk)))
     return
   end
   local limit = cf.limit
   if limit then
     if limit.max_items and n > limit.max_items then
-      report(d, limit.code, format(limit.min_items and "%d to %d items" or "%s%d items",
+      report(r, d, limit.code, format(limit.min_items and "%d to %d items" or "%s%d items",
         limit.min_items or "at most ", limit.max_items), format("%d items", n))
       return -- do not walk a list that is too long (it may be huge)
     end
     if limit.min_items and n < limit.min_items then
-      report(d, limit.code, format(limit.max_items and "%d to %d items" or "at least %d items",
+      report(r, d, limit.code, format(limit.max_items and "%d to %d items" or "at least %d items",
         limit.min_items, limit.max_items), format("%d item%s", n, n == 1 and "" or "s"))
     end
   end
@@ -399,30 +400,30 @@ local function check_list(cf, v, d)
   -- a null element is sent as null: the API documents no error for it
   if cf.scalar then
     for i = 1, n do
-      seg[d1], pos[d1] = i, i
+      r.seg[d1], r.pos[d1] = i, i
       local x = v[i]
-      if x ~= NULL then check_scalar(cf, x, d1) end
+      if x ~= NULL then check_scalar(r, cf, x, d1) end
     end
   else
     local cs = cf.struct
     for i = 1, n do
-      seg[d1], pos[d1] = i, i
+      r.seg[d1], r.pos[d1] = i, i
       local x = v[i]
-      if x ~= NULL then check_object(cs, x, d1) end
+      if x ~= NULL then check_object(r, cs, x, d1) end
     end
   end
 end
 
-function check_struct(cs, t, d)
+function check_struct(r, cs, t, d)
   if d >= MAX_DEPTH then
-    report(d, CODES.type, "nesting at most " .. MAX_DEPTH .. " levels deep", "deeper nesting")
+    report(r, d, CODES.type, "nesting at most " .. MAX_DEPTH .. " levels deep", "deeper nesting")
     return
   end
-  if visiting[t] then
-    report(d, CODES.type, "a tree of tables", "a cycle (this table contains itself)")
+  if r.visiting[t] then
+    report(r, d, CODES.type, "a tree of tables", "a cycle (this table contains itself)")
     return
   end
-  visiting[t] = true
+  r.visiting[t] = true
   local fields = cs.fields
   local d1 = d + 1
   local bad_key_reported = false
@@ -431,29 +432,29 @@ function check_struct(cs, t, d)
     if v == NULL then -- luacheck: ignore 542
       -- a null member is absent, whatever its name (the official SDKs drop null members)
     elseif cf then
-      seg[d1], pos[d1] = k, cf.pos
+      r.seg[d1], r.pos[d1] = k, cf.pos
       -- a disabled member: "" and {} are how SDKs and examples.json write "not set"; a value is checked like any
       -- member's, sent, and named in the client's warning (docs/builders.md, "What validation refuses")
       local unset = cf.disabled and (v == "" or (type(v) == "table" and next(v) == nil))
-      if cf.disabled and not unset then disabled_sent[#disabled_sent + 1] = path_string(d1) end
+      if cf.disabled and not unset then r.disabled[#r.disabled + 1] = path_string(r, d1) end
       if unset then -- luacheck: ignore 542
         -- nothing to check
       elseif cf.list then
-        check_list(cf, v, d1)
+        check_list(r, cf, v, d1)
       elseif cf.scalar then
-        check_scalar(cf, v, d1)
+        check_scalar(r, cf, v, d1)
       else
-        check_object(cf.struct, v, d1)
+        check_object(r, cf.struct, v, d1)
       end
     elseif type(k) ~= "string" then
       if not bad_key_reported then
         bad_key_reported = true
-        report(d, CODES.type, "an object (" .. cs.name .. ") with string keys",
+        report(r, d, CODES.type, "an object (" .. cs.name .. ") with string keys",
           "a table with key " .. tostring(k) .. (type(k) == "number" and " (a list?)" or ""))
       end
     else
       local s = suggest(k, cs.order)
-      report(d, CODES.unknown, "a member of " .. cs.name, "unknown member " .. format("%q", k), k,
+      report(r, d, CODES.unknown, "a member of " .. cs.name, "unknown member " .. format("%q", k), k,
         cs.nfields + 1, s and ("did you mean " .. s .. "?") or nil)
     end
   end
@@ -461,60 +462,61 @@ function check_struct(cs, t, d)
   for i = 1, #req do
     local cf = req[i]
     local v = rawget(t, cf.name)
-    if v == nil or v == NULL or (v == "" and cf.scalar == "string") then report_missing(d, cf.name, cf.pos) end
+    if v == nil or v == NULL or (v == "" and cf.scalar == "string") then report_missing(r, d, cf.name, cf.pos) end
   end
   local checks = cs.checks
   if checks then
     for i = 1, #checks do
       local c = checks[i]
       if struct_check_fails(t, c) then
-        report(d, c.code, c.expected, found_of(c.number_field, rawget(t, c.number_field)), c.path, fields[c.path].pos)
+        report(r, d, c.code, c.expected, found_of(r, c.number_field, rawget(t, c.number_field)), c.path,
+          fields[c.path].pos)
       end
     end
   end
-  visiting[t] = nil
+  r.visiting[t] = nil
 end
 
 -- Action rules: required paths, one-of groups, forbidden paths. The request table is at depth 0.
-local function walk_forbidden(t, segs, i, d, rule)
+local function walk_forbidden(r, t, segs, i, d, rule)
   if type(t) ~= "table" then return end
   local name, list = segs[i], rule.lists[i]
   local v = rawget(t, name)
   if v == nil or v == NULL then return end
   local d1 = d + 1
-  seg[d1], pos[d1] = name, 0
+  r.seg[d1], r.pos[d1] = name, 0
   if i == #segs then
-    report(d1, rule.code, "no value (not supported by this action)", found_of(name, v))
+    report(r, d1, rule.code, "no value (not supported by this action)", found_of(r, name, v))
   elseif list then
     if type(v) ~= "table" then return end
     local d2 = d1 + 1
     for k = 1, #v do
-      seg[d2], pos[d2] = k, k
-      walk_forbidden(v[k], segs, i + 1, d2, rule)
+      r.seg[d2], r.pos[d2] = k, k
+      walk_forbidden(r, v[k], segs, i + 1, d2, rule)
     end
   else
-    walk_forbidden(v, segs, i + 1, d1, rule)
+    walk_forbidden(r, v, segs, i + 1, d1, rule)
   end
 end
 
-local function check_action_rules(aname, params)
+local function check_action_rules(r, aname, params)
   local ar = action_rules[aname]
   if not ar then return end
   local req = ar.required
-  for r = 1, #req do
-    local segs = req[r]
+  for k = 1, #req do
+    local segs = req[k]
     local t, d = params, 0
     for i = 1, #segs do
       local v = rawget(t, segs[i])
       if v == nil or v == "" or v == NULL then
-        report_missing(d, segs[i], 0)
+        report_missing(r, d, segs[i], 0)
         break
       end
       if i < #segs then
         -- not an object: a type problem, already reported
         if type(v) ~= "table" or rawget(v, 1) ~= nil or is_array(v) then break end
         d = d + 1
-        seg[d], pos[d] = segs[i], 0
+        r.seg[d], r.pos[d] = segs[i], 0
         t = v
       end
     end
@@ -526,10 +528,10 @@ local function check_action_rules(aname, params)
       if v ~= nil and v ~= "" and v ~= NULL and not (type(v) == "table" and next(v) == nil) then any = true end
     end
     if not any then
-      report(0, g.code, "one of " .. concat(g.fields, ", "), "none of them", nil, nil)
+      report(r, 0, g.code, "one of " .. concat(g.fields, ", "), "none of them", nil, nil)
     end
   end
-  for _, fb in ipairs(ar.forbidden) do walk_forbidden(params, fb.segs, 1, 0, fb) end
+  for _, fb in ipairs(ar.forbidden) do walk_forbidden(r, params, fb.segs, 1, 0, fb) end
 end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -657,24 +659,22 @@ end
 -- → the problems kept, their total count, and the sorted paths of the disabled members that carry a value (nil
 -- when none).
 local function with_state(error_set, walk, x, y, shows)
-  problems, nproblems, action_codes, missing_seen, visiting, disabled_sent = {}, 0, error_set, {}, {}, {}
-  show_personal = shows == true
-  walk(x, y)
-  local list, total, disabled = problems, nproblems, disabled_sent
-  problems, action_codes, missing_seen, visiting, disabled_sent, show_personal = nil, nil, nil, nil, nil, false
-  for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
+  local r = { seg = {}, pos = {}, problems = {}, n = 0, codes = error_set, missing = {}, visiting = {},
+    show = shows == true, disabled = {} }
+  walk(r, x, y)
+  local list, total, disabled = r.problems, r.n, r.disabled
   if #disabled == 0 then return list, total, nil end
   sort(disabled)
   return list, total, disabled
 end
 
-local function walk_request(aname, params)
+local function walk_request(r, aname, params)
   local cs = compiled[api.action(aname).input]
   if is_array(params) then
-    report(0, CODES.type, "an object (" .. cs.name .. ")", "a list")
+    report(r, 0, CODES.type, "an object (" .. cs.name .. ")", "a list")
   else
-    check_struct(cs, params, 0)
-    check_action_rules(aname, params)
+    check_struct(r, cs, params, 0)
+    check_action_rules(r, aname, params)
   end
 end
 
@@ -747,11 +747,11 @@ function M.compiled(name)
   return compiled[name]
 end
 
-local function walk_member(cf, value)
-  seg[1], pos[1] = cf.name, cf.pos
-  if cf.list then check_list(cf, value, 1)
-  elseif cf.scalar then check_scalar(cf, value, 1)
-  else check_object(cf.struct, value, 1) end
+local function walk_member(r, cf, value)
+  r.seg[1], r.pos[1] = cf.name, cf.pos
+  if cf.list then check_list(r, cf, value, 1)
+  elseif cf.scalar then check_scalar(r, cf, value, 1)
+  else check_object(r, cf.struct, value, 1) end
 end
 
 -- Exposed for builders that check single values early: the same string/number checks as the walk, for one
