@@ -1,7 +1,7 @@
--- The validator's two halves must agree: the C checker (src/check.c, validate.fast_check) answers first on every
--- call and the Lua walk (validate.reference_request) is the reference. Here both judge the official examples and
--- thousands of mutations of them; any request one accepts and the other refuses is a bug in the checker.
--- Also core.utf8_len against the pure-Lua text_len it replaces.
+-- The validator's two halves must agree: the C checker (src/check.c, validate._internal.fast_check) answers first
+-- on every call and the Lua walk (validate._internal.reference_request) is the reference. Here both judge the
+-- official examples and thousands of mutations of them; any request one accepts and the other refuses is a bug in
+-- the checker. Also core.utf8_len against a pure-Lua definition of text.
 
 local validate = require("essbasic.validate")
 local rules = require("essbasic.rules")
@@ -78,7 +78,7 @@ local NAMES = { "Deadline", "IdCardType", "IdCardNumber", "Mobile", "ApproverTyp
 -- belong.
 local function objects(t, sname, out)
   out[#out + 1] = { t, sname }
-  local cs = validate.compiled(sname)
+  local cs = validate._internal.compiled(sname)
   for k, v in pairs(t) do
     local cf = type(k) == "string" and cs.fields[k]
     if cf and cf.struct and type(v) == "table" then
@@ -105,7 +105,7 @@ local function mutate(params, action, rnd)
     -- a member of the right structure, with a plausible value (a member this action forbids, say)
     local objs = objects(m, validate_input(action), {})
     local o = objs[rnd(#objs)]
-    local cs = validate.compiled(o[2])
+    local cs = validate._internal.compiled(o[2])
     local cf = cs.fields[cs.order[rnd(#cs.order)]]
     local pool = PLAUSIBLE[cf.scalar or "bool"]
     local v = cf.struct and {} or pool[rnd(#pool)]
@@ -171,9 +171,9 @@ describe("the C checker", function()
     assert.is_function(core.schema_checker)
     local passed = 0
     for _, e in ipairs(examples) do
-      local ref = validate.reference_request(e.Action, e.Params) == true
+      local ref = validate._internal.reference_request(e.Action, e.Params) == true
       if not one_of(e.Action) then
-        assert.are.equal(ref, validate.fast_check(e.Action, e.Params), e.Action .. "#" .. e.Index)
+        assert.are.equal(ref, validate._internal.fast_check(e.Action, e.Params), e.Action .. "#" .. e.Index)
       end
       assert.are.equal(ref, validate.request(e.Action, e.Params) == true, e.Action .. "#" .. e.Index)
       same_body(e.Action, e.Params, ref, e.Action .. "#" .. e.Index)
@@ -189,7 +189,7 @@ describe("the C checker", function()
       for n = 1, scaled(40) do
         local m = mutate(e.Params, e.Action, rnd)
         local id = e.Action .. "#" .. e.Index .. " mutation " .. n
-        local ref_ok, ref_err = validate.reference_request(e.Action, m)
+        local ref_ok, ref_err = validate._internal.reference_request(e.Action, m)
         ref_ok = ref_ok == true
         local ok = validate.request(e.Action, m) == true
         if ok ~= ref_ok then
@@ -197,7 +197,7 @@ describe("the C checker", function()
             (ref_err and (" (" .. ref_err.message .. ")") or ""))
         end
         if not one_of(e.Action) then
-          assert.are.equal(ref_ok, validate.fast_check(e.Action, m), id)
+          assert.are.equal(ref_ok, validate._internal.fast_check(e.Action, m), id)
         end
         same_body(e.Action, m, ref_ok, id)
         compared = compared + 1
@@ -213,12 +213,12 @@ describe("the C checker", function()
   it("agrees on 600 mutations of the seed ChannelCreateFlowGroupByFiles request", function()
     local seed = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
     local action = "ChannelCreateFlowGroupByFiles"
-    assert.is_true(validate.fast_check(action, seed))
+    assert.is_true(validate._internal.fast_check(action, seed))
     local rnd, refused = prng(42), 0
     for n = 1, scaled(600) do
       local m = mutate(seed, action, rnd)
-      local ref_ok = validate.reference_request(action, m) == true
-      assert.are.equal(ref_ok, validate.fast_check(action, m), "mutation " .. n)
+      local ref_ok = validate._internal.reference_request(action, m) == true
+      assert.are.equal(ref_ok, validate._internal.fast_check(action, m), "mutation " .. n)
       same_body(action, m, ref_ok, "mutation " .. n)
       if not ref_ok then refused = refused + 1 end
     end
@@ -237,8 +237,8 @@ describe("the C checker", function()
     local function agree(what, set)
       local m = deep_copy(seed)
       set(m, m.FlowFileInfos[1].FlowApprovers[person])
-      local ref_ok = validate.reference_request(action, m) == true
-      assert.are.equal(ref_ok, validate.fast_check(action, m), what)
+      local ref_ok = validate._internal.reference_request(action, m) == true
+      assert.are.equal(ref_ok, validate._internal.fast_check(action, m), what)
       tried = tried + 1
       return ref_ok
     end
@@ -281,7 +281,7 @@ describe("the C checker", function()
     local checked = 0
     for _, e in ipairs(examples) do
       local ar = rules.actions[e.Action]
-      if ar and validate.reference_request(e.Action, e.Params) == true then
+      if ar and validate._internal.reference_request(e.Action, e.Params) == true then
         for _, path in ipairs(ar.required or {}) do
           -- the last member of the path, removed, then empty
           for _, value in ipairs({ false, "" }) do
@@ -290,8 +290,8 @@ describe("the C checker", function()
             for seg in path:gmatch("[^.]+") do segs[#segs + 1] = seg end
             for i = 1, #segs - 1 do t = t[segs[i]] end
             t[segs[#segs]] = value or nil
-            assert.is_nil(validate.reference_request(e.Action, m))
-            assert.is_false(validate.fast_check(e.Action, m), e.Action .. " " .. path)
+            assert.is_nil(validate._internal.reference_request(e.Action, m))
+            assert.is_false(validate._internal.fast_check(e.Action, m), e.Action .. " " .. path)
             checked = checked + 1
           end
         end
@@ -306,8 +306,8 @@ describe("the C checker", function()
             if segs[i]:sub(-2) == "[]" then t = t[1] end
           end
           t[segs[#segs]] = 1900000000
-          assert.is_nil(validate.reference_request(e.Action, m))
-          assert.is_false(validate.fast_check(e.Action, m), e.Action .. " " .. fb.path)
+          assert.is_nil(validate._internal.reference_request(e.Action, m))
+          assert.is_false(validate._internal.fast_check(e.Action, m), e.Action .. " " .. fb.path)
           checked = checked + 1
         end
       end
@@ -318,13 +318,13 @@ describe("the C checker", function()
   it("refuses a cycle and a request nested deeper than MAX_DEPTH without looping", function()
     local p = deep_copy(assert(examples[1]).Params)
     p.Agent.ProxyOperator.Channel = p
-    assert.is_false(validate.fast_check(examples[1].Action, p))
+    assert.is_false(validate._internal.fast_check(examples[1].Action, p))
     assert.is_nil(validate.request(examples[1].Action, p))
   end)
 
   it("raises on bad arguments like validate.request", function()
-    assert.has_error(function() validate.fast_check(1, {}) end)
-    assert.has_error(function() validate.fast_check("ChannelCancelFlow", "x") end)
+    assert.has_error(function() validate._internal.fast_check(1, {}) end)
+    assert.has_error(function() validate._internal.fast_check("ChannelCancelFlow", "x") end)
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "nope" } } }) end)
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "struct", struct = 9 } } }) end)
     -- a format without its C twin in check.c is refused when the checker is built, not skipped

@@ -348,8 +348,8 @@ describe("validate.request", function()
     local sent = core.json_decode(body)
     assert.are.equal("https://example.com/cb", sent.FlowFileInfos[2].CallbackUrl)
     assert.are.equal("x", sent.Operator.OpenId)
-    assert.are.same({ true }, { validate.reference_request(ACTION, r) == true })
-    assert.are.same(disabled, select(2, validate.reference_request(ACTION, r)))
+    assert.are.same({ true }, { validate._internal.reference_request(ACTION, r) == true })
+    assert.are.same(disabled, select(2, validate._internal.reference_request(ACTION, r)))
     r.FlowFileInfos[2].CallbackUrl = ""
     r.Operator = {}
     ok, disabled = validate.request(ACTION, r)

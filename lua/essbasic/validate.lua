@@ -27,6 +27,10 @@ local action_rules = walk.action_rules
 
 local M = { MAX_PROBLEMS = walk.MAX_PROBLEMS, MAX_DEPTH = walk.MAX_DEPTH, suggest = suggest }
 
+-- What the specs look at besides the public API (the two halves apart, the compiled view); not for users.
+local internal = {}
+M._internal = internal
+
 local function by_position(a, b)
   local ka, kb = a._key, b._key
   for i = 1, min(#ka, #kb) do
@@ -66,7 +70,7 @@ local function known_action(aname, params)
 end
 
 -- The Lua walk alone, whatever the fast path says: the reference the C checker is tested against.
-function M.reference_request(aname, params, show_personal_data)
+function internal.reference_request(aname, params, show_personal_data)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
   local list, total, disabled = with_state(action.error_set, walk_request, aname, params or {}, show_personal_data)
@@ -76,7 +80,7 @@ end
 
 -- The C checker's verdict (every rule but the one-of groups): true or false; then true when a disabled member
 -- carries a value.
-function M.fast_check(aname, params)
+function internal.fast_check(aname, params)
   assert(known_action(aname, params))
   return checker.check(aname, params or {})
 end
@@ -129,8 +133,8 @@ function M.request_body(aname, params, show_personal_data)
   return require("essbasic.json").encode(params, api.request_hint(aname)), disabled
 end
 
--- The compiled view of a structure (for tools and tests): fields with their rules resolved.
-function M.compiled(name)
+-- The compiled view of a structure: fields with their rules resolved.
+function internal.compiled(name)
   return compiled[name]
 end
 
