@@ -10,7 +10,8 @@ CFLAGS_CORE  = -std=gnu99 -fPIC -fvisibility=hidden $(OPTFLAGS) $(WARNFLAGS) \
                -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED $(EXTRA_CFLAGS)
 LDLIBS_CORE  = -lcurl -lcrypto $(EXTRA_LDFLAGS)
 
-SRCS = src/core.c src/crypto.c src/json.c src/http.c src/clock.c src/check.c
+# The C sources: the rockspecs' list (one list; spec/rockspec_spec.lua holds the two rockspecs to the same one).
+SRCS := $(shell sed -n 's/^ *sources = { *\(.*[^ ]\) *},* *$$/\1/p' essbasic-scm-1.rockspec | tr -d '",')
 HDRS = $(wildcard src/*.h)
 
 CORE54 = build/5.4/essbasic/core.so
