@@ -17,9 +17,13 @@ HDRS = $(wildcard src/*.h)
 CORE54 = build/5.4/essbasic/core.so
 CORE51 = build/5.1/essbasic/core.so
 
-.PHONY: all deps test rock-check check fuzz bench demo sandbox schema lint clean
+.PHONY: all print-srcs deps test rock-check check fuzz bench demo sandbox schema lint clean
 
 all: $(CORE54) $(CORE51)
+
+# `make -s print-srcs`: the list, for the tools that read the sources themselves (tools/check's clang-tidy).
+print-srcs:
+	@echo $(SRCS)
 
 $(CORE54): $(SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
