@@ -66,8 +66,9 @@ bench: deps all
 	$(CC) -O2 -g $(WARNFLAGS) -o build/bench/c_baseline bench/c_baseline.c -lcurl -lcrypto
 	@bench/run
 
-# Regenerates the schema, the reference and the test facts from the official spec (development time only).
-SPEC_DIR ?= ../shared/spec
+# Regenerates the schema, the reference and the test facts from the official spec (development time only):
+# SPEC_DIR=folder holding essbasic-2021-05-26.api.json and essbasic-2021-05-26.action-errors.json.
+SPEC_DIR ?= $(error set SPEC_DIR to the folder holding essbasic-2021-05-26.api.json)
 schema: $(CORE54)
 	LUA_PATH='lua/?.lua;;' LUA_CPATH='build/5.4/?.so;;' lua5.4 tools/gen_schema.lua \
 	  $(SPEC_DIR)/essbasic-2021-05-26.api.json --errors $(SPEC_DIR)/essbasic-2021-05-26.action-errors.json \
