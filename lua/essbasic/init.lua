@@ -20,8 +20,10 @@ end
 function M.file(path, name)
   if type(path) ~= "string" then error("essbasic.file expects a path", 2) end
   local f, why = io.open(path, "rb")
-  if not f then return nil, require("essbasic.errors").new{ kind = "client", code = "ClientError.FileError",
-    message = tostring(why) } end
+  if not f then
+    local errors = require("essbasic.errors")
+    return nil, errors.new{ kind = "client", code = errors.FILE, message = tostring(why) }
+  end
   local bytes = f:read("*a")
   f:close()
   return { FileName = name or path:match("([^/]+)$"), FileBody = require("essbasic.core").base64_encode(bytes) }
