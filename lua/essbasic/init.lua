@@ -2,7 +2,10 @@
 --   local essbasic = require("essbasic")
 --   local client = essbasic.new{ secret_id = "...", secret_key = "..." }
 --   local resp, err = client:ChannelCreateFlowGroupByFiles{ ... }
--- Nothing here does I/O at require time; the parts load on first use.
+-- Nothing here does I/O at require time. What a call needs loads here, at require: the C core (libcurl,
+-- OpenSSL), the schema and the validator compiled from it (its C checker built once), about 20 ms in all on the
+-- benchmark machine; under OpenResty, require it in init_by_lua so the workers inherit it. Only the modules a
+-- call does not need (flow, callback, ...) load on first use, through M's __index below.
 
 local client = require("essbasic.client")
 
@@ -29,7 +32,7 @@ function M.file(path, name)
   return { FileName = name or path:match("([^/]+)$"), FileBody = require("essbasic.core").base64_encode(bytes) }
 end
 
--- essbasic.json, essbasic.errors, essbasic.flow, essbasic.callback, essbasic.credentials, … on first use.
+-- essbasic.json, essbasic.errors, essbasic.flow, essbasic.callback, essbasic.credentials, … as fields of M.
 local LAZY = { json = true, errors = true, flow = true, callback = true, credentials = true, api = true,
   validate = true }
 
