@@ -9,6 +9,26 @@
 #define ESSBASIC_EXPORT __attribute__((visibility("default")))
 #endif
 
+void essbasic_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
+                        lua_CFunction tostring) {
+  if (!luaL_newmetatable(L, name)) {
+    lua_pop(L, 1); /* already made (a second luaopen in the same state) */
+    return;
+  }
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close"); /* Lua 5.4 to-be-closed variables; ignored by LuaJIT */
+  lua_pushcfunction(L, tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__metatable"); /* getmetatable gives the name; setmetatable refuses */
+  lua_pop(L, 1);
+}
+
 ESSBASIC_EXPORT int luaopen_essbasic_core(lua_State *L);
 ESSBASIC_EXPORT int luaopen_essbasic_core(lua_State *L) {
   lua_newtable(L);
