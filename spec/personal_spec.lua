@@ -21,12 +21,7 @@ local mask = personal.mask
 local LOOKS_PERSONAL = { "Name", "Mobile", "Phone", "Tel", "IdCard", "Card", "Email", "Mail", "Bank", "Account",
   "Address", "Addr", "Ip$", "Legal", "Passport", "Birth", "Signer", "Contact" }
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return setmetatable(t, getmetatable(v))
-end
+local copy = require("helpers.tables").deep_copy
 
 local EXAMPLE = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
 local GROUP = "ChannelCreateFlowGroupByFiles"

@@ -29,12 +29,7 @@ local function prng(seed)
   end
 end
 
-local function deep_copy(v)
-  if type(v) ~= "table" then return v end
-  local c = {}
-  for k, x in pairs(v) do c[k] = deep_copy(x) end
-  return setmetatable(c, getmetatable(v))
-end
+local deep_copy = require("helpers.tables").deep_copy
 
 -- Every (table, key) pair of a request, in a stable order.
 local function slots(root)

@@ -12,12 +12,7 @@ local read = require("helpers.files").read
 
 local EXAMPLE = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return setmetatable(t, getmetatable(v))
-end
+local copy = require("helpers.tables").deep_copy
 
 local function example() return copy(EXAMPLE) end
 

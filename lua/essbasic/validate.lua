@@ -99,21 +99,27 @@ local function fast(action, aname, params, encode)
   return passed
 end
 
+-- Both public entries: the fast path first (encode: with the request's JSON), then the Lua walk for a request it
+-- does not pass → the fast path's answer, or true (valid after all), or nil, err; then the disabled members' paths.
+local function validated(aname, params, show_personal_data, encode)
+  local action, err = known_action(aname, params)
+  if not action then return nil, err end
+  params = params or {}
+  local passed, disabled = fast(action, aname, params, encode)
+  if passed then return passed, disabled end
+  local list, total
+  list, total, disabled = with_state(action.error_set, walk_request, aname, params, show_personal_data)
+  if total > 0 then return fail(aname, list, total, show_personal_data) end
+  return true, disabled
+end
+
 -- validate.request(action, params [, show_personal_data]) → true, or nil, err (see the top of this file). A
 -- request that passes while members the schema marks disabled carry values gets their paths as a second result (a
 -- sorted list), so the caller can warn: the API's own examples send such members, so they are sent
 -- (docs/builders.md). show_personal_data = true: the problems show personal data unmasked (essbasic.new's
 -- debug_personal_data).
 function M.request(aname, params, show_personal_data)
-  local action, err = known_action(aname, params)
-  if not action then return nil, err end
-  params = params or {}
-  local passed, disabled = fast(action, aname, params, false)
-  if passed then return true, disabled end
-  local list, total
-  list, total, disabled = with_state(action.error_set, walk_request, aname, params, show_personal_data)
-  if total == 0 then return true, disabled end
-  return fail(aname, list, total, show_personal_data)
+  return validated(aname, params, show_personal_data, false)
 end
 
 -- validate.request_body(action, params [, show_personal_data]) → the request's JSON (exactly what
@@ -121,16 +127,10 @@ end
 -- validate.request gives it. The C walk that checks a request writes its JSON on the way, so a validated call
 -- walks its params once, not twice.
 function M.request_body(aname, params, show_personal_data)
-  local action, err = known_action(aname, params)
-  if not action then return nil, err end
-  params = params or {}
-  local body, disabled = fast(action, aname, params, true)
-  if body then return body, disabled end
-  local list, total
-  list, total, disabled = with_state(action.error_set, walk_request, aname, params, show_personal_data)
-  if total > 0 then return fail(aname, list, total, show_personal_data) end
+  local body, disabled = validated(aname, params, show_personal_data, true)
+  if body ~= true then return body, disabled end
   -- valid after all (the spec holds the checker to the Lua walk's verdicts, so this is not expected)
-  return require("essbasic.json").encode(params, api.request_hint(aname)), disabled
+  return require("essbasic.json").encode(params or {}, api.request_hint(aname)), disabled
 end
 
 -- The compiled view of a structure: fields with their rules resolved.

@@ -390,18 +390,12 @@ local function check_list(r, cf, v, d)
   end
   local d1 = d + 1
   -- a null element is sent as null: the API documents no error for it
-  if cf.scalar then
-    for i = 1, n do
-      r.seg[d1], r.pos[d1] = i, i
-      local x = v[i]
-      if x ~= NULL then check_scalar(r, cf, x, d1) end
-    end
-  else
-    local cs = cf.struct
-    for i = 1, n do
-      r.seg[d1], r.pos[d1] = i, i
-      local x = v[i]
-      if x ~= NULL then check_object(r, cs, x, d1) end
+  local scalar, cs = cf.scalar, cf.struct
+  for i = 1, n do
+    r.seg[d1], r.pos[d1] = i, i
+    local x = v[i]
+    if x ~= NULL then
+      if scalar then check_scalar(r, cf, x, d1) else check_object(r, cs, x, d1) end
     end
   end
 end
