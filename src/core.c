@@ -9,6 +9,13 @@
 #define ESSBASIC_EXPORT __attribute__((visibility("default")))
 #endif
 
+/* __tostring of a class made without its own: the class name (its metatable's __metatable). */
+static int class_name(lua_State *L) {
+  if (!lua_getmetatable(L, 1)) return 0;
+  lua_getfield(L, -1, "__metatable");
+  return 1;
+}
+
 void essbasic_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
                         lua_CFunction tostring) {
   if (!luaL_newmetatable(L, name)) {
@@ -22,7 +29,7 @@ void essbasic_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__close"); /* Lua 5.4 to-be-closed variables; ignored by LuaJIT */
-  lua_pushcfunction(L, tostring);
+  lua_pushcfunction(L, tostring != NULL ? tostring : class_name);
   lua_setfield(L, -2, "__tostring");
   lua_pushstring(L, name);
   lua_setfield(L, -2, "__metatable"); /* getmetatable gives the name; setmetatable refuses */

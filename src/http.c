@@ -654,12 +654,6 @@ static int l_session_info(lua_State *L) {
   return 1;
 }
 
-static int l_session_tostring(lua_State *L) {
-  luaL_checkudata(L, 1, SESSION_MT);
-  lua_pushliteral(L, SESSION_MT);
-  return 1;
-}
-
 /* ---------------------------------------------------------------- multi: many transfers at once */
 
 typedef struct {
@@ -901,12 +895,6 @@ static int l_multi_info(lua_State *L) {
   return 1;
 }
 
-static int l_multi_tostring(lua_State *L) {
-  luaL_checkudata(L, 1, MULTI_MT);
-  lua_pushliteral(L, MULTI_MT);
-  return 1;
-}
-
 /* ---------------------------------------------------------------- registration */
 
 void essbasic_open_http(lua_State *L) {
@@ -917,7 +905,7 @@ void essbasic_open_http(lua_State *L) {
                                            {"close", l_multi_close},     {NULL, NULL}};
   static const luaL_Reg fns[] = {{"http_session", l_http_session}, {"http_multi", l_http_multi}, {NULL, NULL}};
   curl_init_once(L);
-  essbasic_new_class(L, SESSION_MT, session_methods, l_session_close, l_session_tostring);
-  essbasic_new_class(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring);
+  essbasic_new_class(L, SESSION_MT, session_methods, l_session_close, NULL);
+  essbasic_new_class(L, MULTI_MT, multi_methods, l_multi_close, NULL);
   luaL_setfuncs(L, fns, 0);
 }

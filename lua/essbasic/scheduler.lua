@@ -63,13 +63,15 @@ local function reporter(results, on_done)
   return r
 end
 
+-- One call to its end: a call that raised (a bug, or the caller's provider) ends as that failure.
+local function run_to_end(client, c, r)
+  local ok, why = pcall(M.run, client, c)
+  if not ok then c:fail_raised(why) end
+  r.finish(c)
+end
+
 local function sequential(client, calls, r)
-  for i = 1, #calls do
-    local c = calls[i]
-    local ok, why = pcall(M.run, client, c)
-    if not ok then c:fail_raised(why) end
-    r.finish(c)
-  end
+  for i = 1, #calls do run_to_end(client, calls[i], r) end
 end
 
 -- nginx: light threads over cosockets, each taking the next call when it is free.
@@ -78,10 +80,7 @@ local function threads(client, calls, concurrency, r, thread)
   local function worker()
     while next_index < #calls do
       next_index = next_index + 1
-      local c = calls[next_index]
-      local ok, why = pcall(M.run, client, c)
-      if not ok then c:fail_raised(why) end
-      r.finish(c)
+      run_to_end(client, calls[next_index], r)
     end
   end
   local spawned = {}
