@@ -1,6 +1,6 @@
 -- Lookups over the generated schema and the hand-written rules. Builds, once, its own index over the generated
--- schema (which it leaves as generated: facts only): per structure a copy that also holds its name, with copies
--- of its fields that link each struct-typed one to its structure (`field.struct`, and `field.fields` = that
+-- schema (which it leaves as generated: facts only): per structure a copy that also holds its name, whose
+-- struct-typed fields are copies linked to their structure (`field.struct`, and `field.fields` = that
 -- structure's fields, which is the shape hint the JSON encoder takes); per action a copy with its name and its
 -- error codes as a set. The index has cycles through these links; nothing here walks it recursively.
 
@@ -15,11 +15,15 @@ local function shallow_copy(t)
   return c
 end
 
+-- A scalar field's entry is the generated one itself (nothing is added to it); a struct-typed field gets a copy
+-- that carries the links.
 local structs, actions = {}, {}
 for name, st in pairs(schema.structs) do
   local entry = shallow_copy(st)
   entry.name, entry.fields = name, {}
-  for fname, field in pairs(st.fields) do entry.fields[fname] = shallow_copy(field) end
+  for fname, field in pairs(st.fields) do
+    entry.fields[fname] = schema.structs[field.type] and shallow_copy(field) or field
+  end
   structs[name] = entry
 end
 for _, st in pairs(structs) do
