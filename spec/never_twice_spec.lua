@@ -51,6 +51,20 @@ server {
 }
 ]=]
 
+-- How many of the first n results succeeded, and how many are outcome-unknown (every failure must be one).
+local function outcomes(results, n)
+  local ok, unknown = 0, 0
+  for i = 1, n do
+    if results[i].ok then
+      ok = ok + 1
+    else
+      assert.equal("ClientError.OutcomeUnknown", results[i].code)
+      unknown = unknown + 1
+    end
+  end
+  return ok, unknown
+end
+
 describe("never twice", function()
   local sb, fp, app, http
   setup(function()
@@ -179,15 +193,7 @@ describe("never twice", function()
           for i = 1, 6 do many[i] = { CREATE, create_params("nt-many-" .. kind .. fault .. i) } end
           local before = groups()
           local results = run_job(kind, { { many = many, concurrency = 3 } })[1]
-          local ok, unknown = 0, 0
-          for i = 1, 6 do
-            if results[i].ok then
-              ok = ok + 1
-            else
-              assert.equal("ClientError.OutcomeUnknown", results[i].code)
-              unknown = unknown + 1
-            end
-          end
+          local ok, unknown = outcomes(results, 6)
           local made = groups() - before
           assert.equal(forwarded(CREATE), made, "one group per request that reached the sandbox")
           assert.is_true(made <= 6)
@@ -210,15 +216,7 @@ describe("never twice", function()
       for i = 1, 30 do many[i] = { CREATE, create_params("nt-many-" .. kind .. i) } end
       local before = groups()
       local results = run_job(kind, { { many = many, concurrency = 5 } })[1]
-      local ok, unknown = 0, 0
-      for i = 1, 30 do
-        if results[i].ok then
-          ok = ok + 1
-        else
-          assert.equal("ClientError.OutcomeUnknown", results[i].code)
-          unknown = unknown + 1
-        end
-      end
+      local ok, unknown = outcomes(results, 30)
       local st = fp:stats()
       assert.equal(10, st.faults.lose_answer)
       assert.equal(20, ok)
