@@ -118,5 +118,7 @@ describe("the version number", function()
     assert.are.equal("SDK_LUA_ESSBASIC_" .. version, req.headers["X-TC-RequestClient"])
     local newest = read("CHANGELOG.md"):match("\n## (%S+)")
     assert.are.equal(version, newest)
+    -- and the C core carries no second copy
+    assert.is_nil(require("essbasic.core").version)
   end)
 end)

@@ -1,8 +1,6 @@
 /* essbasic.core: the C half of essbasic. Each part registers itself; nothing here does I/O. */
 #include "core.h"
 
-#define ESSBASIC_CORE_VERSION "0.1.0"
-
 #if defined(_WIN32)
 #define ESSBASIC_EXPORT __declspec(dllexport)
 #else
@@ -38,9 +36,7 @@ void essbasic_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 
 ESSBASIC_EXPORT int luaopen_essbasic_core(lua_State *L);
 ESSBASIC_EXPORT int luaopen_essbasic_core(lua_State *L) {
-  lua_newtable(L);
-  lua_pushliteral(L, ESSBASIC_CORE_VERSION);
-  lua_setfield(L, -2, "version");
+  lua_newtable(L); /* no version of its own: the release's is lua/essbasic/version.lua's, the only copy */
   essbasic_open_crypto(L);
   essbasic_open_json(L);
   essbasic_open_http(L);
