@@ -322,7 +322,7 @@ describe("the C checker", function()
     assert.has_error(function() validate._internal.fast_check("ChannelCancelFlow", "x") end)
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "nope" } } }) end)
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "struct", struct = 9 } } }) end)
-    -- a format without its C twin in check.c is refused when the checker is built, not skipped
+    -- a format not declared (no entry in desc.formats) is refused when the checker is built, not skipped
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "string", format = "nope" } } }) end)
     -- a format kind check.c does not know, or a shape it cannot read, is refused loudly too
     assert.has_error(function() core.schema_checker({ formats = { f = { kind = "luhn" } } }) end)
