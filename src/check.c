@@ -1,6 +1,7 @@
 /* The validator's fast path: one C walk that answers "does this request pass every per-member check?" with yes
- * or no. lua/essbasic/validate.lua compiles the schema and its rules into a checker once, asks it first on every
- * call, and runs its own Lua walk only when the answer is no, to name every problem with its path and code. So the
+ * or no. lua/essbasic/validate/checker.lua describes the schema and its rules for a checker built once;
+ * validate.lua asks it first on every call and runs the Lua walk (validate/walk.lua) only when the answer is no, to
+ * name every problem with its path and code. So the
  * Lua walk stays the reference: this file must refuse everything it refuses and accept everything it accepts
  * (spec/validate_fast_spec.lua compares the two over mutated requests). rules.lua's formats arrive as data (a
  * kind and its parameters) and are compiled here by kind (FORMAT_KINDS: calling Lua for them was a fifth of a
