@@ -10,15 +10,20 @@ CFLAGS_CORE  = -std=gnu99 -fPIC -fvisibility=hidden $(OPTFLAGS) $(WARNFLAGS) \
                -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED $(EXTRA_CFLAGS)
 LDLIBS_CORE  = -lcurl -lcrypto $(EXTRA_LDFLAGS)
 
-SRCS = src/core.c src/crypto.c src/json.c src/http.c src/clock.c src/check.c
+# The C sources: the rockspecs' list (one list; spec/rockspec_spec.lua holds the two rockspecs to the same one).
+SRCS := $(shell sed -n 's/^ *sources = { *\(.*[^ ]\) *},* *$$/\1/p' essbasic-scm-1.rockspec | tr -d '",')
 HDRS = $(wildcard src/*.h)
 
 CORE54 = build/5.4/essbasic/core.so
 CORE51 = build/5.1/essbasic/core.so
 
-.PHONY: all deps test rock-check check fuzz bench demo sandbox schema lint clean
+.PHONY: all print-srcs deps test rock-check check fuzz bench demo sandbox schema lint clean
 
 all: $(CORE54) $(CORE51)
+
+# `make -s print-srcs`: the list, for the tools that read the sources themselves (tools/check's clang-tidy).
+print-srcs:
+	@echo $(SRCS)
 
 $(CORE54): $(SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
@@ -61,8 +66,9 @@ bench: deps all
 	$(CC) -O2 -g $(WARNFLAGS) -o build/bench/c_baseline bench/c_baseline.c -lcurl -lcrypto
 	@bench/run
 
-# Regenerates the schema, the reference and the test facts from the official spec (development time only).
-SPEC_DIR ?= ../shared/spec
+# Regenerates the schema, the reference and the test facts from the official spec (development time only):
+# SPEC_DIR=folder holding essbasic-2021-05-26.api.json and essbasic-2021-05-26.action-errors.json.
+SPEC_DIR ?= $(error set SPEC_DIR to the folder holding essbasic-2021-05-26.api.json)
 schema: $(CORE54)
 	LUA_PATH='lua/?.lua;;' LUA_CPATH='build/5.4/?.so;;' lua5.4 tools/gen_schema.lua \
 	  $(SPEC_DIR)/essbasic-2021-05-26.api.json --errors $(SPEC_DIR)/essbasic-2021-05-26.action-errors.json \

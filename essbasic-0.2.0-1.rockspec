@@ -86,6 +86,8 @@ build = {
     ["essbasic.transport.curl"] = "lua/essbasic/transport/curl.lua",
     ["essbasic.transport.ngx"] = "lua/essbasic/transport/ngx.lua",
     ["essbasic.validate"] = "lua/essbasic/validate.lua",
+    ["essbasic.validate.walk"] = "lua/essbasic/validate/walk.lua",
+    ["essbasic.validate.checker"] = "lua/essbasic/validate/checker.lua",
     ["essbasic.version"] = "lua/essbasic/version.lua",
   },
   install = {

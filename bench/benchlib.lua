@@ -7,7 +7,9 @@ local here = src:match("^(.*)/[^/]+$") or "."
 local root = here:match("^(.*)/bench$") or (here == "bench" and ".") or (here .. "/..")
 
 local abi = rawget(_G, "jit") and "5.1" or "5.4"
-package.path = table.concat({ root .. "/lua/?.lua", root .. "/lua/?/init.lua", root .. "/spec/?.lua", root .. "/?.lua",
+-- spec/ is not on the path: the benchmarks load only the library, tools/ and bench/ (the seed request is read from
+-- spec/data as a file).
+package.path = table.concat({ root .. "/lua/?.lua", root .. "/lua/?/init.lua", root .. "/?.lua",
   root .. "/bench/?.lua", package.path }, ";")
 package.cpath = root .. "/build/" .. abi .. "/?.so;" .. package.cpath
 

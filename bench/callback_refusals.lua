@@ -19,7 +19,7 @@ local B = require("benchlib")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local nginx = require("tools.nginx")
-local sender = require("helpers.callback_sender")
+local sender = require("tools.callback_sender")
 local callback = require("essbasic.callback")
 
 local quick = os.getenv("BENCH_QUICK") == "1"

@@ -4,7 +4,7 @@
 -- the worker for every call. Prints the median of 3 rounds for each and the ratio.
 --   lua5.4 bench/openresty_concurrency.lua [rounds]      (from the repository root, after `make`)
 
-package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;?.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;?.lua;" .. package.path
 package.cpath = "build/5.4/?.so;" .. package.cpath
 
 local core = require("essbasic.core")

@@ -2,7 +2,7 @@
 # builds and runs them through fuzz/run). The core's sources are compiled into each fuzzer with coverage.
 FUZZ_CC     ?= clang
 FUZZ_NAMES   = fuzz_json_decode fuzz_sign fuzz_callback fuzz_response fuzz_validate
-FUZZ_SRCS    = src/core.c src/crypto.c src/json.c src/http.c src/clock.c src/check.c
+FUZZ_SRCS   := $(shell $(MAKE) -s --no-print-directory -f Makefile print-srcs) # the rockspecs' one list
 FUZZ_CFLAGS  = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                -std=gnu99 -Wall -Wextra -Werror -Wno-missing-field-initializers \
                -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -Isrc -I/usr/include/lua5.4 \

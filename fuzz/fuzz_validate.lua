@@ -1,7 +1,7 @@
 -- fuzz_validate: the validator's two halves agree on any request. The input is "<action>\n<JSON params>"; for
 -- whatever table the JSON gives, validate.request_body (the C checker, src/check.c, with the JSON it writes) and
--- validate.reference_request (the Lua walk) must give the same verdict, and a body must be exactly json.encode's
--- bytes with the request's hint. Neither may raise.
+-- validate._internal.reference_request (the Lua walk) must give the same verdict, and a body must be exactly
+-- json.encode's bytes with the request's hint. Neither may raise.
 local fail = ...
 local validate = require("essbasic.validate")
 local json = require("essbasic.json")
@@ -22,7 +22,7 @@ return function(data)
   if type(params) ~= "table" then return end
   local ok, body, err = pcall(validate.request_body, action, params)
   if not ok then fail("request_body raised: " .. tostring(body)) end
-  local rok, ref_ok = pcall(validate.reference_request, action, params)
+  local rok, ref_ok = pcall(validate._internal.reference_request, action, params)
   if not rok then fail("reference_request raised: " .. tostring(ref_ok)) end
   if (body ~= nil) ~= (ref_ok == true) then
     fail(action .. ": request_body " .. (body and "passes" or "refuses") .. " what the Lua walk "

@@ -363,6 +363,10 @@ describe("essbasic.core http", function()
       assert.is_truthy(tostring(err):find("used after close", 1, true))
       assert.has_error(function() m:add(2, "GET", base .. "/echo", {}) end)
       assert.has_error(function() m:pending() end)
+      assert.are.equal("essbasic.http_multi", tostring(m))
+      -- the classes' metatables are sealed: getmetatable gives the name, setmetatable refuses
+      assert.are.equal("essbasic.http_multi", getmetatable(m))
+      assert.has_error(function() setmetatable(s, {}) end)
     end)
 
     it("collects unclosed sessions and multis without crashing", function()

@@ -21,12 +21,7 @@ local mask = personal.mask
 local LOOKS_PERSONAL = { "Name", "Mobile", "Phone", "Tel", "IdCard", "Card", "Email", "Mail", "Bank", "Account",
   "Address", "Addr", "Ip$", "Legal", "Passport", "Birth", "Signer", "Contact" }
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return setmetatable(t, getmetatable(v))
-end
+local copy = require("helpers.tables").deep_copy
 
 local EXAMPLE = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
 local GROUP = "ChannelCreateFlowGroupByFiles"
@@ -43,14 +38,15 @@ end
 
 -- Every way the validator is asked: the C checker first (validate.request, request_body) and the Lua walk alone.
 local VALIDATORS = {
-  request = validate.request, request_body = validate.request_body, reference_request = validate.reference_request,
+  request = validate.request, request_body = validate.request_body,
+  reference_request = validate._internal.reference_request,
 }
 
 -- Checks that every validator refuses params with a problem at path whose found is `found` (masked), that no
 -- message or tostring holds `raw`, and that show_personal_data = true shows `shown` instead.
 local function masked_everywhere(action, params, path, found, raw, shown)
-  if validate.fast_check(action, params) ~= nil then
-    assert.is_false(validate.fast_check(action, params), "the C checker let " .. path .. " through")
+  if validate._internal.fast_check(action, params) ~= nil then
+    assert.is_false(validate._internal.fast_check(action, params), "the C checker let " .. path .. " through")
   end
   for name, fn in pairs(VALIDATORS) do
     local ok, err = fn(action, params)

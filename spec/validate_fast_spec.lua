@@ -1,7 +1,7 @@
--- The validator's two halves must agree: the C checker (src/check.c, validate.fast_check) answers first on every
--- call and the Lua walk (validate.reference_request) is the reference. Here both judge the official examples and
--- thousands of mutations of them; any request one accepts and the other refuses is a bug in the checker.
--- Also core.utf8_len against the pure-Lua text_len it replaces.
+-- The validator's two halves must agree: the C checker (src/check.c, validate._internal.fast_check) answers first
+-- on every call and the Lua walk (validate._internal.reference_request) is the reference. Here both judge the
+-- official examples and thousands of mutations of them; any request one accepts and the other refuses is a bug in
+-- the checker. Also core.utf8_len against a pure-Lua definition of text.
 
 local validate = require("essbasic.validate")
 local rules = require("essbasic.rules")
@@ -29,12 +29,7 @@ local function prng(seed)
   end
 end
 
-local function deep_copy(v)
-  if type(v) ~= "table" then return v end
-  local c = {}
-  for k, x in pairs(v) do c[k] = deep_copy(x) end
-  return setmetatable(c, getmetatable(v))
-end
+local deep_copy = require("helpers.tables").deep_copy
 
 -- Every (table, key) pair of a request, in a stable order.
 local function slots(root)
@@ -78,7 +73,7 @@ local NAMES = { "Deadline", "IdCardType", "IdCardNumber", "Mobile", "ApproverTyp
 -- belong.
 local function objects(t, sname, out)
   out[#out + 1] = { t, sname }
-  local cs = validate.compiled(sname)
+  local cs = validate._internal.compiled(sname)
   for k, v in pairs(t) do
     local cf = type(k) == "string" and cs.fields[k]
     if cf and cf.struct and type(v) == "table" then
@@ -105,7 +100,7 @@ local function mutate(params, action, rnd)
     -- a member of the right structure, with a plausible value (a member this action forbids, say)
     local objs = objects(m, validate_input(action), {})
     local o = objs[rnd(#objs)]
-    local cs = validate.compiled(o[2])
+    local cs = validate._internal.compiled(o[2])
     local cf = cs.fields[cs.order[rnd(#cs.order)]]
     local pool = PLAUSIBLE[cf.scalar or "bool"]
     local v = cf.struct and {} or pool[rnd(#pool)]
@@ -171,9 +166,9 @@ describe("the C checker", function()
     assert.is_function(core.schema_checker)
     local passed = 0
     for _, e in ipairs(examples) do
-      local ref = validate.reference_request(e.Action, e.Params) == true
+      local ref = validate._internal.reference_request(e.Action, e.Params) == true
       if not one_of(e.Action) then
-        assert.are.equal(ref, validate.fast_check(e.Action, e.Params), e.Action .. "#" .. e.Index)
+        assert.are.equal(ref, validate._internal.fast_check(e.Action, e.Params), e.Action .. "#" .. e.Index)
       end
       assert.are.equal(ref, validate.request(e.Action, e.Params) == true, e.Action .. "#" .. e.Index)
       same_body(e.Action, e.Params, ref, e.Action .. "#" .. e.Index)
@@ -189,7 +184,7 @@ describe("the C checker", function()
       for n = 1, scaled(40) do
         local m = mutate(e.Params, e.Action, rnd)
         local id = e.Action .. "#" .. e.Index .. " mutation " .. n
-        local ref_ok, ref_err = validate.reference_request(e.Action, m)
+        local ref_ok, ref_err = validate._internal.reference_request(e.Action, m)
         ref_ok = ref_ok == true
         local ok = validate.request(e.Action, m) == true
         if ok ~= ref_ok then
@@ -197,7 +192,7 @@ describe("the C checker", function()
             (ref_err and (" (" .. ref_err.message .. ")") or ""))
         end
         if not one_of(e.Action) then
-          assert.are.equal(ref_ok, validate.fast_check(e.Action, m), id)
+          assert.are.equal(ref_ok, validate._internal.fast_check(e.Action, m), id)
         end
         same_body(e.Action, m, ref_ok, id)
         compared = compared + 1
@@ -213,12 +208,12 @@ describe("the C checker", function()
   it("agrees on 600 mutations of the seed ChannelCreateFlowGroupByFiles request", function()
     local seed = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
     local action = "ChannelCreateFlowGroupByFiles"
-    assert.is_true(validate.fast_check(action, seed))
+    assert.is_true(validate._internal.fast_check(action, seed))
     local rnd, refused = prng(42), 0
     for n = 1, scaled(600) do
       local m = mutate(seed, action, rnd)
-      local ref_ok = validate.reference_request(action, m) == true
-      assert.are.equal(ref_ok, validate.fast_check(action, m), "mutation " .. n)
+      local ref_ok = validate._internal.reference_request(action, m) == true
+      assert.are.equal(ref_ok, validate._internal.fast_check(action, m), "mutation " .. n)
       same_body(action, m, ref_ok, "mutation " .. n)
       if not ref_ok then refused = refused + 1 end
     end
@@ -237,8 +232,8 @@ describe("the C checker", function()
     local function agree(what, set)
       local m = deep_copy(seed)
       set(m, m.FlowFileInfos[1].FlowApprovers[person])
-      local ref_ok = validate.reference_request(action, m) == true
-      assert.are.equal(ref_ok, validate.fast_check(action, m), what)
+      local ref_ok = validate._internal.reference_request(action, m) == true
+      assert.are.equal(ref_ok, validate._internal.fast_check(action, m), what)
       tried = tried + 1
       return ref_ok
     end
@@ -281,7 +276,7 @@ describe("the C checker", function()
     local checked = 0
     for _, e in ipairs(examples) do
       local ar = rules.actions[e.Action]
-      if ar and validate.reference_request(e.Action, e.Params) == true then
+      if ar and validate._internal.reference_request(e.Action, e.Params) == true then
         for _, path in ipairs(ar.required or {}) do
           -- the last member of the path, removed, then empty
           for _, value in ipairs({ false, "" }) do
@@ -290,8 +285,8 @@ describe("the C checker", function()
             for seg in path:gmatch("[^.]+") do segs[#segs + 1] = seg end
             for i = 1, #segs - 1 do t = t[segs[i]] end
             t[segs[#segs]] = value or nil
-            assert.is_nil(validate.reference_request(e.Action, m))
-            assert.is_false(validate.fast_check(e.Action, m), e.Action .. " " .. path)
+            assert.is_nil(validate._internal.reference_request(e.Action, m))
+            assert.is_false(validate._internal.fast_check(e.Action, m), e.Action .. " " .. path)
             checked = checked + 1
           end
         end
@@ -306,8 +301,8 @@ describe("the C checker", function()
             if segs[i]:sub(-2) == "[]" then t = t[1] end
           end
           t[segs[#segs]] = 1900000000
-          assert.is_nil(validate.reference_request(e.Action, m))
-          assert.is_false(validate.fast_check(e.Action, m), e.Action .. " " .. fb.path)
+          assert.is_nil(validate._internal.reference_request(e.Action, m))
+          assert.is_false(validate._internal.fast_check(e.Action, m), e.Action .. " " .. fb.path)
           checked = checked + 1
         end
       end
@@ -318,22 +313,80 @@ describe("the C checker", function()
   it("refuses a cycle and a request nested deeper than MAX_DEPTH without looping", function()
     local p = deep_copy(assert(examples[1]).Params)
     p.Agent.ProxyOperator.Channel = p
-    assert.is_false(validate.fast_check(examples[1].Action, p))
+    assert.is_false(validate._internal.fast_check(examples[1].Action, p))
     assert.is_nil(validate.request(examples[1].Action, p))
   end)
 
   it("raises on bad arguments like validate.request", function()
-    assert.has_error(function() validate.fast_check(1, {}) end)
-    assert.has_error(function() validate.fast_check("ChannelCancelFlow", "x") end)
+    assert.has_error(function() validate._internal.fast_check(1, {}) end)
+    assert.has_error(function() validate._internal.fast_check("ChannelCancelFlow", "x") end)
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "nope" } } }) end)
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "struct", struct = 9 } } }) end)
-    -- a format without its C twin in check.c is refused when the checker is built, not skipped
+    -- a format not declared (no entry in desc.formats) is refused when the checker is built, not skipped
     assert.has_error(function() core.schema_checker({ { { name = "A", kind = "string", format = "nope" } } }) end)
+    -- a format kind check.c does not know, or a shape it cannot read, is refused loudly too
+    assert.has_error(function() core.schema_checker({ formats = { f = { kind = "luhn" } } }) end)
+    for _, shape in ipairs({ "%a", "[%w]", "1*", "[12", ("%d"):rep(33) }) do
+      assert.has_error(function() core.schema_checker({ formats = { f = { kind = "shape", shape = shape } } }) end)
+    end
+  end)
+
+  -- Adding a format is one entry in rules.lua: a format of a known kind needs no C. Here a format declared only
+  -- as data, the way rules.lua declares one, is compiled by both walks and gets the same answers from both.
+  it("compiles a format declared only as data the same way in Lua and in C", function()
+    local rules_formats = { postcode = { kind = "shape", shape = "[1-8]%d%d%d%d[0-9A-C]" },
+      year = { kind = "whole_range", min = 1900, max = 2100 } }
+    local checker = core.schema_checker({ formats = rules_formats,
+      { { name = "P", kind = "string", format = "postcode" }, { name = "Y", kind = "int", format = "year" } } })
+    local postcode, year = rules.compile_format(rules_formats.postcode), rules.compile_format(rules_formats.year)
+    local passed = 0
+    for _, v in ipairs({ "100080", "10008C", "90008C", "1000", "100080 ", "10008D", "0a0080", "8999990" }) do
+      assert.are.equal(postcode(v), checker(1, { P = v }), v)
+      if postcode(v) then passed = passed + 1 end
+    end
+    assert.are.equal(2, passed)
+    for _, v in ipairs({ 1899, 1900, 2026, 2100, 2101 }) do
+      assert.are.equal(year(v), checker(1, { Y = v }), tostring(v))
+      assert.are.equal(v >= 1900 and v <= 2100, year(v), tostring(v))
+    end
+    -- and every format rules.lua declares is one both walks compile
+    for name, fmt in pairs(rules.formats) do
+      assert.is_function(rules.format_check[name], name)
+      assert.is_function(core.schema_checker({ formats = { [name] = fmt } }), name)
+    end
   end)
 end)
 
+-- The pure-Lua definition of text core.utf8_len is held to: a byte loop (the same on Lua 5.4 and LuaJIT).
+local function lua_len(s)
+  if s:find("\0", 1, true) then return nil, "NUL byte" end
+  local len, i, cont = #s, 1, 0
+  while i <= len do
+    local c = s:byte(i)
+    if c < 0x80 then
+      i = i + 1
+    else
+      local need, cp, lo
+      if c < 0xC2 then return nil, "invalid UTF-8"
+      elseif c < 0xE0 then need, cp, lo = 1, c - 0xC0, 0x80
+      elseif c < 0xF0 then need, cp, lo = 2, c - 0xE0, 0x800
+      elseif c < 0xF5 then need, cp, lo = 3, c - 0xF0, 0x10000
+      else return nil, "invalid UTF-8" end
+      if i + need > len then return nil, "invalid UTF-8" end
+      for k = 1, need do
+        local b = s:byte(i + k)
+        if b < 0x80 or b > 0xBF then return nil, "invalid UTF-8" end
+        cp = cp * 64 + (b - 0x80)
+      end
+      if cp < lo or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return nil, "invalid UTF-8" end
+      cont = cont + need
+      i = i + need + 1
+    end
+  end
+  return len - cont
+end
+
 describe("core.utf8_len", function()
-  local lua_len = rules.text_len_lua
   local ALPHABET = { 0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe5,
     0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff }
 

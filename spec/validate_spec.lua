@@ -12,12 +12,7 @@ local read = require("helpers.files").read
 
 local EXAMPLE = assert(core.json_decode(read("spec/data/ChannelCreateFlowGroupByFiles.request.json")))
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return setmetatable(t, getmetatable(v))
-end
+local copy = require("helpers.tables").deep_copy
 
 local function example() return copy(EXAMPLE) end
 
@@ -348,8 +343,8 @@ describe("validate.request", function()
     local sent = core.json_decode(body)
     assert.are.equal("https://example.com/cb", sent.FlowFileInfos[2].CallbackUrl)
     assert.are.equal("x", sent.Operator.OpenId)
-    assert.are.same({ true }, { validate.reference_request(ACTION, r) == true })
-    assert.are.same(disabled, select(2, validate.reference_request(ACTION, r)))
+    assert.are.same({ true }, { validate._internal.reference_request(ACTION, r) == true })
+    assert.are.same(disabled, select(2, validate._internal.reference_request(ACTION, r)))
     r.FlowFileInfos[2].CallbackUrl = ""
     r.Operator = {}
     ok, disabled = validate.request(ACTION, r)
@@ -673,5 +668,36 @@ describe("a client and the disabled members", function()
     local client, log = client_with_log()
     assert(client:prepare(ACTION, example(), { timestamp = 1700000000 }))
     assert.are.same({}, log)
+  end)
+end)
+
+describe("validate.request called again from inside a run", function()
+  -- A key's __tostring is user code that runs while a problem is worded; if it validates too, neither run may
+  -- see the other's problems or path (the state of a run is its own, not the module's).
+  it("keeps each run's problems and paths its own", function()
+    local bad_key = {}
+    local function outer_request()
+      local r = example()
+      r.FlowFileInfos[2].FlowApprovers[1][bad_key] = true
+      approver(r, 3, 1).Mobile = "123"
+      return r
+    end
+    local inner_runs = 0
+    setmetatable(bad_key, { __tostring = function()
+      inner_runs = inner_runs + 1
+      local r = example()
+      r.FlowGroupName = cjk(201)
+      r.Agent = nil
+      local ok, err = validate.request(ACTION, r)
+      assert.is_nil(ok)
+      assert.are.equal(2, #err.problems)
+      return "K"
+    end })
+    local _, err = validate.request(ACTION, outer_request())
+    assert.are.equal(1, inner_runs)
+    local paths = {}
+    for i, p in ipairs(err.problems) do paths[i] = p.path end
+    assert.are.same({ "FlowFileInfos[2].FlowApprovers[1]", "FlowFileInfos[3].FlowApprovers[1].Mobile" }, paths)
+    assert.matches("with key K", err.problems[1].found, 1, true)
   end)
 end)

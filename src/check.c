@@ -1,12 +1,13 @@
 /* The validator's fast path: one C walk that answers "does this request pass every per-member check?" with yes
- * or no. lua/essbasic/validate.lua compiles the schema and its rules into a checker once, asks it first on every
- * call, and runs its own Lua walk only when the answer is no, to name every problem with its path and code. So the
- * Lua walk stays the reference: this file must refuse everything it refuses and accept everything it accepts
- * (spec/validate_fast_spec.lua compares the two over mutated requests). rules.lua's formats (mobile,
- * unix_seconds) and its structure check (id_card) are implemented here too, by name: calling Lua for them was a
- * fifth of a validation, and a format rules.lua adds needs its C twin here (schema_checker refuses an unknown
- * name at load). An action's required and forbidden paths arrive as marks on its own copies of the structures
- * along them; its one-of groups stay in Lua.
+ * or no. lua/essbasic/validate/checker.lua describes the schema and its rules for a checker built once;
+ * validate.lua asks it first on every call and runs the Lua walk (validate/walk.lua) only when the answer is no, to
+ * name every problem with its path and code. So the Lua walk stays the reference: this file must refuse
+ * everything it refuses and accept everything it accepts (spec/validate_fast_spec.lua compares the two over
+ * mutated requests). rules.lua's formats arrive as data (a
+ * kind and its parameters) and are compiled here by kind (FORMAT_KINDS: calling Lua for them was a fifth of a
+ * validation); a format of a known kind needs nothing here, and schema_checker refuses a kind it does not know.
+ * The format_by structure check (IdCardNumber by IdCardType) arrives as data too. An action's required and
+ * forbidden paths arrive as marks on its own copies of the structures along them; its one-of groups stay in Lua.
  *
  * Also core.utf8_len, the one definition of "text" (valid UTF-8 without NUL) for the validator and the builders.
  *
@@ -24,12 +25,23 @@
 
 enum { K_STRING, K_INT, K_UINT, K_FLOAT, K_BOOL, K_STRUCT };
 
-/* rules.lua's formats, by name (the same definitions as there; validate_fast_spec holds the two to the same
- * answers). */
-enum { F_NONE, F_MOBILE, F_UNIX_SECONDS };
+/* The kinds of rules.lua's formats (rules.lua says what each means; validate_fast_spec holds the two walks to the
+ * same answers). */
+enum { FK_SHAPE, FK_WHOLE_RANGE };
+static const char *const FORMAT_KINDS[] = {"shape", "whole_range", NULL};
+
+#define SHAPE_MAX 32 /* positions of a shape format */
 
 typedef struct {
-  unsigned char kind, list, disabled, forbidden, required, allow_zero, has_min, has_max, format;
+  unsigned char kind;
+  unsigned char len;                        /* FK_SHAPE: the string's length */
+  unsigned char classes[SHAPE_MAX][256 / 8]; /* FK_SHAPE: per position, the set of bytes allowed there */
+  lua_Number min, max;                      /* FK_WHOLE_RANGE */
+} cformat;
+
+typedef struct {
+  unsigned char kind, list, disabled, forbidden, required, allow_zero, has_min, has_max;
+  int format;               /* 1-based index in the schema's formats; 0: none */
   int max_chars, min_chars, min_items, max_items; /* -1: no limit */
   lua_Number min, max;
   int enum_ref;             /* index of the enum set in the refs table; 0: none */
@@ -49,18 +61,19 @@ typedef struct {
 
 typedef struct {
   int lookup_ref; /* refs[lookup_ref] = { member name = 0-based index in fields } */
-  /* rules.lua's id_card structure check, known by name: refs of the type and number member names and of the
-   * set of IdCardType values; 0: none */
-  int id_type_ref, id_number_ref, id_types_ref;
+  /* rules.lua's format_by structure check: refs of the type and number member names and of the map from type
+   * value to format index; the format index of an absent type; by_ref 0: none */
+  int by_type_ref, by_number_ref, by_ref, by_default;
   int nrequired;
   unsigned mask;  /* slots - 1 (a power of two) */
   nslot *slots;
 } cstruct;
 
 typedef struct {
-  int nstructs, nfields, max_depth;
+  int nstructs, nfields, nformats, max_depth;
   cstruct *structs;
   cfield *fields;
+  cformat *formats;
 } cschema;
 
 static unsigned slot_of(const char *name, unsigned mask) {
@@ -139,40 +152,74 @@ static int l_utf8_len(lua_State *L) {
   return 2;
 }
 
-/* ---- formats (rules.lua's, by name) ---- */
+/* ---- formats (rules.lua's, compiled by kind) ---- */
 
-static int all_digits(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return 0;
+/* Whether the value at idx passes format fmt. */
+static int format_passes(lua_State *L, const cformat *fmt, int idx) {
+  int t = lua_type(L, idx);
+  switch (fmt->kind) {
+  case FK_SHAPE: {
+    if (t != LUA_TSTRING) return 0;
+    size_t len;
+    const unsigned char *s = (const unsigned char *)lua_tolstring(L, idx, &len);
+    if (len != fmt->len) return 0;
+    for (size_t i = 0; i < len; i++) {
+      if (!(fmt->classes[i][s[i] >> 3] & (1u << (s[i] & 7)))) return 0;
+    }
+    return 1;
   }
-  return 1;
+  case FK_WHOLE_RANGE: {
+    int isnum = 0;
+    if (t != LUA_TNUMBER && t != LUA_TSTRING) return 0;
+    lua_Number n = lua_tonumberx(L, idx, &isnum); /* reads a string as tonumber() does; the value stays as it is */
+    return isnum && n == floor(n) && n >= fmt->min && n <= fmt->max;
+  }
+  default:
+    return 0; /* not reached: schema_checker refuses other kinds */
+  }
 }
 
-/* rules.formats.mobile: 11 digits, 1[3-9] then 9 digits. */
-static int is_mobile(const char *s, size_t len) {
-  return len == 11 && s[0] == '1' && s[1] >= '3' && s[1] <= '9' && all_digits(s + 2, 9);
+static void class_add(unsigned char *cls, unsigned lo, unsigned hi) {
+  for (unsigned c = lo; c <= hi; c++) cls[c >> 3] |= (unsigned char)(1u << (c & 7));
 }
 
-/* rules.formats.id_card(type, number) for a number string; type NULL when absent. */
-static int is_id_card(const char *type, size_t tlen, const char *num, size_t len) {
-  if (type == NULL || (tlen == 7 && memcmp(type, "ID_CARD", 7) == 0) ||
-      (tlen == 25 && memcmp(type, "HONGKONG_MACAO_AND_TAIWAN", 25) == 0)) {
-    return len == 18 && all_digits(num, 17) && ((num[17] >= '0' && num[17] <= '9') || num[17] == 'X');
+/* Compiles a shape (rules.lua: literals, %d, and sets [...] of literals, %d and ranges, one class per position)
+ * into fmt; raises on anything else, so the Lua pattern and this reading cannot drift apart silently. */
+static void compile_shape(lua_State *L, cformat *fmt, const char *name, const char *p) {
+  static const char MAGIC[] = "^$()%.[]*+-?";
+  int n = 0;
+  while (*p) {
+    if (n == SHAPE_MAX) luaL_error(L, "schema_checker: format %s: shape longer than %d", name, SHAPE_MAX);
+    unsigned char *cls = fmt->classes[n++];
+    if (p[0] == '%' && p[1] == 'd') {
+      class_add(cls, '0', '9');
+      p += 2;
+    } else if (*p == '[') {
+      p++;
+      while (*p && *p != ']') {
+        if (p[0] == '%' && p[1] == 'd') {
+          class_add(cls, '0', '9');
+          p += 2;
+        } else if (strchr(MAGIC, *p)) {
+          luaL_error(L, "schema_checker: format %s: '%c' in a set is not understood", name, *p);
+        } else if (p[1] == '-' && p[2] && p[2] != ']') {
+          class_add(cls, (unsigned char)p[0], (unsigned char)p[2]);
+          p += 3;
+        } else {
+          class_add(cls, (unsigned char)*p, (unsigned char)*p);
+          p++;
+        }
+      }
+      if (*p != ']') luaL_error(L, "schema_checker: format %s: unclosed set", name);
+      p++;
+    } else if (strchr(MAGIC, *p)) {
+      luaL_error(L, "schema_checker: format %s: '%c' is not understood in a shape", name, *p);
+    } else {
+      class_add(cls, (unsigned char)*p, (unsigned char)*p);
+      p++;
+    }
   }
-  if (tlen == 18 && memcmp(type, "HONGKONG_AND_MACAO", 18) == 0) {
-    return len == 11 && (num[0] == 'H' || num[0] == 'M') && all_digits(num + 1, 10);
-  }
-  return 0;
-}
-
-/* rules.formats.unix_seconds: a number (or a string tonumber reads) holding whole seconds in range. */
-#define UNIX_SECONDS_MIN 1000000000.0
-#define UNIX_SECONDS_MAX 33162419560.0
-static int is_unix_seconds(lua_State *L, int idx) {
-  int t = lua_type(L, idx), isnum = 0;
-  if (t != LUA_TNUMBER && t != LUA_TSTRING) return 0;
-  lua_Number n = lua_tonumberx(L, idx, &isnum); /* reads a string as tonumber() does; the value stays as it is */
-  return isnum && n == floor(n) && n >= UNIX_SECONDS_MIN && n <= UNIX_SECONDS_MAX;
+  fmt->len = (unsigned char)n;
 }
 
 /* ---- the walk ---- */
@@ -275,16 +322,9 @@ static int check_scalar(const walk *w, const cfield *f, int v) {
     return vt == LUA_TBOOLEAN && put_scalar(w, v);
   }
   if (f->enum_ref && !in_enum(w, f->enum_ref, v)) return 0;
-  if (f->format && !(f->allow_zero && vt == LUA_TNUMBER && lua_tonumber(L, v) == 0)) {
-    int ok;
-    if (f->format == F_MOBILE) {
-      size_t len;
-      const char *s = vt == LUA_TSTRING ? lua_tolstring(L, v, &len) : NULL;
-      ok = s != NULL && is_mobile(s, len);
-    } else {
-      ok = is_unix_seconds(L, v);
-    }
-    if (!ok) return 0;
+  if (f->format && !(f->allow_zero && vt == LUA_TNUMBER && lua_tonumber(L, v) == 0) &&
+      !format_passes(L, &w->S->formats[f->format - 1], v)) {
+    return 0;
   }
   return put_scalar(w, v);
 }
@@ -350,25 +390,30 @@ static int check_list(const walk *w, const cfield *f, int v, int depth) {
   return 1;
 }
 
-/* rules.struct_checks' id_card on the table at t: when the number is a string and the type is absent or one of
- * IdCardType's values, the number must match the type (a bad type is the enum's problem, not this check's). */
-static int id_card_passes(const walk *w, const cstruct *st, int t) {
+/* rules.struct_checks' format_by on the table at t: when the number is a string and the type is absent (then
+ * the default type) or one the check has a format for, the number must pass that format (any other type is the
+ * enum's problem, not this check's). */
+static int format_by_passes(const walk *w, const cstruct *st, int t) {
   lua_State *L = w->L;
-  lua_rawgeti(L, w->refs, st->id_number_ref);
+  lua_rawgeti(L, w->refs, st->by_number_ref);
   lua_rawget(L, t);
-  lua_rawgeti(L, w->refs, st->id_type_ref);
-  lua_rawget(L, t);
-  int ok = 1;
-  if (lua_type(L, -2) == LUA_TSTRING) {
-    size_t len, tlen = 0;
-    const char *num = lua_tolstring(L, -2, &len), *type = NULL;
-    int tt = lua_type(L, -1), known = tt == LUA_TNIL || essbasic_json_is_null(L, -1); /* null: absent */
-    if (tt == LUA_TSTRING) {
-      type = lua_tolstring(L, -1, &tlen);
-      known = in_enum(w, st->id_types_ref, lua_gettop(L));
-    }
-    if (known) ok = is_id_card(type, tlen, num, len);
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return 1;
   }
+  int fi = 0;
+  lua_rawgeti(L, w->refs, st->by_type_ref);
+  lua_rawget(L, t);
+  if (lua_isnil(L, -1) || essbasic_json_is_null(L, -1)) { /* null: absent */
+    fi = st->by_default;
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    lua_rawgeti(L, w->refs, st->by_ref);
+    lua_insert(L, -2);
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == LUA_TNUMBER) fi = (int)lua_tointeger(L, -1);
+    lua_remove(L, -2);
+  }
+  int ok = fi == 0 || format_passes(L, &w->S->formats[fi - 1], lua_gettop(L) - 1);
   lua_pop(L, 2);
   return ok;
 }
@@ -440,7 +485,7 @@ static int check_struct(const walk *w, int si, int t, int depth) {
   }
   lua_pop(L, 1);
   if (present_required < st->nrequired) return 0;
-  if (st->id_types_ref && !id_card_passes(w, st, t)) return 0;
+  if (st->by_ref && !format_by_passes(w, st, t)) return 0;
   if (out) jbuf_addc(out, '}');
   return 1;
 }
@@ -509,17 +554,71 @@ static size_t slots_for(int nmembers) {
 }
 
 static const char *const KINDS[] = {"string", "int", "uint", "float", "bool", "struct", NULL};
-/* format values, in the order F_MOBILE + 0, 1, ... */
-static const char *const FORMATS[] = {"mobile", "unix_seconds", NULL};
 
-/* core.schema_checker{ max_depth = n, [i] = { [j] = field } } → checker function, where field =
- * { name, kind = "string"|"int"|"uint"|"float"|"bool"|"struct", struct = index (1-based, for "struct"), list,
- *   disabled, forbidden, required, max_chars, min_chars, min_items, max_items, min, max, enum = set,
- *   format = "mobile"|"unix_seconds", allow_zero }; a structure may also have
- *   id_card = { type_field = name, number_field = name, types = set }. Built once per schema by validate.lua. */
+/* The format index (1-based) of the format named by the string at idx, looked up in the table at names. */
+static int format_index(lua_State *L, int names, int idx, const char *what) {
+  lua_pushvalue(L, idx);
+  lua_rawget(L, names);
+  if (lua_type(L, -1) != LUA_TNUMBER) return luaL_error(L, "schema_checker: %s: unknown format %s", what,
+                                                         lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "?");
+  int fi = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return fi;
+}
+
+/* Compiles desc.formats (at index fd: name → { kind, shape | min, max }) into S->formats; leaves on the stack a
+ * table name → 1-based index. */
+static void compile_formats(lua_State *L, cschema *S, int fd) {
+  lua_newtable(L);
+  int names = lua_gettop(L), n = 0;
+  if (lua_isnil(L, fd)) return;
+  luaL_checktype(L, fd, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, fd)) {
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    luaL_checktype(L, -1, LUA_TTABLE);
+    cformat *fmt = &S->formats[n];
+    memset(fmt, 0, sizeof *fmt);
+    lua_getfield(L, -1, "kind");
+    fmt->kind = (unsigned char)luaL_checkoption(L, -1, NULL, FORMAT_KINDS);
+    lua_pop(L, 1);
+    if (fmt->kind == FK_SHAPE) {
+      lua_getfield(L, -1, "shape");
+      compile_shape(L, fmt, name, luaL_checkstring(L, -1));
+      lua_pop(L, 1);
+    } else {
+      lua_getfield(L, -1, "min");
+      lua_getfield(L, -2, "max");
+      fmt->min = luaL_checknumber(L, -2);
+      fmt->max = luaL_checknumber(L, -1);
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushinteger(L, ++n);
+    lua_rawset(L, names);
+  }
+}
+
+/* core.schema_checker{ max_depth = n, formats = { name = format }, [i] = { [j] = field } } → checker function,
+ * where format = { kind = "shape", shape = pattern } | { kind = "whole_range", min = n, max = n } (rules.lua) and
+ * field = { name, kind = "string"|"int"|"uint"|"float"|"bool"|"struct", struct = index (1-based, for "struct"),
+ *   list, disabled, forbidden, required, max_chars, min_chars, min_items, max_items, min, max, enum = set,
+ *   format = name, allow_zero }; a structure may also have
+ *   format_by = { type_field = name, number_field = name, default_type = value, formats = { value = name } }.
+ * Built once per schema by validate.lua. */
 static int l_schema_checker(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  int nstructs = (int)lua_rawlen(L, 1), nfields = 0;
+  int nstructs = (int)lua_rawlen(L, 1), nfields = 0, nformats = 0;
+  lua_getfield(L, 1, "formats");
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pop(L, 1);
+      nformats++;
+    }
+  }
+  lua_pop(L, 1);
   size_t nslots = 0; /* name slots: per structure a power of two at least twice its member count */
   for (int i = 1; i <= nstructs; i++) {
     lua_rawgeti(L, 1, i);
@@ -529,33 +628,58 @@ static int l_schema_checker(lua_State *L) {
     lua_pop(L, 1);
   }
   /* the userdata first: every later step may raise, and nothing else needs freeing */
-  cschema *S = essbasic_newuserdata(L, sizeof(cschema) + (size_t)nstructs * sizeof(cstruct) +
-                                           (size_t)nfields * sizeof(cfield) + nslots * sizeof(nslot));
+  cschema *S = essbasic_newuserdata(L, sizeof(cschema) + (size_t)nformats * sizeof(cformat) +
+                                           (size_t)nstructs * sizeof(cstruct) + (size_t)nfields * sizeof(cfield) +
+                                           nslots * sizeof(nslot));
   int ud = lua_gettop(L);
   S->nstructs = nstructs;
   S->nfields = nfields;
+  S->nformats = nformats;
   S->max_depth = opt_int_field(L, 1, "max_depth", 32);
-  S->structs = (cstruct *)(void *)(S + 1);
+  S->formats = (cformat *)(void *)(S + 1);
+  S->structs = (cstruct *)(void *)(S->formats + nformats);
   S->fields = (cfield *)(void *)(S->structs + nstructs);
   nslot *next_slots = (nslot *)(void *)(S->fields + nfields);
   memset(next_slots, 0, nslots * sizeof(nslot));
+  lua_getfield(L, 1, "formats");
+  compile_formats(L, S, lua_gettop(L));
+  int format_names = lua_gettop(L);
   lua_newtable(L);
   int refs = lua_gettop(L), nrefs = 0, fi = 0;
   for (int i = 1; i <= nstructs; i++) {
     lua_rawgeti(L, 1, i);
     int sd = lua_gettop(L);
     cstruct *st = &S->structs[i - 1];
-    st->id_type_ref = st->id_number_ref = st->id_types_ref = 0;
-    lua_getfield(L, sd, "id_card");
+    st->by_type_ref = st->by_number_ref = st->by_ref = st->by_default = 0;
+    lua_getfield(L, sd, "format_by");
     if (!lua_isnil(L, -1)) {
-      int ic = lua_gettop(L);
-      luaL_checktype(L, ic, LUA_TTABLE);
-      st->id_type_ref = ref_field(L, ic, "type_field", refs, &nrefs);
-      st->id_number_ref = ref_field(L, ic, "number_field", refs, &nrefs);
-      st->id_types_ref = ref_field(L, ic, "types", refs, &nrefs);
-      if (!st->id_type_ref || !st->id_number_ref || !st->id_types_ref) {
-        return luaL_error(L, "schema_checker: structure %d: id_card needs type_field, number_field and types", i);
+      int fb = lua_gettop(L);
+      luaL_checktype(L, fb, LUA_TTABLE);
+      st->by_type_ref = ref_field(L, fb, "type_field", refs, &nrefs);
+      st->by_number_ref = ref_field(L, fb, "number_field", refs, &nrefs);
+      if (!st->by_type_ref || !st->by_number_ref) {
+        return luaL_error(L, "schema_checker: structure %d: format_by needs type_field and number_field", i);
       }
+      lua_getfield(L, fb, "formats");
+      luaL_checktype(L, -1, LUA_TTABLE);
+      lua_newtable(L); /* type value → format index */
+      lua_pushnil(L);
+      while (lua_next(L, -3)) {
+        int index = format_index(L, format_names, lua_gettop(L), "format_by");
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushinteger(L, index);
+        lua_rawset(L, -4);
+      }
+      lua_getfield(L, fb, "default_type");
+      if (!lua_isnil(L, -1)) {
+        lua_rawget(L, -3);
+        if (!lua_isnil(L, -1)) st->by_default = format_index(L, format_names, lua_gettop(L), "format_by");
+      }
+      lua_pop(L, 1);
+      lua_rawseti(L, refs, ++nrefs);
+      st->by_ref = nrefs;
+      lua_pop(L, 1);
     }
     lua_pop(L, 1);
     st->nrequired = 0;
@@ -591,7 +715,7 @@ static int l_schema_checker(lua_State *L) {
       lua_pop(L, 2);
       f->enum_ref = ref_field(L, fd, "enum", refs, &nrefs);
       lua_getfield(L, fd, "format");
-      f->format = (unsigned char)(lua_isnil(L, -1) ? F_NONE : luaL_checkoption(L, -1, NULL, FORMATS) + F_MOBILE);
+      f->format = lua_isnil(L, -1) ? 0 : format_index(L, format_names, lua_gettop(L), "member");
       lua_pop(L, 1);
       if (f->kind == K_STRUCT) {
         int s = opt_int_field(L, fd, "struct", 0);

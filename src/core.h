@@ -10,4 +10,9 @@ void essbasic_open_http(lua_State *L);   /* http.c: libcurl sessions (easy and m
 void essbasic_open_clock(lua_State *L);  /* clock.c: monotonic time and sleeping */
 void essbasic_open_check(lua_State *L);  /* check.c: the validator's fast path, UTF-8 text length */
 
+/* The metatable `name` of a class of userdata: methods as __index, close as __gc and __close (so it must be
+ * idempotent), tostring as __tostring (NULL: the name), and the name as __metatable. */
+void essbasic_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
+                        lua_CFunction tostring);
+
 #endif

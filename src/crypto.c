@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
@@ -76,6 +77,22 @@ static EVP_MAC_CTX *new_hmac_sha256_ctx(EVP_MAC *mac) {
 /* ---------------------------------------------------------------------------------------------------------------
  * Small helpers */
 
+/* A failure the caller gets as nil, why. OpenSSL's error queue is per thread and outlives the call: what a failed
+ * OpenSSL call left there is cleared, so a later, unrelated reader of the queue (libcurl's TLS error messages, in
+ * the same thread) does not report it as its own. */
+static int push_failure(lua_State *L, const char *why) {
+  ERR_clear_error();
+  lua_pushnil(L);
+  lua_pushstring(L, why);
+  return 2;
+}
+
+/* The same for a failure that raises (the C resources involved belong to userdata, so raising leaks nothing). */
+static int raise_failure(lua_State *L, const char *why) {
+  ERR_clear_error();
+  return luaL_error(L, "%s", why);
+}
+
 /* An integral number within [lo, hi]; Lua 5.4 floats such as 1700000000.0 count, as they do on LuaJIT. */
 static long long need_integer(lua_State *L, int i, long long lo, long long hi, const char *what) {
   if (lua_type(L, i) != LUA_TNUMBER) {
@@ -135,25 +152,22 @@ static int hmac_into(EVP_MAC_CTX *ctx, const void *key, size_t keylen, const voi
 /* ---------------------------------------------------------------------------------------------------------------
  * Hashes, HMAC, hex, comparison, randomness */
 
-static int l_sha256(lua_State *L) {
+/* core.sha256(s) → 32 bytes; core.sha256_hex(s) → 64 hex digits. */
+static int sha256_of_arg(lua_State *L, int hex) {
   size_t len;
   const char *s = need_string(L, 1, &len);
   crypto_state *st = get_state(L);
   unsigned char digest[SHA256_LEN];
-  if (!sha256_into(st->md_ctx, st->sha256, s, len, digest)) return luaL_error(L, "sha256 failed");
-  lua_pushlstring(L, (const char *)digest, SHA256_LEN);
+  if (!sha256_into(st->md_ctx, st->sha256, s, len, digest)) return raise_failure(L, "sha256 failed");
+  if (hex) {
+    push_hex(L, digest, SHA256_LEN);
+  } else {
+    lua_pushlstring(L, (const char *)digest, SHA256_LEN);
+  }
   return 1;
 }
-
-static int l_sha256_hex(lua_State *L) {
-  size_t len;
-  const char *s = need_string(L, 1, &len);
-  crypto_state *st = get_state(L);
-  unsigned char digest[SHA256_LEN];
-  if (!sha256_into(st->md_ctx, st->sha256, s, len, digest)) return luaL_error(L, "sha256 failed");
-  push_hex(L, digest, SHA256_LEN);
-  return 1;
-}
+static int l_sha256(lua_State *L) { return sha256_of_arg(L, 0); }
+static int l_sha256_hex(lua_State *L) { return sha256_of_arg(L, 1); }
 
 static int l_hmac_sha256(lua_State *L) {
   size_t keylen, len;
@@ -162,7 +176,7 @@ static int l_hmac_sha256(lua_State *L) {
   crypto_state *st = get_state(L);
   unsigned char mac[SHA256_LEN];
   /* An empty Lua string still has a non-NULL pointer, so an empty key re-keys rather than reuses the last one. */
-  if (!hmac_into(st->mac_ctx, key, keylen, s, len, mac)) return luaL_error(L, "hmac_sha256 failed");
+  if (!hmac_into(st->mac_ctx, key, keylen, s, len, mac)) return raise_failure(L, "hmac_sha256 failed");
   lua_pushlstring(L, (const char *)mac, SHA256_LEN);
   OPENSSL_cleanse(mac, sizeof mac);
   return 1;
@@ -190,11 +204,7 @@ static int l_ct_equal(lua_State *L) {
 static int l_random_bytes(lua_State *L) {
   size_t len = (size_t)need_integer(L, 1, 1, RANDOM_MAX, "byte count (1..4096)");
   unsigned char *buf = scratch(L, len);
-  if (RAND_bytes(buf, (int)len) != 1) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "random_bytes: the random generator failed");
-    return 2;
-  }
+  if (RAND_bytes(buf, (int)len) != 1) return push_failure(L, "random_bytes: the random generator failed");
   lua_pushlstring(L, (const char *)buf, len);
   OPENSSL_cleanse(buf, len);
   return 1;
@@ -261,16 +271,11 @@ static int l_base64_encode(lua_State *L) {
   return 1;
 }
 
-static int base64_fail(lua_State *L, const char *why) {
-  lua_pushnil(L);
-  lua_pushstring(L, why);
-  return 2;
-}
 
 static int l_base64_decode(lua_State *L) {
   size_t len;
   const unsigned char *in = (const unsigned char *)need_string(L, 1, &len);
-  if (len % 4 != 0) return base64_fail(L, "base64: length is not a multiple of 4");
+  if (len % 4 != 0) return push_failure(L, "base64: length is not a multiple of 4");
   if (len == 0) {
     lua_pushliteral(L, "");
     return 1;
@@ -282,7 +287,7 @@ static int l_base64_decode(lua_State *L) {
   size_t full = len - (pad ? 4 : 0); /* groups without padding */
   for (size_t i = 0; i < full; i += 4) {
     unsigned a = b64_value[in[i]], b = b64_value[in[i + 1]], c = b64_value[in[i + 2]], d = b64_value[in[i + 3]];
-    if ((a | b | c | d) & 64) return base64_fail(L, "base64: invalid character");
+    if ((a | b | c | d) & 64) return push_failure(L, "base64: invalid character");
     uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
     o[0] = (unsigned char)(v >> 16);
     o[1] = (unsigned char)(v >> 8);
@@ -295,7 +300,7 @@ static int l_base64_decode(lua_State *L) {
     unsigned c = pad == 1 ? b64_value[g[2]] : 0;
     /* An '=' in the first two places of the last group, or anywhere earlier, is caught as an invalid
      * character; the leftover bits of the last symbol are ignored, as the usual decoders do. */
-    if ((a | b | c) & 64) return base64_fail(L, "base64: invalid character or misplaced padding");
+    if ((a | b | c) & 64) return push_failure(L, "base64: invalid character or misplaced padding");
     uint32_t v = (a << 18) | (b << 12) | (c << 6);
     o[0] = (unsigned char)(v >> 16);
     if (pad == 1) o[1] = (unsigned char)(v >> 8);
@@ -307,24 +312,18 @@ static int l_base64_decode(lua_State *L) {
 /* ---------------------------------------------------------------------------------------------------------------
  * AES-256-CBC with PKCS#7 padding */
 
-static int aes_fail(lua_State *L, const char *why) {
-  lua_pushnil(L);
-  lua_pushstring(L, why);
-  return 2;
-}
-
 static int aes256cbc(lua_State *L, int encrypt) {
   size_t keylen, ivlen, len;
   const unsigned char *key = (const unsigned char *)need_string(L, 1, &keylen);
   const unsigned char *iv = (const unsigned char *)need_string(L, 2, &ivlen);
   const unsigned char *in = (const unsigned char *)need_string(L, 3, &len);
   crypto_state *st = get_state(L);
-  if (keylen != 32) return aes_fail(L, "aes-256-cbc: the key must be exactly 32 bytes");
-  if (ivlen != 16) return aes_fail(L, "aes-256-cbc: the IV must be exactly 16 bytes");
+  if (keylen != 32) return push_failure(L, "aes-256-cbc: the key must be exactly 32 bytes");
+  if (ivlen != 16) return push_failure(L, "aes-256-cbc: the IV must be exactly 16 bytes");
   if (!encrypt && (len == 0 || len % 16 != 0)) {
-    return aes_fail(L, "aes-256-cbc: the ciphertext length is not a positive multiple of 16");
+    return push_failure(L, "aes-256-cbc: the ciphertext length is not a positive multiple of 16");
   }
-  if (len > (size_t)INT32_MAX - 32) return aes_fail(L, "aes-256-cbc: input too long");
+  if (len > (size_t)INT32_MAX - 32) return push_failure(L, "aes-256-cbc: input too long");
   unsigned char *out = scratch(L, len + 16);
   /* No Lua call from here until the context is freed. */
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -341,7 +340,7 @@ static int aes256cbc(lua_State *L, int encrypt) {
   EVP_CIPHER_CTX_free(ctx);
   if (!ok) {
     OPENSSL_cleanse(out, len + 16);
-    return aes_fail(L, why);
+    return push_failure(L, why);
   }
   lua_pushlstring(L, (const char *)out, (size_t)n1 + (size_t)n2);
   OPENSSL_cleanse(out, len + 16);
@@ -428,13 +427,13 @@ static int l_tc3_signer(lua_State *L) {
   memcpy(s->key, "TC3", 3);
   memcpy(s->key + 3, key, keylen);
   s->keylen = keylen + 3;
-  if (!EVP_MD_up_ref(st->sha256)) return luaL_error(L, "tc3_signer: EVP_MD_up_ref failed");
+  if (!EVP_MD_up_ref(st->sha256)) return raise_failure(L, "tc3_signer: EVP_MD_up_ref failed");
   s->sha256 = st->sha256;
   s->md_ctx = EVP_MD_CTX_new();
   s->derive = new_hmac_sha256_ctx(st->hmac);
   s->signing = new_hmac_sha256_ctx(st->hmac);
   if (s->md_ctx == NULL || s->derive == NULL || s->signing == NULL) {
-    return luaL_error(L, "tc3_signer: cannot create the hash contexts");
+    return raise_failure(L, "tc3_signer: cannot create the hash contexts");
   }
   return 1;
 }
@@ -542,7 +541,7 @@ static void derive_signing_key(lua_State *L, tc3_signer *s, const char *date, co
       !hmac_into(s->derive, s->secret_date, SHA256_LEN, service, service_len, s->secret_service) ||
       !hmac_into(s->derive, s->secret_service, SHA256_LEN, "tc3_request", 11, s->secret_signing) ||
       !EVP_MAC_init(s->signing, s->secret_signing, SHA256_LEN, NULL)) {
-    luaL_error(L, "sign: key derivation failed");
+    raise_failure(L, "sign: key derivation failed");
   }
   memcpy(s->service, service, service_len);
   s->service_len = service_len;
@@ -595,7 +594,7 @@ static int signer_sign(lua_State *L) {
 
   unsigned char digest[SHA256_LEN], signature[SHA256_LEN];
   char payload_hex[2 * SHA256_LEN], cr_hex[2 * SHA256_LEN], date[10], ts_text[24];
-  if (!sha256_into(s->md_ctx, s->sha256, payload, payload_len, digest)) return luaL_error(L, "sign: sha256 failed");
+  if (!sha256_into(s->md_ctx, s->sha256, payload, payload_len, digest)) return raise_failure(L, "sign: sha256 failed");
   to_hex(payload_hex, digest, SHA256_LEN);
 
   /* CanonicalRequest = method \n / \n query \n CanonicalHeaders \n SignedHeaders \n hex(sha256(payload)) */
@@ -607,7 +606,7 @@ static int signer_sign(lua_State *L) {
   used = BUF_LIT(L, s, used, "\n");
   used = buf_add(L, s, used, payload_hex, sizeof payload_hex);
   size_t cr_len = used;
-  if (!sha256_into(s->md_ctx, s->sha256, s->buf, cr_len, digest)) return luaL_error(L, "sign: sha256 failed");
+  if (!sha256_into(s->md_ctx, s->sha256, s->buf, cr_len, digest)) return raise_failure(L, "sign: sha256 failed");
   to_hex(cr_hex, digest, SHA256_LEN);
 
   /* StringToSign = TC3-HMAC-SHA256 \n timestamp \n date/service/tc3_request \n hex(sha256(CanonicalRequest)) */
@@ -627,7 +626,7 @@ static int signer_sign(lua_State *L) {
 
   derive_signing_key(L, s, date, service, service_len);
   if (!hmac_into(s->signing, NULL, 0, s->buf + cr_len, used - cr_len, signature)) {
-    return luaL_error(L, "sign: hmac failed");
+    return raise_failure(L, "sign: hmac failed");
   }
   push_hex(L, signature, SHA256_LEN);
   OPENSSL_cleanse(signature, sizeof signature);
@@ -676,20 +675,7 @@ static const luaL_Reg signer_methods[] = {
 };
 
 void essbasic_open_crypto(lua_State *L) {
-  if (luaL_newmetatable(L, SIGNER_MT)) {
-    lua_newtable(L);
-    luaL_setfuncs(L, signer_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, signer_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, signer_close);
-    lua_setfield(L, -2, "__close"); /* Lua 5.4 to-be-closed variables; LuaJIT ignores it */
-    lua_pushcfunction(L, signer_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "essbasic.tc3_signer");
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_pop(L, 1);
+  essbasic_new_class(L, SIGNER_MT, signer_methods, signer_close, signer_tostring);
 
   crypto_state *st = (crypto_state *)essbasic_newuserdata(L, sizeof *st);
   memset(st, 0, sizeof *st);
@@ -704,7 +690,7 @@ void essbasic_open_crypto(lua_State *L) {
   st->md_ctx = EVP_MD_CTX_new();
   st->mac_ctx = st->hmac != NULL ? new_hmac_sha256_ctx(st->hmac) : NULL;
   if (st->sha256 == NULL || st->hmac == NULL || st->aes256cbc == NULL || st->md_ctx == NULL || st->mac_ctx == NULL) {
-    luaL_error(L, "essbasic.core: OpenSSL could not provide SHA-256, HMAC or AES-256-CBC");
+    raise_failure(L, "essbasic.core: OpenSSL could not provide SHA-256, HMAC or AES-256-CBC");
   }
   /* The state is the upvalue of every function; the module table is below it. */
   luaL_setfuncs(L, crypto_funcs, 1);

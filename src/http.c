@@ -177,18 +177,23 @@ typedef struct xfer {
   struct xfer *prev, *next;
 } xfer;
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  xfer *x = ud;
-  size_t total = size * n;
-  if (total > x->max_body - x->body.len) {
+/* Appends n bytes to b when b stays within limit bytes, else marks the transfer (too large, out of memory) → what
+ * a libcurl write callback returns: n, or 0 to stop the transfer. */
+static size_t append_within(xfer *x, buf_t *b, const char *p, size_t n, size_t limit) {
+  if (n > limit - b->len) {
     x->too_large = 1;
     return 0;
   }
-  if (!buf_append(&x->body, p, total)) {
+  if (!buf_append(b, p, n)) {
     x->out_of_memory = 1;
     return 0;
   }
-  return total;
+  return n;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  xfer *x = ud;
+  return append_within(x, &x->body, p, size * n, x->max_body);
 }
 
 /* Keeps the raw header lines of the last response only: a status line starts a new response (after a 100 Continue
@@ -201,15 +206,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     x->resp_headers.len = 0;
     return total;
   }
-  if (total > MAX_RESPONSE_HEADER_BYTES - x->resp_headers.len) {
-    x->too_large = 1;
-    return 0;
-  }
-  if (!buf_append(&x->resp_headers, p, total)) {
-    x->out_of_memory = 1;
-    return 0;
-  }
-  return total;
+  return append_within(x, &x->resp_headers, p, total, MAX_RESPONSE_HEADER_BYTES);
 }
 
 static size_t on_read(char *dst, size_t size, size_t n, void *ud) {
@@ -657,12 +654,6 @@ static int l_session_info(lua_State *L) {
   return 1;
 }
 
-static int l_session_tostring(lua_State *L) {
-  luaL_checkudata(L, 1, SESSION_MT);
-  lua_pushliteral(L, SESSION_MT);
-  return 1;
-}
-
 /* ---------------------------------------------------------------- multi: many transfers at once */
 
 typedef struct {
@@ -904,28 +895,7 @@ static int l_multi_info(lua_State *L) {
   return 1;
 }
 
-static int l_multi_tostring(lua_State *L) {
-  luaL_checkudata(L, 1, MULTI_MT);
-  lua_pushliteral(L, MULTI_MT);
-  return 1;
-}
-
 /* ---------------------------------------------------------------- registration */
-
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
-                      lua_CFunction tostring) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, close);
-  lua_setfield(L, -2, "__close"); /* Lua 5.4 to-be-closed variables; ignored by LuaJIT */
-  lua_pushcfunction(L, tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-}
 
 void essbasic_open_http(lua_State *L) {
   static const luaL_Reg session_methods[] = {
@@ -935,7 +905,7 @@ void essbasic_open_http(lua_State *L) {
                                            {"close", l_multi_close},     {NULL, NULL}};
   static const luaL_Reg fns[] = {{"http_session", l_http_session}, {"http_multi", l_http_multi}, {NULL, NULL}};
   curl_init_once(L);
-  new_class(L, SESSION_MT, session_methods, l_session_close, l_session_tostring);
-  new_class(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring);
+  essbasic_new_class(L, SESSION_MT, session_methods, l_session_close, NULL);
+  essbasic_new_class(L, MULTI_MT, multi_methods, l_multi_close, NULL);
   luaL_setfuncs(L, fns, 0);
 }

@@ -1,16 +1,32 @@
--- Lookups over the generated schema and the hand-written rules. Loads both once, then links every struct-typed
--- field to its structure (`field.struct`, and `field.fields` = that structure's fields, which is the shape hint
--- the JSON encoder takes). The schema graph has cycles through these links; nothing here walks it recursively.
+-- Lookups over the generated schema and the hand-written rules. Builds, once, its own index over the generated
+-- schema (which it leaves as generated: facts only): per structure a copy that also holds its name, whose
+-- struct-typed fields are copies linked to their structure (`field.struct`, and `field.fields` = that
+-- structure's fields, which is the shape hint the JSON encoder takes); per action a copy with its name and its
+-- error codes as a set. The index has cycles through these links; nothing here walks it recursively.
 
 local schema = require("essbasic.schema")
 local rules = require("essbasic.rules")
 
 local pairs, type, error, sort = pairs, type, error, table.sort
 
-local structs, actions = schema.structs, schema.actions
+local function shallow_copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
 
-for name, st in pairs(structs) do
-  st.name = name
+-- A scalar field's entry is the generated one itself (nothing is added to it); a struct-typed field gets a copy
+-- that carries the links.
+local structs, actions = {}, {}
+for name, st in pairs(schema.structs) do
+  local entry = shallow_copy(st)
+  entry.name, entry.fields = name, {}
+  for fname, field in pairs(st.fields) do
+    entry.fields[fname] = schema.structs[field.type] and shallow_copy(field) or field
+  end
+  structs[name] = entry
+end
+for _, st in pairs(structs) do
   for _, field in pairs(st.fields) do
     local target = structs[field.type]
     if target then
@@ -21,11 +37,13 @@ for name, st in pairs(structs) do
 end
 
 -- Per action: its name, and its error codes as a set (the validator picks codes from it).
-for name, a in pairs(actions) do
-  a.name = name
+for name, a in pairs(schema.actions) do
+  local entry = shallow_copy(a)
+  entry.name = name
   local set = {}
   for _, code in pairs(a.errors or {}) do set[code] = true end
-  a.error_set = set
+  entry.error_set = set
+  actions[name] = entry
 end
 
 local names = {}
@@ -35,7 +53,7 @@ sort(names)
 local M = {
   version = schema.version,
   service = schema.service,
-  schema = schema,
+  schema = schema, -- the generated facts, as generated (read only)
   rules = rules,
 }
 

@@ -2,10 +2,12 @@
 -- Fields: code, message, request_id, http_status, kind, attempts, and per kind: problems (validation),
 -- network (transport), outcome_unknown (a creating call that may have reached the server); personal_data_shown
 -- when the error shows personal data unmasked (debug_personal_data).
--- Kinds: service, validation, network, http, parse, client (the ClientError.* codes below), and callback: the
--- Callback.* codes of essbasic.callback (SignatureMissing, SignatureMismatch, EmptyBody, BadJson, NotEncrypted,
--- BadBase64, DecryptFailed, BadMessage, TokenRequired, BadKey, KeyRequired; defined and mapped to HTTP statuses
--- in lua/essbasic/callback.lua, listed in docs/internals.md). Callback errors never hold decrypted content.
+-- Kinds (M.KINDS): service, validation, network, http, parse, client (the ClientError.* codes below), journal (the
+-- command line's batch journal: a row whose outcome a crash left unknown, code ClientError.OutcomeUnknown), and
+-- callback: the Callback.* codes of essbasic.callback (SignatureMissing, SignatureMismatch, EmptyBody, BadJson,
+-- NotEncrypted, BadBase64, DecryptFailed, BadMessage, TokenRequired, BadKey, KeyRequired; defined and mapped to
+-- HTTP statuses in lua/essbasic/callback.lua, listed in docs/internals.md). Callback errors never hold decrypted
+-- content. spec/errors_spec.lua holds every kind and ClientError code the modules write to these lists.
 -- Nothing here may hold key material: messages are built by the callers from non-secret parts only.
 -- Personal data: the callers mask the values they quote (essbasic.personal), and tostring scrubs the message once
 -- more, so a service's message that echoes an ID number or a mobile prints masked too; the message itself is left
@@ -45,6 +47,10 @@ M.DEADLINE = "ClientError.DeadlineExceeded"
 M.HEADER_VALUE = "ClientError.InvalidHeaderValue"
 M.PHASE = "ClientError.BlockingCallNotAllowed"
 M.UNEXPECTED = "ClientError.UnexpectedError" -- a call raised (a bug, or a caller's provider); see call.fail_raised
+M.FILE = "ClientError.FileError"             -- essbasic.file could not read the file
+
+M.KINDS = { service = true, validation = true, network = true, http = true, parse = true, client = true,
+  journal = true, callback = true }
 
 -- fields: a table with at least code and message; it becomes the error object (no copy).
 function M.new(fields)

@@ -21,7 +21,7 @@ local structs = require("essbasic.schema").structs
 local rules = require("essbasic.rules")
 local validate = require("essbasic.validate")
 local personal = require("essbasic.personal")
-local enums, limits, formats = rules.enums, rules.limits, rules.formats
+local enums, limits, formats, format_check = rules.enums, rules.limits, rules.formats, rules.format_check
 local member_check, suggest = validate.member, validate.suggest
 
 local M = {}
@@ -111,21 +111,15 @@ local function list(check)
   end
 end
 
--- What rules.formats[name] accepts, in words a caller can act on.
-local FORMAT_EXPECTED = {
-  mobile = "11 digits (mainland China)",
-  unix_seconds = "a Unix time in seconds (10 digits, not milliseconds)",
-}
-
 -- A validator problem for member, restated for the option arg that filled it.
 local function restate(problem, member, arg, value, rule, lua_type)
   local at_member = problem.path == member
   local where = arg .. sub(problem.path, #member + 1) -- ApproverVerifyTypes[2] -> verify_types[2]
   local expected, found = problem.expected, problem.found
-  local format_failed = at_member and rule and rule.format and FORMAT_EXPECTED[rule.format]
-    and type(value) == lua_type and not formats[rule.format](value)
-  if format_failed then
-    expected, found = FORMAT_EXPECTED[rule.format], shown(value, member)
+  -- a format's `explained` (rules.lua) says what it accepts in words a caller can act on
+  local explained = at_member and rule and rule.format and formats[rule.format].explained
+  if explained and type(value) == lua_type and not format_check[rule.format](value) then
+    expected, found = explained, shown(value, member)
   end
   local near = at_member and rule and rule.enum and type(value) == "string" and suggest(value, enums[rule.enum])
   local hint = near and format("did you mean '%s'?", near) or problem.hint
@@ -432,7 +426,7 @@ local function check_id_card(s)
   if s.IdCardNumber == nil then return end
   local id_type = s.IdCardType or "ID_CARD"
   -- The number itself is not echoed: it is personal data and may end up in logs.
-  if not formats.id_card(id_type, s.IdCardNumber) then
+  if not rules.id_card(id_type, s.IdCardNumber) then
     fail("id_card_number is not a valid %s number (%d characters given)", id_type, #s.IdCardNumber)
   end
 end

@@ -1,6 +1,7 @@
 -- Constraints that the essbasic 2021-05-26 spec states only in its prose (api.json `document` texts), written by
 -- hand beside the generated schema. Every entry names its source: "Struct.Member" means that member's document
--- in api.json; "digest §N" means /work/shared/research/spec-digest.md. Data only, plus three format predicates.
+-- in api.json; "digest §N" means a section of the project's digest of the spec (research notes, not shipped).
+-- Data only, plus the Lua checks compiled from the format entries.
 --
 -- Only what the API documents as an error is a rule here: a request the API takes must not be refused on the way
 -- (docs/builders.md, "What validation refuses"). So members the schema marks disabled are checked and sent (the
@@ -14,7 +15,8 @@
 -- action being validated (schema.actions[A].errors, from action-errors.json); the last entry is a platform-wide
 -- common code that every action may return, so there is always an answer.
 
-local type, tonumber, find, pairs, pcall, require = type, tonumber, string.find, pairs, pcall, require
+local type, tonumber, find, pairs, error, tostring, require = type, tonumber, string.find, pairs, error, tostring,
+  require
 local floor = math.floor
 
 local M = {}
@@ -102,45 +104,65 @@ for name, list in pairs(M.enums) do
 end
 
 --------------------------------------------------------------------------------------------------------------
--- Formats
+-- Formats: each declared here once, as data that both walks compile (validate.lua's Lua walk through
+-- M.format_check, src/check.c's C walk from the same entry). A format has a kind, the kind's parameters, and its
+-- wording when a member limit names it: `expected` is what a validation problem says it expected, `explained`
+-- what a builder option's error says (in words a caller can act on; flow.lua). The ID formats are named by the
+-- format_by check below, which carries its own wording. The kinds, and the only ones src/check.c knows (FORMAT_KINDS
+-- there; it refuses any other when the checker is built):
+--   shape        a string of exactly the characters the pattern gives, one class per position: a literal
+--                character, %d, or a set [...] of literals, %d and ranges a-z (a Lua pattern, anchored)
+--   whole_range  a number, or a string tonumber reads as one, holding a whole number within [min, max]
+-- Adding a format of one of these kinds is one entry here (and its test).
 --------------------------------------------------------------------------------------------------------------
-M.formats = {}
+local D17 = string.rep("%d", 17)
+M.formats = {
+  -- FlowApproverInfo.Mobile: 11 digits, mainland numbers only, no +86. Component.ComponentValue gives the
+  -- mainland ranges: 13x-19x.
+  mobile = { kind = "shape", shape = "1[3-9]" .. string.rep("%d", 9),
+    expected = "a valid mobile", explained = "11 digits (mainland China)" },
+  -- FlowFileInfo.Deadline: Unix seconds, "ten-digit", at most 33162419560 (year 3020, which is 11 digits).
+  unix_seconds = { kind = "whole_range", min = 1000000000, max = 33162419560,
+    expected = "a valid unix seconds", explained = "a Unix time in seconds (10 digits, not milliseconds)" },
+  -- FlowApproverInfo.IdCardNumber for IdCardType ID_CARD (and HONGKONG_MACAO_AND_TAIWAN, the same format): 18
+  -- characters, digits and uppercase X (X only as the check character).
+  id_card_18 = { kind = "shape", shape = D17 .. "[%dX]" },
+  -- FlowApproverInfo.IdCardNumber for IdCardType HONGKONG_AND_MACAO: 11 characters, H or M then 10 digits.
+  hk_macao_pass = { kind = "shape", shape = "[HM]" .. string.rep("%d", 10) },
+}
 
--- FlowApproverInfo.Mobile: 11 digits, mainland numbers only, no +86. Component.ComponentValue gives the
--- mainland ranges: 13x-19x.
-function M.formats.mobile(s)
-  return type(s) == "string" and #s == 11 and find(s, "^1[3-9]%d%d%d%d%d%d%d%d%d$") ~= nil
+-- The Lua check of each kind, compiled from a format's entry: fmt → function(value) → boolean.
+local FORMAT_KINDS = {
+  shape = function(fmt)
+    local pattern = "^" .. fmt.shape .. "$"
+    return function(s) return type(s) == "string" and find(s, pattern) ~= nil end
+  end,
+  whole_range = function(fmt)
+    local lo, hi = fmt.min, fmt.max
+    return function(n)
+      if type(n) == "string" then n = tonumber(n) end
+      return type(n) == "number" and n == floor(n) and n >= lo and n <= hi
+    end
+  end,
+}
+function M.compile_format(fmt, name)
+  local kind = FORMAT_KINDS[fmt.kind]
+  if not kind then error("rules: format " .. tostring(name) .. " has unknown kind " .. tostring(fmt.kind)) end
+  return kind(fmt)
 end
+M.format_check = {}
+for name, fmt in pairs(M.formats) do M.format_check[name] = M.compile_format(fmt, name) end
 
 -- FlowApproverInfo.IdCardNumber by FlowApproverInfo.IdCardType (ID_CARD when absent, its documented default):
--- ID_CARD 18 characters, digits and uppercase X (X only as the check character); HONGKONG_AND_MACAO 11
--- characters, H or M then 10 digits; HONGKONG_MACAO_AND_TAIWAN the same format as ID_CARD.
-function M.formats.id_card(id_type, number)
-  if type(number) ~= "string" then return false end
-  if id_type == nil or id_type == "ID_CARD" or id_type == "HONGKONG_MACAO_AND_TAIWAN" then
-    return #number == 18 and find(number, "^%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d[%dX]$") ~= nil
-  elseif id_type == "HONGKONG_AND_MACAO" then
-    return #number == 11 and find(number, "^[HM]%d%d%d%d%d%d%d%d%d%d$") ~= nil
-  end
-  return false
-end
+-- the format of each IdCardType value.
+M.id_card_formats = { ID_CARD = "id_card_18", HONGKONG_MACAO_AND_TAIWAN = "id_card_18",
+  HONGKONG_AND_MACAO = "hk_macao_pass" }
+M.id_card_default_type = "ID_CARD"
 
--- FlowFileInfo.Deadline: Unix seconds, "ten-digit", at most 33162419560 (year 3020, which is 11 digits).
-M.UNIX_SECONDS_MIN = 1000000000
-M.UNIX_SECONDS_MAX = 33162419560
-function M.formats.unix_seconds(n)
-  if type(n) == "string" then n = tonumber(n) end
-  return type(n) == "number" and n == floor(n) and n >= M.UNIX_SECONDS_MIN and n <= M.UNIX_SECONDS_MAX
-end
-
--- Checks that take the whole structure (used by the validator's struct checks below).
-M.struct_formats = {}
-function M.struct_formats.id_card(t, check)
-  local number = t[check.number_field]
-  if number == nil then return true end
-  local id_type = t[check.type_field]
-  if type(id_type) ~= "string" then id_type = nil end -- null (cjson.null) is absent; other types are the enum's
-  return M.formats.id_card(id_type, number)
+-- Whether `number` is a valid ID number of type id_type (nil: the default type); false for an unknown type.
+function M.id_card(id_type, number)
+  local fmt = M.id_card_formats[id_type or M.id_card_default_type]
+  return fmt ~= nil and M.format_check[fmt](number)
 end
 
 --------------------------------------------------------------------------------------------------------------
@@ -298,18 +320,20 @@ M.limits = {
     source = "UploadFile.FileName (at most 200 characters)" },
 }
 
--- Checks over a whole structure (several members together).
+-- Checks over a whole structure (several members together). The one kind, "format_by": when the member
+-- number_field is a string and type_field is absent (then default_type) or one of the keys of formats, the number
+-- must pass that type's format; any other type is its enum's problem, not this check's. Both walks compile it.
+local ID_CARD_CHECK = { check = "format_by", type_field = "IdCardType", number_field = "IdCardNumber",
+  formats = M.id_card_formats, default_type = M.id_card_default_type, path = "IdCardNumber", code = CARD,
+  expected = "an ID number matching IdCardType" }
+local function id_card_check(source)
+  local c = { source = source }
+  for k, v in pairs(ID_CARD_CHECK) do c[k] = v end
+  return { c }
+end
 M.struct_checks = {
-  FlowApproverInfo = {
-    { check = "id_card", type_field = "IdCardType", number_field = "IdCardNumber", path = "IdCardNumber",
-      code = CARD, expected = "an ID number matching IdCardType",
-      source = "FlowApproverInfo.IdCardNumber (format by IdCardType)" },
-  },
-  CreateSignUrlsRequest = {
-    { check = "id_card", type_field = "IdCardType", number_field = "IdCardNumber", path = "IdCardNumber",
-      code = CARD, expected = "an ID number matching IdCardType",
-      source = "CreateSignUrlsRequest.IdCardNumber (format by IdCardType)" },
-  },
+  FlowApproverInfo = id_card_check("FlowApproverInfo.IdCardNumber (format by IdCardType)"),
+  CreateSignUrlsRequest = id_card_check("CreateSignUrlsRequest.IdCardNumber (format by IdCardType)"),
 }
 
 --------------------------------------------------------------------------------------------------------------
@@ -357,59 +381,10 @@ function M.pick_code(pref, action_codes)
   return pref[n]
 end
 
--- Text checks kept here so builders and the validator agree on what a character is.
--- M.text_len(s) → number of UTF-8 characters, or nil, reason ("NUL byte" or "invalid UTF-8"). Overlong forms,
--- surrogates, values above U+10FFFF and truncated sequences are refused. Runs at C speed on both VMs (a 20 MB
--- string takes tens of milliseconds): the core's one-pass core.utf8_len (src/check.c, the same rules as the C
--- validator) when the core is loaded; without it, Lua 5.4's strict utf8.len, or on LuaJIT a byte loop over an
--- FFI pointer, because LuaJIT's pattern matcher scans only about 60 MB/s. spec/validate_fast_spec.lua holds the
--- three to the same answers.
-local utf8 = rawget(_G, "utf8")
-local has_ffi, ffi = pcall(require, "ffi")
-local has_core, core = pcall(require, "essbasic.core")
-if utf8 and utf8.len then
-  local ulen = utf8.len
-  function M.text_len(s)
-    if find(s, "\0", 1, true) then return nil, "NUL byte" end
-    local n = ulen(s)
-    if n then return n end
-    return nil, "invalid UTF-8"
-  end
-elseif has_ffi then
-  local cast = ffi.cast
-  function M.text_len(s)
-    if find(s, "\0", 1, true) then return nil, "NUL byte" end
-    local len = #s
-    local p = cast("const uint8_t *", s)
-    local i, cont = 0, 0
-    while i < len do
-      local c = p[i]
-      if c < 0x80 then
-        i = i + 1
-      else
-        local need, cp, min
-        if c < 0xC2 then return nil, "invalid UTF-8"
-        elseif c < 0xE0 then need, cp, min = 1, c - 0xC0, 0x80
-        elseif c < 0xF0 then need, cp, min = 2, c - 0xE0, 0x800
-        elseif c < 0xF5 then need, cp, min = 3, c - 0xF0, 0x10000
-        else return nil, "invalid UTF-8" end
-        if i + need >= len then return nil, "invalid UTF-8" end
-        for k = 1, need do
-          local b = p[i + k]
-          if b < 0x80 or b > 0xBF then return nil, "invalid UTF-8" end
-          cp = cp * 64 + (b - 0x80)
-        end
-        if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return nil, "invalid UTF-8" end
-        cont = cont + need
-        i = i + need + 1
-      end
-    end
-    return len - cont
-  end
-else
-  error("essbasic.rules needs Lua 5.3+ (utf8) or LuaJIT (ffi)")
-end
-M.text_len_lua = M.text_len -- kept for the agreement spec
-if has_core and core.utf8_len then M.text_len = core.utf8_len end
+-- Text checks kept here so builders and the validator agree on what a character is: M.text_len(s) → number of
+-- UTF-8 characters, or nil, reason ("NUL byte" or "invalid UTF-8"). Overlong forms, surrogates, values above
+-- U+10FFFF and truncated sequences are refused. It is the core's one-pass core.utf8_len (src/check.c, the same
+-- rules as the C validator); spec/validate_fast_spec.lua holds it to a pure-Lua definition.
+M.text_len = require("essbasic.core").utf8_len
 
 return M

@@ -38,14 +38,6 @@ local function creds_entry(creds)
   return e
 end
 
--- The headers the signature covers, one array for every call: only the host changes. The C signer reads it
--- during sign() and keeps no reference; sign() runs no Lua, so no other call can change it in between.
-local signed = { "content-type", CONTENT_TYPE, "host", "" }
-
--- X-TC-Timestamp of the last timestamp seen: calls within one second share it (formatting is an snprintf).
--- "%d", as the C signer writes it: a float timestamp such as 1700000000.0 is sent as the digits it signed.
-local last_ts, last_ts_text = nil, nil
-
 -- parts: { action, host, body, timestamp, region, language, request_client, version }; the client checked the
 -- static values (host, region, language, request client) once and the action on every call.
 -- creds: { secret_id, signer, token } from a credentials provider (one consistent set), checked here because
@@ -55,16 +47,17 @@ function M.headers(parts, creds)
   local e, bad = creds_entry(creds)
   if not e then return nil, bad end
   local host, timestamp, region = parts.host, parts.timestamp, parts.region
-  signed[4] = host
-  local signature, signed_headers, scope = creds.signer:sign(timestamp, SERVICE, "POST", "", signed, parts.body)
-  if timestamp ~= last_ts then last_ts, last_ts_text = timestamp, format("%d", timestamp) end -- checked by sign()
+  -- the headers the signature covers (the C signer reads them during sign() and keeps no reference)
+  local signature, signed_headers, scope = creds.signer:sign(timestamp, SERVICE, "POST", "",
+    { "content-type", CONTENT_TYPE, "host", host }, parts.body)
   local headers = {
     ["Authorization"] = e.prefix .. scope .. ", SignedHeaders=" .. signed_headers .. ", Signature=" .. signature,
     ["Content-Type"] = CONTENT_TYPE,
     ["Host"] = host,
     ["X-TC-Action"] = parts.action,
     ["X-TC-Version"] = parts.version or VERSION,
-    ["X-TC-Timestamp"] = last_ts_text,
+    -- "%d", as the C signer writes it (sign() checked it): a float such as 1700000000.0 goes as the digits signed
+    ["X-TC-Timestamp"] = format("%d", timestamp),
     ["X-TC-Language"] = parts.language,
     ["X-TC-RequestClient"] = parts.request_client,
   }

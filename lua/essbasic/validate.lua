@@ -2,614 +2,34 @@
 -- anything is encoded or sent. validate.request(action, params) → true, or nil, err where err is an
 -- essbasic error of kind "validation" carrying every problem found (up to MAX_PROBLEMS), each with its path.
 --
--- It runs on every call, so it has two halves. The fast half is src/check.c: the schema and its rules compiled
--- once into a C checker that walks the request and answers only "passes" or "does not" (and, for
--- validate.request_body, writes the request's JSON on the same walk). Only a request that does not pass takes the
--- Lua walk below, which is the reference: it finds every problem and names it with its path and code
--- (spec/validate_fast_spec.lua holds the two halves to the same verdicts and bytes). Without the core (a pure-Lua
--- load), the Lua walk does everything.
--- In the Lua walk, per-struct lookups are compiled once at load time, tables are iterated raw with `next`, and
--- the path of a field is kept as a stack of segments that becomes a string only when a problem is reported.
--- A problem's found masks personal data (found_of, essbasic.personal) unless the caller passes
--- show_personal_data = true (the client's debug_personal_data).
+-- It runs on every call, so it has two halves. The fast half is the C checker (essbasic.validate.checker,
+-- src/check.c): the schema and its rules compiled once into a C walk that answers only "passes" or "does not"
+-- (and, for validate.request_body, writes the request's JSON on the same walk). Only a request that does not pass
+-- takes the Lua walk (essbasic.validate.walk), which is the reference: it finds every problem and names it with
+-- its path and code (spec/validate_fast_spec.lua holds the two halves to the same verdicts and bytes). This file
+-- is the public face: arguments, the order of the problems, the error object. The core is required (it signs
+-- too), so there is no pure-Lua mode.
 
 local api = require("essbasic.api")
-local rules = require("essbasic.rules")
 local errors = require("essbasic.errors")
-local personal = require("essbasic.personal")
+local walk = require("essbasic.validate.walk")
+local checker = require("essbasic.validate.checker")
 
-local type, next, rawget, tostring, error = type, next, rawget, tostring, error
-local pairs, ipairs, pcall, require, select, assert = pairs, ipairs, pcall, require, select, assert
-local floor, huge, min = math.floor, math.huge, math.min
-local math_type = math.type -- nil on LuaJIT, where every number is a double
+local type, error, tostring, ipairs, require, select, assert = type, error, tostring, ipairs, require, select,
+  assert
+local min = math.min
 local concat, sort = table.concat, table.sort
-local format, lower, sub, byte = string.format, string.lower, string.sub, string.byte
+local format = string.format
 
-local text_len, pick_code = rules.text_len, rules.pick_code
-local formats, enum_sets = rules.formats, rules.enum_sets
-local CODES = rules.codes
+local CODES, suggest, with_state, compiled = walk.CODES, walk.suggest, walk.run, walk.compiled
+local walk_request, walk_member, check_action_rules = walk.request, walk.member, walk.action_rules_only
+local action_rules = walk.action_rules
 
-local has_core, core = pcall(require, "essbasic.core")
--- null (json.null, cjson.null: a light userdata NULL) as an object member means "absent", in a list it is sent as
--- null; lists may carry json.array's or lua-cjson's marks, and cjson.empty_array is an empty list (essbasic.json).
-local json = has_core and require("essbasic.json") or nil
-local NULL = has_core and core.json_null or {} -- without the core, nothing is null
-local is_array = json and json.is_array or function() return false end
-local is_empty_array = json and json.is_empty_array or function() return false end
-local EMPTY = {}
+local M = { MAX_PROBLEMS = walk.MAX_PROBLEMS, MAX_DEPTH = walk.MAX_DEPTH, suggest = suggest }
 
-local MAX_PROBLEMS = 100
-local MAX_DEPTH = 32          -- the deepest request in the schema nests 5 structures; cycles stop here
-local TWO53 = 9007199254740992
-
-local M = { MAX_PROBLEMS = MAX_PROBLEMS, MAX_DEPTH = MAX_DEPTH }
-
----------------------------------------------------------------------------------------------------------------
--- Compiled schema: per struct, its fields with their rules resolved, the required ones as a list
----------------------------------------------------------------------------------------------------------------
-local SCALAR = { string = "string", date = "string", int64 = "int", uint64 = "uint", float = "float", bool = "bool" }
-
-local compiled = {}
-
-local function compile(name)
-  local st = api.struct(name)
-  local cs = { name = name, fields = {}, required = {}, required_set = {}, order = st.order, nfields = #st.order,
-    checks = rules.struct_checks[name] }
-  compiled[name] = cs
-  for pos, fname in ipairs(st.order) do
-    local f = st.fields[fname]
-    local limit = rules.limits[name .. "." .. fname]
-    local cf = { name = fname, pos = pos, list = f.list == true, disabled = f.disabled == true,
-      scalar = SCALAR[f.type], type = f.type, limit = limit,
-      enum = limit and limit.enum and enum_sets[limit.enum] or nil,
-      format = limit and limit.format and formats[limit.format] or nil }
-    if limit and limit.enum and not cf.enum then error("rules: unknown enum " .. limit.enum) end
-    if limit and limit.format and not cf.format then error("rules: unknown format " .. limit.format) end
-    cs.fields[fname] = cf
-    if f.required then
-      cs.required[#cs.required + 1] = cf
-      cs.required_set[fname] = true
-    end
-  end
-  return cs
-end
-
-for name in pairs(api.schema.structs) do
-  if not compiled[name] then compile(name) end
-end
-for _, cs in pairs(compiled) do
-  for _, cf in pairs(cs.fields) do
-    if not cf.scalar then cf.struct = compiled[cf.type] end
-  end
-end
-
--- Per-action rules with their dotted paths split into segments once.
-local action_rules = {}
-local function split_path(p)
-  local segs = {}
-  for seg in p:gmatch("[^.]+") do segs[#segs + 1] = seg end
-  return segs
-end
-for aname, ar in pairs(rules.actions) do
-  local c = { required = {}, one_of = ar.one_of or {}, forbidden = {} }
-  for i, p in ipairs(ar.required or {}) do c.required[i] = split_path(p) end
-  for i, fb in ipairs(ar.forbidden or {}) do
-    -- "Name[]" (every element of the list Name) → name "Name", list true
-    local segs, lists = split_path(fb.path), {}
-    for k, sg in ipairs(segs) do
-      if sub(sg, -2) == "[]" then segs[k], lists[k] = sub(sg, 1, -3), true end
-    end
-    c.forbidden[i] = { segs = segs, lists = lists, code = fb.code }
-  end
-  action_rules[aname] = c
-end
-
----------------------------------------------------------------------------------------------------------------
--- State of one validation run (validation never yields and calls no user code, so module-level state is safe)
----------------------------------------------------------------------------------------------------------------
-local seg, pos = {}, {}      -- path stack: segment (field name or 1-based index) and its sort position
-local problems, nproblems    -- kept problems, total count
-local action_codes           -- set of the action's documented error codes
-local missing_seen           -- paths already reported missing (struct flags and action rules overlap)
-local visiting               -- tables on the current path (cycle detection)
-local show_personal = false  -- true: personal data shown unmasked (the caller's debug_personal_data)
-local disabled_sent          -- paths of the disabled members that carry a value (sent, with a warning)
-
-local function describe(v)
-  local t = type(v)
-  if t == "string" then
-    local n = #v
-    if n == 0 then return 'an empty string' end
-    if n <= 40 and text_len(v) then return (format("%q", v):gsub("\\\n", "\\n")) end
-    local cut = min(n, 32)
-    -- do not cut a UTF-8 sequence in half
-    while cut > 0 and cut < n and (byte(v, cut + 1) or 0) >= 0x80 and (byte(v, cut + 1) or 0) < 0xC0 do
-      cut = cut - 1
-    end
-    local head = sub(v, 1, cut)
-    if not text_len(head) then return format("a string of %d bytes", n) end
-    return format('"%s…" (%d bytes)', head, n)
-  elseif t == "number" then
-    if math_type and math_type(v) == "float" and v == floor(v) and v > -1e15 and v < 1e15 then
-      return format("%.1f", v)
-    end
-    return tostring(v)
-  elseif t == "boolean" then
-    return tostring(v)
-  elseif t == "table" then
-    if is_array(v) then return "a list" end
-    local k = next(v)
-    if k == nil then return "an empty table" end
-    if type(k) == "number" then return "a list (table with numeric keys)" end
-    return "an object"
-  elseif v == NULL then
-    return "null"
-  end
-  return "a " .. t
-end
-
--- What a problem says it found in member `name`: describe(v), where the value of a personal-data member
--- (essbasic.personal) is masked and any other value shaped like an ID number, a mobile or a bank card too, unless
--- the run shows personal data.
-local personal_members, mask, scrub = personal.MEMBERS, personal.mask, personal.scrub
-local function found_of(name, v)
-  if show_personal then return describe(v) end
-  if not personal_members[name] then return scrub(describe(v)) end
-  local t = type(v)
-  if t == "number" then return mask(v) end
-  if t ~= "string" or v == "" then return describe(v) end
-  if not text_len(v) then return format("a string of %d bytes", #v) end
-  return describe(mask(v))
-end
-
-local function path_string(d, extra)
-  local parts = {}
-  for i = 1, d do
-    local s = seg[i]
-    if type(s) == "number" then
-      parts[#parts + 1] = "[" .. s .. "]"
-    elseif i == 1 then
-      parts[#parts + 1] = s
-    else
-      parts[#parts + 1] = "." .. s
-    end
-  end
-  if extra then parts[#parts + 1] = (d > 0 and "." or "") .. extra end
-  return concat(parts)
-end
-
--- d: depth of the path stack that names the offending value; extra: a member name below it (or nil).
--- extra_pos: that member's sort position.
-local function report(d, code, expected, found, extra, extra_pos, hint)
-  nproblems = nproblems + 1
-  if nproblems > MAX_PROBLEMS then return end
-  local path = path_string(d, extra)
-  local key = {}
-  for i = 1, d do key[i] = pos[i] end
-  if extra then key[d + 1] = extra_pos or 0 end
-  if type(code) ~= "string" then code = pick_code(code, action_codes) end
-  local msg = (path == "" and "request" or path) .. ": expected " .. expected .. ", found " .. found
-  if hint then msg = msg .. " (" .. hint .. ")" end
-  problems[#problems + 1] = { path = path, code = code, expected = expected, found = found, message = msg,
-    hint = hint, _key = key, _seq = nproblems }
-  return path
-end
-
-local function report_missing(d, name, p, code)
-  local path = path_string(d, name)
-  if missing_seen[path] then return end
-  missing_seen[path] = true
-  report(d, code or CODES.missing, "a value (required)", "nothing", name, p)
-end
-
----------------------------------------------------------------------------------------------------------------
--- Did-you-mean
----------------------------------------------------------------------------------------------------------------
-local function distance(a, b)
-  local la, lb = #a, #b
-  if la == 0 then return lb end
-  if lb == 0 then return la end
-  local prev, cur = {}, {}
-  for j = 0, lb do prev[j] = j end
-  for i = 1, la do
-    cur[0] = i
-    local ca = byte(a, i)
-    for j = 1, lb do
-      local cost = (ca == byte(b, j)) and 0 or 1
-      cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev, cur = cur, prev
-  end
-  return prev[lb]
-end
-
--- The closest name among candidates (case-insensitive match first, then edit distance ≤ a third of the length).
-local function suggest(name, candidates)
-  local lname = lower(name)
-  local best, best_d
-  for _, c in ipairs(candidates) do
-    if lower(c) == lname then return c end
-  end
-  if #name > 64 then return nil end
-  for _, c in ipairs(candidates) do
-    local dd = distance(lname, lower(c))
-    if dd <= math.max(2, floor(#c / 3)) and (best_d == nil or dd < best_d) then best, best_d = c, dd end
-  end
-  return best
-end
-M.suggest = suggest
-
----------------------------------------------------------------------------------------------------------------
--- The walk
----------------------------------------------------------------------------------------------------------------
-local check_struct
-
--- A whole-structure check c (rules.struct_checks) on table t: true when it finds a problem. It looks only when
--- both members passed their own checks (a bad IdCardType is reported once, by its enum).
-local function struct_check_fails(t, c)
-  local tv, nv = rawget(t, c.type_field), rawget(t, c.number_field)
-  if tv == NULL then tv = nil end
-  return type(nv) == "string" and (tv == nil or (type(tv) == "string" and enum_sets.IdCardType[tv] ~= nil)) and
-    not rules.struct_formats[c.check](t, c)
-end
-
--- Checks a scalar value v for field cf; the path stack names v at depth d. Returns true when it passed.
-local function check_scalar(cf, v, d)
-  local kind = cf.scalar
-  local limit = cf.limit
-  if kind == "string" then
-    if type(v) ~= "string" then
-      report(d, CODES.type, "a string", found_of(cf.name, v))
-      return false
-    end
-    if v == "" then return true end -- "not set" (see rules.lua); required members are checked apart
-    local max_chars = limit and limit.max_chars
-    local n
-    if max_chars and #v > 4 * max_chars then
-      -- certainly too long whatever the encoding: say so without scanning a huge string
-      report(d, limit.code, format("at most %d characters", max_chars), format("%d bytes", #v))
-      return false
-    end
-    local why
-    n, why = text_len(v)
-    if not n then
-      report(d, CODES.type, "valid UTF-8 text without NUL bytes", "a string with " .. (why == "NUL byte" and
-        "a NUL byte" or "invalid UTF-8"))
-      return false
-    end
-    if limit == nil then return true end
-    if max_chars and n > max_chars then
-      report(d, limit.code, format("at most %d characters", max_chars), format("%d characters", n))
-      return false
-    end
-    if limit.min_chars and n < limit.min_chars then
-      report(d, limit.code, format("at least %d characters", limit.min_chars), format("%d characters", n))
-      return false
-    end
-  elseif kind == "int" or kind == "uint" then
-    local ok = type(v) == "number"
-    if ok and not (math_type and math_type(v) == "integer") then
-      -- a float: accepted when it holds an integer exactly (3.0), within the doubles' exact range
-      ok = v == floor(v) and v >= -TWO53 and v <= TWO53
-    end
-    if not ok then
-      report(d, CODES.type, kind == "int" and "an integer (int64)" or "a non-negative integer (uint64)",
-        found_of(cf.name, v))
-      return false
-    end
-    if kind == "uint" and v < 0 then
-      report(d, CODES.type, "a non-negative integer (uint64)", found_of(cf.name, v))
-      return false
-    end
-    if limit == nil then return true end
-    if limit.min and v < limit.min or limit.max and v > limit.max then
-      report(d, limit.code, format("a number from %s to %s", tostring(limit.min), tostring(limit.max)),
-        found_of(cf.name, v))
-      return false
-    end
-  elseif kind == "float" then
-    if type(v) ~= "number" or v ~= v or v == huge or v == -huge then
-      report(d, CODES.type, "a finite number", found_of(cf.name, v))
-      return false
-    end
-    if limit == nil then return true end
-  else -- bool
-    if type(v) ~= "boolean" then
-      report(d, CODES.type, "a boolean", found_of(cf.name, v))
-      return false
-    end
-    return true
-  end
-  -- enum and format (the value has the right type here)
-  local enum = cf.enum
-  if enum and not enum[v] then
-    local list = rules.enums[limit.enum]
-    local shown = {}
-    for i = 1, #list do shown[i] = type(list[i]) == "string" and format("%q", list[i]) or tostring(list[i]) end
-    report(d, limit.code, "one of " .. concat(shown, ", "), found_of(cf.name, v))
-    return false
-  end
-  local fmt = cf.format
-  if fmt and not (limit.allow_zero and v == 0) and not fmt(v) then
-    report(d, limit.code, "a valid " .. limit.format:gsub("_", " ") .. (limit.allow_zero and " (or 0)" or ""),
-      found_of(cf.name, v))
-    return false
-  end
-  return true
-end
-
--- Checks value v of struct type cs; the path stack names v at depth d.
-local function check_object(cs, v, d)
-  if type(v) ~= "table" or is_array(v) then
-    report(d, CODES.type, "an object (" .. cs.name .. ")", found_of(seg[d], v))
-    return
-  end
-  if rawget(v, 1) ~= nil then
-    -- a list, or a list-like table: one problem, not one per missing member
-    report(d, CODES.type, "an object (" .. cs.name .. ")", "a table with numeric keys (a list?)")
-    return
-  end
-  check_struct(cs, v, d)
-end
-
--- Checks a list value v of field cf at depth d.
-local function check_list(cf, v, d)
-  if is_empty_array(v) then v = EMPTY end
-  if type(v) ~= "table" then
-    report(d, CODES.type, "a list", found_of(cf.name, v))
-    return
-  end
-  local n, maxk, badk = 0, 0, nil
-  for k in next, v do
-    if type(k) == "number" and k >= 1 and k == floor(k) then
-      n = n + 1
-      if k > maxk then maxk = k end
-    else
-      badk = k
-      break
-    end
-  end
-  if badk ~= nil then
-    report(d, CODES.type, "a list", type(badk) == "string" and ("an object (key " .. format("%q", badk) .. ")")
-      or ("a table with key " .. tostring(badk)))
-    return
-  end
-  if n ~= maxk then
-    report(d, CODES.type, "a list without holes", format("a sparse table (%d entries, highest index %s)", n,
-      tostring(maxk)))
-    return
-  end
-  local limit = cf.limit
-  if limit then
-    if limit.max_items and n > limit.max_items then
-      report(d, limit.code, format(limit.min_items and "%d to %d items" or "%s%d items",
-        limit.min_items or "at most ", limit.max_items), format("%d items", n))
-      return -- do not walk a list that is too long (it may be huge)
-    end
-    if limit.min_items and n < limit.min_items then
-      report(d, limit.code, format(limit.max_items and "%d to %d items" or "at least %d items",
-        limit.min_items, limit.max_items), format("%d item%s", n, n == 1 and "" or "s"))
-    end
-  end
-  local d1 = d + 1
-  -- a null element is sent as null: the API documents no error for it
-  if cf.scalar then
-    for i = 1, n do
-      seg[d1], pos[d1] = i, i
-      local x = v[i]
-      if x ~= NULL then check_scalar(cf, x, d1) end
-    end
-  else
-    local cs = cf.struct
-    for i = 1, n do
-      seg[d1], pos[d1] = i, i
-      local x = v[i]
-      if x ~= NULL then check_object(cs, x, d1) end
-    end
-  end
-end
-
-function check_struct(cs, t, d)
-  if d >= MAX_DEPTH then
-    report(d, CODES.type, "nesting at most " .. MAX_DEPTH .. " levels deep", "deeper nesting")
-    return
-  end
-  if visiting[t] then
-    report(d, CODES.type, "a tree of tables", "a cycle (this table contains itself)")
-    return
-  end
-  visiting[t] = true
-  local fields = cs.fields
-  local d1 = d + 1
-  local bad_key_reported = false
-  for k, v in next, t do
-    local cf = fields[k]
-    if v == NULL then -- luacheck: ignore 542
-      -- a null member is absent, whatever its name (the official SDKs drop null members)
-    elseif cf then
-      seg[d1], pos[d1] = k, cf.pos
-      -- a disabled member: "" and {} are how SDKs and examples.json write "not set"; a value is checked like any
-      -- member's, sent, and named in the client's warning (docs/builders.md, "What validation refuses")
-      local unset = cf.disabled and (v == "" or (type(v) == "table" and next(v) == nil))
-      if cf.disabled and not unset then disabled_sent[#disabled_sent + 1] = path_string(d1) end
-      if unset then -- luacheck: ignore 542
-        -- nothing to check
-      elseif cf.list then
-        check_list(cf, v, d1)
-      elseif cf.scalar then
-        check_scalar(cf, v, d1)
-      else
-        check_object(cf.struct, v, d1)
-      end
-    elseif type(k) ~= "string" then
-      if not bad_key_reported then
-        bad_key_reported = true
-        report(d, CODES.type, "an object (" .. cs.name .. ") with string keys",
-          "a table with key " .. tostring(k) .. (type(k) == "number" and " (a list?)" or ""))
-      end
-    else
-      local s = suggest(k, cs.order)
-      report(d, CODES.unknown, "a member of " .. cs.name, "unknown member " .. format("%q", k), k,
-        cs.nfields + 1, s and ("did you mean " .. s .. "?") or nil)
-    end
-  end
-  local req = cs.required
-  for i = 1, #req do
-    local cf = req[i]
-    local v = rawget(t, cf.name)
-    if v == nil or v == NULL or (v == "" and cf.scalar == "string") then report_missing(d, cf.name, cf.pos) end
-  end
-  local checks = cs.checks
-  if checks then
-    for i = 1, #checks do
-      local c = checks[i]
-      if struct_check_fails(t, c) then
-        report(d, c.code, c.expected, found_of(c.number_field, rawget(t, c.number_field)), c.path, fields[c.path].pos)
-      end
-    end
-  end
-  visiting[t] = nil
-end
-
--- Action rules: required paths, one-of groups, forbidden paths. The request table is at depth 0.
-local function walk_forbidden(t, segs, i, d, rule)
-  if type(t) ~= "table" then return end
-  local name, list = segs[i], rule.lists[i]
-  local v = rawget(t, name)
-  if v == nil or v == NULL then return end
-  local d1 = d + 1
-  seg[d1], pos[d1] = name, 0
-  if i == #segs then
-    report(d1, rule.code, "no value (not supported by this action)", found_of(name, v))
-  elseif list then
-    if type(v) ~= "table" then return end
-    local d2 = d1 + 1
-    for k = 1, #v do
-      seg[d2], pos[d2] = k, k
-      walk_forbidden(v[k], segs, i + 1, d2, rule)
-    end
-  else
-    walk_forbidden(v, segs, i + 1, d1, rule)
-  end
-end
-
-local function check_action_rules(aname, params)
-  local ar = action_rules[aname]
-  if not ar then return end
-  local req = ar.required
-  for r = 1, #req do
-    local segs = req[r]
-    local t, d = params, 0
-    for i = 1, #segs do
-      local v = rawget(t, segs[i])
-      if v == nil or v == "" or v == NULL then
-        report_missing(d, segs[i], 0)
-        break
-      end
-      if i < #segs then
-        -- not an object: a type problem, already reported
-        if type(v) ~= "table" or rawget(v, 1) ~= nil or is_array(v) then break end
-        d = d + 1
-        seg[d], pos[d] = segs[i], 0
-        t = v
-      end
-    end
-  end
-  for _, g in ipairs(ar.one_of) do
-    local any = false
-    for _, f in ipairs(g.fields) do
-      local v = rawget(params, f)
-      if v ~= nil and v ~= "" and v ~= NULL and not (type(v) == "table" and next(v) == nil) then any = true end
-    end
-    if not any then
-      report(0, g.code, "one of " .. concat(g.fields, ", "), "none of them", nil, nil)
-    end
-  end
-  for _, fb in ipairs(ar.forbidden) do walk_forbidden(params, fb.segs, 1, 0, fb) end
-end
-
----------------------------------------------------------------------------------------------------------------
--- The fast path
----------------------------------------------------------------------------------------------------------------
--- The same compiled schema for the C fast path (src/check.c): structures numbered in name order, members with the
--- rules resolved to plain values, enum sets as they are, formats and the id_card structure check by name (check.c
--- has their C twins; it refuses a format it does not know). An action with required or forbidden paths gets its
--- own copies of the structures along those paths, with the members marked, so the C walk checks them on its way
--- at no extra cost; only the one-of groups (two actions) stay with check_action_rules. Built once, at load.
-local checker, action_root
-if has_core and core.schema_checker then
-  local names = {}
-  for name in pairs(compiled) do names[#names + 1] = name end
-  sort(names)
-  local struct_index = {}
-  for i, name in ipairs(names) do struct_index[name] = i end
-  local desc = { max_depth = MAX_DEPTH }
-  for i, name in ipairs(names) do
-    local cs = compiled[name]
-    local sd = { name = name }
-    for j, fname in ipairs(cs.order) do
-      local cf = cs.fields[fname]
-      local limit = cf.limit or {}
-      sd[j] = { name = fname, kind = cf.scalar or "struct", struct = cf.struct and struct_index[cf.struct.name],
-        list = cf.list, disabled = cf.disabled, required = cs.required_set[fname], max_chars = limit.max_chars,
-        min_chars = limit.min_chars, min_items = limit.min_items, max_items = limit.max_items, min = limit.min,
-        max = limit.max, enum = cf.enum, format = cf.format and limit.format, allow_zero = limit.allow_zero }
-    end
-    local checks = cs.checks
-    if checks then
-      if #checks ~= 1 or checks[1].check ~= "id_card" then
-        error("rules: " .. name .. "'s structure checks need their C twin in src/check.c (only one id_card is there)")
-      end
-      sd.id_card = { type_field = checks[1].type_field, number_field = checks[1].number_field,
-        types = enum_sets.IdCardType }
-    end
-    desc[i] = sd
-  end
-
-  -- A copy of structure description `i` (its member descriptions copied too, so marks stay in the copy).
-  local function copy_struct(i)
-    local base, copy = desc[i], {}
-    for k, v in pairs(base) do copy[k] = v end
-    for j = 1, #base do
-      local f = {}
-      for k, v in pairs(base[j]) do f[k] = v end
-      copy[j] = f
-    end
-    desc[#desc + 1] = copy
-    return #desc
-  end
-  -- Marks the member at the end of path `segs` (from the action's root copy) with mark = true, and with
-  -- "required" every member on the way, copying each structure on the way once per action (copies: path
-  -- prefix → index).
-  local function mark_path(root, copies, segs, mark)
-    local i, prefix = root, ""
-    for k = 1, #segs do
-      local f = desc[i][compiled[desc[i].name].fields[segs[k]].pos]
-      if mark == "required" then f.required = true end
-      if k == #segs then
-        f[mark] = true
-      else
-        prefix = prefix .. "." .. segs[k]
-        if not copies[prefix] then copies[prefix] = copy_struct(f.struct) end
-        f.struct = copies[prefix]
-        i = f.struct
-      end
-    end
-  end
-  action_root = {}
-  for _, aname in ipairs(api.actions()) do
-    local root = struct_index[api.action(aname).input]
-    local ar = action_rules[aname]
-    if ar and (#ar.required > 0 or #ar.forbidden > 0) then
-      root = copy_struct(root)
-      local copies = {}
-      for _, segs in ipairs(ar.required) do mark_path(root, copies, segs, "required") end
-      for _, fb in ipairs(ar.forbidden) do mark_path(root, copies, fb.segs, "forbidden") end
-    end
-    action_root[aname] = root
-  end
-  checker = core.schema_checker(desc)
-end
+-- What the specs look at besides the public API (the two halves apart, the compiled view); not for users.
+local internal = {}
+M._internal = internal
 
 local function by_position(a, b)
   local ka, kb = a._key, b._key
@@ -649,33 +69,8 @@ local function known_action(aname, params)
     action = aname })
 end
 
--- Runs walk(x, y) with fresh run state (error_set: the action's codes, or nil; shows: personal data unmasked)
--- → the problems kept, their total count, and the sorted paths of the disabled members that carry a value (nil
--- when none).
-local function with_state(error_set, walk, x, y, shows)
-  problems, nproblems, action_codes, missing_seen, visiting, disabled_sent = {}, 0, error_set, {}, {}, {}
-  show_personal = shows == true
-  walk(x, y)
-  local list, total, disabled = problems, nproblems, disabled_sent
-  problems, action_codes, missing_seen, visiting, disabled_sent, show_personal = nil, nil, nil, nil, nil, false
-  for i = #seg, 1, -1 do seg[i], pos[i] = nil, nil end
-  if #disabled == 0 then return list, total, nil end
-  sort(disabled)
-  return list, total, disabled
-end
-
-local function walk_request(aname, params)
-  local cs = compiled[api.action(aname).input]
-  if is_array(params) then
-    report(0, CODES.type, "an object (" .. cs.name .. ")", "a list")
-  else
-    check_struct(cs, params, 0)
-    check_action_rules(aname, params)
-  end
-end
-
 -- The Lua walk alone, whatever the fast path says: the reference the C checker is tested against.
-function M.reference_request(aname, params, show_personal_data)
+function internal.reference_request(aname, params, show_personal_data)
   local action, err = known_action(aname, params)
   if not action then return nil, err end
   local list, total, disabled = with_state(action.error_set, walk_request, aname, params or {}, show_personal_data)
@@ -683,20 +78,18 @@ function M.reference_request(aname, params, show_personal_data)
   return fail(aname, list, total, show_personal_data)
 end
 
--- The C checker's verdict (every rule but the one-of groups): true, false, or nil without the core; then true
--- when a disabled member carries a value.
-function M.fast_check(aname, params)
+-- The C checker's verdict (every rule but the one-of groups): true or false; then true when a disabled member
+-- carries a value.
+function internal.fast_check(aname, params)
   assert(known_action(aname, params))
-  if not checker then return nil end
-  return checker(action_root[aname], params or {})
+  return checker.check(aname, params or {})
 end
 
 -- The fast path's verdict, or with encode the request's JSON when it passes: the C walk, then the one-of groups
 -- of the two actions that have them. A false answer only means "ask the Lua walk". The second result: the paths
 -- of the disabled members that carry a value, or nil (the Lua walk names them, only when the C walk saw one).
 local function fast(action, aname, params, encode)
-  if not checker then return false end
-  local passed, disabled_seen = checker(action_root[aname], params, encode)
+  local passed, disabled_seen = checker.check(aname, params, encode)
   if not passed then return false end
   local ar = action_rules[aname]
   if ar and #ar.one_of > 0 and select(2, with_state(action.error_set, check_action_rules, aname, params)) > 0 then
@@ -706,21 +99,27 @@ local function fast(action, aname, params, encode)
   return passed
 end
 
+-- Both public entries: the fast path first (encode: with the request's JSON), then the Lua walk for a request it
+-- does not pass → the fast path's answer, or true (valid after all), or nil, err; then the disabled members' paths.
+local function validated(aname, params, show_personal_data, encode)
+  local action, err = known_action(aname, params)
+  if not action then return nil, err end
+  params = params or {}
+  local passed, disabled = fast(action, aname, params, encode)
+  if passed then return passed, disabled end
+  local list, total
+  list, total, disabled = with_state(action.error_set, walk_request, aname, params, show_personal_data)
+  if total > 0 then return fail(aname, list, total, show_personal_data) end
+  return true, disabled
+end
+
 -- validate.request(action, params [, show_personal_data]) → true, or nil, err (see the top of this file). A
 -- request that passes while members the schema marks disabled carry values gets their paths as a second result (a
 -- sorted list), so the caller can warn: the API's own examples send such members, so they are sent
 -- (docs/builders.md). show_personal_data = true: the problems show personal data unmasked (essbasic.new's
 -- debug_personal_data).
 function M.request(aname, params, show_personal_data)
-  local action, err = known_action(aname, params)
-  if not action then return nil, err end
-  params = params or {}
-  local passed, disabled = fast(action, aname, params, false)
-  if passed then return true, disabled end
-  local list, total
-  list, total, disabled = with_state(action.error_set, walk_request, aname, params, show_personal_data)
-  if total == 0 then return true, disabled end
-  return fail(aname, list, total, show_personal_data)
+  return validated(aname, params, show_personal_data, false)
 end
 
 -- validate.request_body(action, params [, show_personal_data]) → the request's JSON (exactly what
@@ -728,28 +127,15 @@ end
 -- validate.request gives it. The C walk that checks a request writes its JSON on the way, so a validated call
 -- walks its params once, not twice.
 function M.request_body(aname, params, show_personal_data)
-  local action, err = known_action(aname, params)
-  if not action then return nil, err end
-  params = params or {}
-  local body, disabled = fast(action, aname, params, true)
-  if body then return body, disabled end
-  local list, total
-  list, total, disabled = with_state(action.error_set, walk_request, aname, params, show_personal_data)
-  if total > 0 then return fail(aname, list, total, show_personal_data) end
+  local body, disabled = validated(aname, params, show_personal_data, true)
+  if body ~= true then return body, disabled end
   -- valid after all (the spec holds the checker to the Lua walk's verdicts, so this is not expected)
-  return require("essbasic.json").encode(params, api.request_hint(aname)), disabled
+  return require("essbasic.json").encode(params or {}, api.request_hint(aname)), disabled
 end
 
--- The compiled view of a structure (for tools and tests): fields with their rules resolved.
-function M.compiled(name)
+-- The compiled view of a structure: fields with their rules resolved.
+function internal.compiled(name)
   return compiled[name]
-end
-
-local function walk_member(cf, value)
-  seg[1], pos[1] = cf.name, cf.pos
-  if cf.list then check_list(cf, value, 1)
-  elseif cf.scalar then check_scalar(cf, value, 1)
-  else check_object(cf.struct, value, 1) end
 end
 
 -- Exposed for builders that check single values early: the same string/number checks as the walk, for one

@@ -113,7 +113,7 @@ local function encode_error(err)
   local s = json.encode(t)
   if s then return t, s end
   t = { code = t.code, message = t.message, kind = t.kind }
-  return t, json.encode(t) or '{"code":"ClientError.Unexpected"}'
+  return t, json.encode(t) or json.encode{ code = errors.UNEXPECTED }
 end
 
 function M.run(opts, words, ctx)

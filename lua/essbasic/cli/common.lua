@@ -52,7 +52,7 @@ end
 -- An error object as plain data for JSON: every field but functions, the cause and problems included.
 function M.error_table(err, depth)
   depth = depth or 0
-  if type(err) ~= "table" then return { code = "ClientError.Unexpected", message = tostring(err) } end
+  if type(err) ~= "table" then return { code = errors.UNEXPECTED, message = tostring(err) } end
   local out = {}
   for k, v in pairs(err) do
     if type(k) == "string" then
@@ -69,7 +69,7 @@ function M.error_table(err, depth)
       end
     end
   end
-  if type(out.code) ~= "string" then out.code = "ClientError.Unexpected" end
+  if type(out.code) ~= "string" then out.code = errors.UNEXPECTED end
   if out.message == nil then out.message = tostring(err) end
   if err.problems then out.problems = json.array(M.plain(err.problems, depth + 1) or {}) end
   if err.history then out.history = json.array(M.plain(err.history, depth + 1) or {}) end

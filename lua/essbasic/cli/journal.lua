@@ -22,6 +22,7 @@
 -- journal_mode = WAL and synchronous = FULL: every commit is on disk before the call it describes goes out.
 
 local json = require("essbasic.json")
+local errors = require("essbasic.errors")
 
 local type, tostring, tonumber, pairs, ipairs, next, error = type, tostring, tonumber, pairs, ipairs, next, error
 local format, find, concat = string.format, string.find, table.concat
@@ -158,11 +159,8 @@ function M.open(path, want)
     self:exec(format("INSERT INTO runs (pid, started, options) VALUES (%s, %s, %s)", own_pid() and int(own_pid())
       or "NULL", int(now()), self:q(want.options)))
     self.run = tonumber(self:select("SELECT max(id) AS id FROM runs")[1].id)
-    local lost = json.encode{ code = "ClientError.OutcomeUnknown", kind = "journal",
-      message = "the run that sent this row stopped before its answer was recorded: it may or may not have been "
-        .. "carried out" }
-    self.recovered = self:exec(format("UPDATE rows SET state = 'unknown', error_code = 'ClientError.OutcomeUnknown', "
-      .. "error = %s, updated = %s WHERE state = 'sending'", self:q(lost), int(now())))
+    self.recovered = self:mark_unknown("the run that sent this row stopped before its answer was recorded: it may "
+      .. "or may not have been carried out", "")
     self:exec(format("UPDATE runs SET recovered = %s WHERE id = %s", int(self.recovered), int(self.run)))
     self:exec("COMMIT")
     -- Set on the journal's own file only (never on a database that turned out to be something else); it stays.
@@ -277,11 +275,17 @@ function Journal:failed(line, state, code, err_json, sent)
     sent == nil and "NULL" or (sent and "1" or "0"), int(now()), self:q(code), self:q(err_json), int(line)))
 end
 
+-- Rows still `sending` (and matching the SQL condition `also`) become unknown, with a journal error saying
+-- message → how many.
+function Journal:mark_unknown(message, also)
+  local lost = json.encode{ code = errors.OUTCOME_UNKNOWN, kind = "journal", message = message }
+  return self:exec(format("UPDATE rows SET state = 'unknown', error_code = %s, error = %s, updated = %s "
+    .. "WHERE state = 'sending'%s", self:q(errors.OUTCOME_UNKNOWN), self:q(lost), int(now()), also))
+end
+
 -- Rows this run left `sending` (an interrupted run): unknown, as the next run would make them.
 function Journal:abandon(message)
-  local lost = json.encode{ code = "ClientError.OutcomeUnknown", kind = "journal", message = message }
-  return self:exec(format("UPDATE rows SET state = 'unknown', error_code = 'ClientError.OutcomeUnknown', "
-    .. "error = %s, updated = %s WHERE state = 'sending' AND run = %s", self:q(lost), int(now()), int(self.run)))
+  return self:mark_unknown(message, " AND run = " .. int(self.run))
 end
 
 -- { pending, sending, done, failed, failed_unsent, unknown, total }
