@@ -2,13 +2,13 @@
 -- message's second-to-last ciphertext block give answers that cannot be told apart (same status, same body bytes,
 -- same headers but Date) in every configuration; a forged plaintext is refused unless the receiver opted into
 -- allow_unsigned; the reasons of refusals go to nginx's log only, which never holds the key, the token or a byte
--- of a message. The sender is the openssl command line (spec/helpers/callback_sender.lua). Also: the OpenResty
+-- of a message. The sender is the openssl command line (tools/callback_sender.lua). Also: the OpenResty
 -- example's receiver (examples/openresty), signed by default.
 local callback = require("essbasic.callback")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local nginx = require("tools.nginx")
-local sender = require("helpers.callback_sender")
+local sender = require("tools.callback_sender")
 local read_file = require("helpers.files").read
 
 local KEY, TOKEN, MESSAGE = sender.KEY, sender.TOKEN, sender.MESSAGE

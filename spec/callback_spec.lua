@@ -6,7 +6,7 @@
 local callback = require("essbasic.callback")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local sender = require("helpers.callback_sender")
+local sender = require("tools.callback_sender")
 
 local KEY, TOKEN, MESSAGE = sender.KEY, sender.TOKEN, sender.MESSAGE
 local openssl_encrypt, openssl_signature = sender.encrypt, sender.signature

@@ -206,16 +206,20 @@ function Server:stop()
   if not os.getenv("ESSBASIC_KEEP_NGINX") then run("rm -rf " .. shell_quote(self.prefix)) end
 end
 
--- Stops a forgotten server when its object is collected (tables take __gc on 5.4, proxies on LuaJIT).
-local function attach_finalizer(srv)
-  local finalize = function() srv:stop() end
+-- Runs finalize() when obj (an instance of class) is collected: tables take __gc on 5.4, proxies on LuaJIT. Test
+-- servers use it so that a forgotten one is stopped.
+function M.on_collect(obj, class, finalize)
   if newproxy then -- luacheck: ignore 113 (LuaJIT / 5.1 only)
     local proxy = newproxy(true) -- luacheck: ignore 113
     getmetatable(proxy).__gc = finalize
-    srv.finalizer = proxy
+    obj.finalizer = proxy
   else
-    setmetatable(srv, { __index = Server, __gc = finalize })
+    setmetatable(obj, { __index = class, __gc = finalize })
   end
+end
+
+local function attach_finalizer(srv)
+  M.on_collect(srv, Server, function() srv:stop() end)
 end
 
 function M.start(opts)

@@ -2,7 +2,7 @@
 --   success  {"Response": {..., "RequestId": "…"}}
 --   failure  {"Response": {"Error": {"Code": "…", "Message": "…"}, "RequestId": "…"}}
 --   legacy   {"code": <non-zero>, "message": "…", "codeDesc": "…"}
--- decode() is what the client does with every answer; error_body()/success_body() are what the sandbox sends.
+-- decode() is what the client does with every answer (the sandbox writes its answers with sandbox/envelope.lua).
 
 local json = require("essbasic.json")
 local errors = require("essbasic.errors")
@@ -51,16 +51,6 @@ function M.decode(status, body)
   end
   return nil, errors.new{ kind = "parse", code = errors.PARSE_JSON, http_status = status,
     message = (doc == nil and "the body is not JSON: " or "the JSON has no Response object: ") .. excerpt(body) }
-end
-
-function M.error_body(code, message, request_id)
-  return json.encode({ Response = { Error = { Code = code, Message = message }, RequestId = request_id } })
-end
-
--- response: the Response members; hint: the response struct's fields (lists stay lists when empty).
-function M.success_body(response, request_id, hint)
-  response.RequestId = request_id
-  return json.encode({ Response = response }, hint and { Response = { fields = hint } })
 end
 
 return M

@@ -105,14 +105,7 @@ function Server:close()
 end
 
 local function attach_finalizer(srv)
-  local finalize = function() srv:close() end
-  if newproxy then -- luacheck: ignore 113 (LuaJIT / 5.1 only)
-    local proxy = newproxy(true) -- luacheck: ignore 113
-    getmetatable(proxy).__gc = finalize
-    srv.finalizer = proxy
-  else
-    setmetatable(srv, { __index = Server, __gc = finalize })
-  end
+  nginx.on_collect(srv, Server, function() srv:close() end)
 end
 
 function M.start(opts)
