@@ -1,8 +1,10 @@
-# essbasic: `make` builds the C core for Lua 5.4 and LuaJIT; `make test` runs every suite; `make demo` runs the
-# sandbox demo; `make rock-check` packs the source rock, installs it for each supported Lua and calls the sandbox. Targets that need system packages install the missing ones first (tools/install-deps).
+# essbasic: `make` builds the C core for Lua 5.4, LuaJIT and PUC Lua 5.1; `make test` runs every suite; `make demo`
+# runs the sandbox demo; `make rock-check` packs the source rock, installs it for each supported Lua and calls the
+# sandbox. Targets that need system packages install the missing ones first (tools/install-deps).
 
 LUA54_INC   ?= /usr/include/lua5.4
 LUAJIT_INC  ?= /usr/include/luajit-2.1
+LUA51_INC   ?= /usr/include/lua5.1
 CC          ?= cc
 OPTFLAGS    ?= -O2 -g
 WARNFLAGS    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
@@ -16,10 +18,11 @@ HDRS = $(wildcard src/*.h)
 
 CORE54 = build/5.4/essbasic/core.so
 CORE51 = build/5.1/essbasic/core.so
+CORE51PUC = build/puc5.1/essbasic/core.so
 
 .PHONY: all print-srcs deps test rock-check check fuzz bench demo sandbox schema lint clean
 
-all: $(CORE54) $(CORE51)
+all: $(CORE54) $(CORE51) $(CORE51PUC)
 
 # `make -s print-srcs`: the list, for the tools that read the sources themselves (tools/check's clang-tidy).
 print-srcs:
@@ -32,6 +35,11 @@ $(CORE54): $(SRCS) $(HDRS)
 $(CORE51): $(SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_CORE) -I$(LUAJIT_INC) -shared -o $@ $(SRCS) $(LDLIBS_CORE)
+
+# PUC Lua 5.1's headers: what Debian's luarocks builds by default (the result loads in LuaJIT too).
+$(CORE51PUC): $(SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CORE) -I$(LUA51_INC) -shared -o $@ $(SRCS) $(LDLIBS_CORE)
 
 deps:
 	@tools/install-deps

@@ -19,9 +19,8 @@ description = {
   license = "MIT",
   labels = { "tencentcloud", "esign", "openresty" },
 }
--- Supported: Lua 5.4, Lua 5.3 and LuaJIT 2.1 (OpenResty's). LuaJIT reports itself to LuaRocks as Lua 5.1, so the
--- range must admit 5.1; PUC Lua 5.1 and 5.2 are refused when the C core compiles (src/compat.h), with a message
--- naming the supported versions.
+-- Supported: Lua 5.4, 5.3, 5.1 and LuaJIT 2.1 (OpenResty's; LuaRocks sees it as 5.1). Lua 5.2 is refused when
+-- the C core compiles (src/compat.h). A core built against PUC 5.1's headers loads in LuaJIT too.
 -- No lua-cjson: Debian's (upstream 2.1.0) cannot send empty arrays as [], rounds int64 to 14 digits and decodes
 -- integers as floats on Lua 5.4; the C core carries its own strict codec (docs/internals.md). Tables that cjson
 -- decoded are taken as they are (cjson.null, OpenResty's array markers).

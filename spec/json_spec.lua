@@ -338,7 +338,7 @@ describe("json encoding errors name the path", function()
     local doc = { FlowFileInfos = { { FlowApprovers = {} }, { FlowApprovers = { { Mobile = print } } } } }
     local err = enc_err(doc)
     assert.matches("function at FlowFileInfos[2].FlowApprovers[1].Mobile", err, 1, true)
-    assert.matches("thread at co", enc_err({ co = coroutine.create(print) }), 1, true)
+    assert.matches("thread at co", enc_err({ co = coroutine.create(function() end) }), 1, true)
     assert.matches("userdata at [2]", enc_err({ 1, io.stdout }), 1, true)
     -- null in a list is null; a null member is absent, as the decoder reads {"a":null}
     assert.equal('[null,{}]', enc({ json.null, { a = json.null } }))

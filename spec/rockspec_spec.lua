@@ -61,7 +61,7 @@ describe("the rockspecs", function()
       it("compiles the same C sources as the Makefile", function()
         -- what make would run to build the core (-B: even when it is up to date), its src/*.c words in order
         local p = assert(io.popen("make -Bn build/5.4/essbasic/core.so 2>&1"))
-        local out = p:read("a")
+        local out = p:read("*a")
         p:close()
         local srcs = {}
         for word in out:gmatch("src/[%w_]+%.c") do srcs[#srcs + 1] = word end

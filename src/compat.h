@@ -1,17 +1,35 @@
-/* One source for Lua 5.4 and for LuaJIT 2.1 (the Lua 5.1 C API that OpenResty uses). LuaJIT 2.1 already has
- * luaL_setfuncs, luaL_newlib, luaL_testudata and luaL_setmetatable; only the rest is bridged here. */
+/* One source for Lua 5.4, 5.3, 5.1 and LuaJIT 2.1. LuaJIT 2.1 speaks the Lua 5.1 C API (and ABI) plus a few 5.2
+ * functions; PUC 5.1 lacks those, so they are bridged here too. A core built against PUC 5.1's headers (Debian's
+ * luarocks defaults to 5.1) therefore loads in LuaJIT and OpenResty as well. */
 #ifndef ESSBASIC_COMPAT_H
 #define ESSBASIC_COMPAT_H
 
 #include <lua.h>
 #include <lauxlib.h>
 
-/* Lua 5.4, Lua 5.3 and LuaJIT 2.1. LuaJIT's headers say 5.1 like PUC Lua 5.1's, which lacks the 5.2 functions
- * LuaJIT has (luaL_setfuncs, luaL_setmetatable, lua_tonumberx...): PUC 5.1 is told apart by LUAI_MAXSTACK, which
- * LuaJIT's luaconf.h defines and PUC 5.1's does not. */
-#if LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 504 || LUA_VERSION_NUM == 502 || \
-    (LUA_VERSION_NUM == 501 && !defined(LUAI_MAXSTACK))
-#error "essbasic supports Lua 5.4, Lua 5.3 and LuaJIT 2.1, not PUC Lua 5.1 or 5.2 (Debian's luarocks defaults to 5.1: luarocks --lua-version=5.4 ...)"
+#if LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 504 || LUA_VERSION_NUM == 502
+#error "essbasic supports Lua 5.4, 5.3, 5.1 and LuaJIT 2.1, not Lua 5.2"
+#endif
+
+/* PUC 5.1 (LuaJIT's luaconf.h defines LUAI_MAXSTACK, PUC 5.1's does not): the 5.2 functions LuaJIT already has. */
+#if LUA_VERSION_NUM == 501 && !defined(LUAI_MAXSTACK)
+static inline void essbasic_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+  luaL_checkstack(L, nup + 1, "too many upvalues");
+  for (; l->name != NULL; l++) {
+    for (int i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+#define luaL_setfuncs(L, l, nup) essbasic_setfuncs((L), (l), (nup))
+#define luaL_setmetatable(L, name) (luaL_getmetatable((L), (name)), lua_setmetatable((L), -2))
+static inline lua_Number essbasic_tonumberx(lua_State *L, int i, int *isnum) {
+  lua_Number n = lua_tonumber(L, i);
+  if (isnum) *isnum = n != 0 || lua_isnumber(L, i);
+  return n;
+}
+#define lua_tonumberx(L, i, isnum) essbasic_tonumberx((L), (i), (isnum))
 #endif
 
 #if LUA_VERSION_NUM < 502

@@ -44,11 +44,12 @@ local function public(name, build)
   end
 end
 
--- Runs fn(...) for a nested argument: a failure's message gets "arg: " in front.
-local function within(arg, fn, ...)
+-- Runs fn(...) for a nested argument: a failure's message gets "option: " in front. (Not named `arg`: Lua 5.1
+-- gives a vararg function a local `arg` of its own.)
+local function within(option, fn, ...)
   local ok, result = pcall(fn, ...)
   if ok then return result end
-  if getmetatable(result) == Failure then result.message = arg .. ": " .. result.message end
+  if getmetatable(result) == Failure then result.message = option .. ": " .. result.message end
   error(result, 0)
 end
 
