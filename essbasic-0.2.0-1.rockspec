@@ -13,7 +13,7 @@ description = {
     Create contract groups from uploaded PDFs (ChannelCreateFlowGroupByFiles) and everything around them:
     uploads, signing links, status, cancelling, callbacks. Requests are validated against the official schema
     before they leave the machine, signed with TC3-HMAC-SHA256 in C (OpenSSL 3), sent with libcurl in plain Lua
-    and with cosockets inside nginx. Includes an offline sandbox of the flow-group workflow.
+    and with cosockets inside nginx. Includes an offline sandbox of the partner-platform lifecycle.
   ]],
   homepage = "https://github.com/essbasic/essbasic",
   license = "MIT",
