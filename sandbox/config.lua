@@ -105,13 +105,7 @@ local function merge(dst, src)
   return dst
 end
 
-local function read_file(path)
-  local f, why = io.open(path, "rb")
-  if not f then return nil, why end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("sandbox.store").read_file
 
 -- A config file: JSON when it starts with "{", else Lua returning a table.
 function M.load_file(path)

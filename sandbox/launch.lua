@@ -53,13 +53,7 @@ local function write_file(path, text)
   assert(f:close())
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("sandbox.store").read_file
 
 local HTTP_BLOCK = [[
   client_max_body_size 100m;

@@ -28,14 +28,7 @@ local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
+local read_all = require("sandbox.store").read_file
 M.read_file = read_all -- nil for a missing file
 
 local function write_all(path, bytes)

@@ -51,13 +51,15 @@ local function write_atomic(path, bytes)
   return true
 end
 
+-- The whole file, or nil and why (a missing file is nil): the sandbox's one reader of files.
 local function read_all(path)
-  local f = io_open(path, "rb")
-  if not f then return nil end
+  local f, why = io_open(path, "rb")
+  if not f then return nil, why end
   local s = f:read("*a")
   f:close()
   return s
 end
+M.read_file = read_all
 
 -- Opens the data folder (created when missing) and loads state.json if there is one.
 function M.open(dir)
