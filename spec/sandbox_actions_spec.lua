@@ -23,11 +23,7 @@ local function shell(cmd)
   return out, (ok == true or ok == 0) and 0 or code
 end
 
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local write = require("helpers.files").write
 
 describe("sandbox lifecycle", function()
   local sb, client, tmp

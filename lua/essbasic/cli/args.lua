@@ -12,32 +12,9 @@ local sub, find, match = string.sub, string.find, string.match
 
 local M = {}
 
--- The known option closest to a misspelt one (edit distance at most 2), for the error message.
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = sub(a, i, i) == sub(b, j, j) and 0 or 1
-      local best = prev[j] + 1
-      if cur[j - 1] + 1 < best then best = cur[j - 1] + 1 end
-      if prev[j - 1] + cost < best then best = prev[j - 1] + cost end
-      cur[j] = best
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
-function M.closest(word, candidates, max)
-  local best, best_d
-  for _, c in ipairs(candidates) do
-    local d = distance(word, c)
-    if d <= (max or 2) and (not best_d or d < best_d) then best, best_d = c, d end
-  end
-  return best
-end
+-- The known name closest to a misspelt one, for the error message: the validator's (case first, then edit
+-- distance), so the command line and the API's own names suggest alike.
+M.closest = require("essbasic.validate").suggest
 
 local function names(spec)
   local list = {}

@@ -23,7 +23,7 @@ local M = {}
 function M.action_named(name)
   if type(name) ~= "string" or name == "" then fail(EXIT.usage, "name an action (essbasic actions lists them)") end
   if api.action(name) then return api.action(name) end
-  local guess = args.closest(name, api.actions(), 3)
+  local guess = args.closest(name, api.actions())
   fail(EXIT.usage, "no action " .. name .. " in essbasic " .. api.version
     .. (guess and (" (did you mean " .. guess .. "?)") or " (essbasic actions lists them)"))
 end
