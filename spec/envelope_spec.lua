@@ -45,3 +45,61 @@ describe("envelope.decode", function()
     assert.equal("legacy", err.message)
   end)
 end)
+
+describe("envelope.decode on the legacy envelope", function()
+  it("falls back to the numeric code when codeDesc is empty or not text (the fuzzer's find of issue 29)", function()
+    for body, want in pairs{
+      ['{"code":4000,"message":"legacy","codeDesc":""}'] = "4000",
+      ['{"code":4000,"codeDesc":{}}'] = "4000",
+      ['{"code":"E1","codeDesc":false}'] = "E1",
+      ['{"code":4000,"message":{},"codeDesc":""}'] = "4000",
+    } do
+      local resp, err = envelope.decode(200, body)
+      assert.is_nil(resp, body)
+      assert.equal("service", err.kind)
+      assert.equal(want, err.code, body)
+      assert.equal("string", type(err.message))
+    end
+  end)
+
+  it("refuses a legacy envelope whose code and codeDesc are both unusable as malformed", function()
+    for _, body in ipairs({ '{"code":"","codeDesc":""}', '{"code":{},"codeDesc":""}', '{"code":true}' }) do
+      local resp, err = envelope.decode(200, body)
+      assert.is_nil(resp, body)
+      assert.equal(errors.PARSE_JSON, err.code, body)
+      assert.equal("parse", err.kind)
+    end
+  end)
+end)
+
+-- Every input the fuzzer ever found for the response path (fuzz/regressions/fuzz_response/, committed with its fix)
+-- is a unit test here too, so the plain suite holds them without clang or libFuzzer.
+describe("envelope.decode on the committed fuzz regressions", function()
+  local dir = "fuzz/regressions/fuzz_response/"
+  local names = {}
+  local p = io.popen('ls "' .. dir .. '" 2>/dev/null')
+  for name in p:lines() do names[#names + 1] = name end
+  p:close()
+
+  it("has inputs to replay", function() assert.is_true(#names >= 2) end)
+
+  for _, name in ipairs(names) do
+    it("gives a table or an error with a non-empty code for " .. name, function()
+      local f = assert(io.open(dir .. name, "rb"))
+      local body = f:read("*a")
+      f:close()
+      for _, status in ipairs({ 200, 400, 502 }) do
+        local resp, err = envelope.decode(status, body)
+        if resp == nil then
+          assert.is_true(errors.is_error(err))
+          assert.equal("string", type(err.code))
+          assert.is_true(#err.code > 0, name)
+          assert.truthy(tostring(err):find("^essbasic: "))
+        else
+          assert.equal(200, status)
+          assert.equal("table", type(resp))
+        end
+      end
+    end)
+  end
+end)
