@@ -43,10 +43,11 @@ describe("client:call_many", function()
         params = { Scenario = tag .. "b", Steps = { "create_reset", "ok" } } },
       { action = "ChannelCreateFlowGroupByFiles", params = { FlowGroupName = "x" }, opts = { validate = true } },
       { action = "DescribeFlowDetailInfo", params = { Scenario = tag .. "d", Steps = { "html502", "ok" } } },
-    }, { concurrency = 4, on_done = function(i, resp, second) done[#done + 1] = { i, resp ~= nil, second } end })
+    }, { concurrency = 4, on_done = function(i, resp, err, meta) done[#done + 1] = { i, resp ~= nil, err or meta } end })
     assert.equal(4, #done)
     assert.truthy(results[1][1])
-    assert.equal(2, results[1][2].attempts)
+    assert.is_nil(results[1][2])
+    assert.equal(2, results[1][3].attempts)
     assert.same({ attempts = 2, created = 1 }, faults:stats(tag .. "a"))
     assert.is_nil(results[2][1])
     assert.equal("ClientError.OutcomeUnknown", results[2][2].code)

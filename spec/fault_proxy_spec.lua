@@ -83,8 +83,8 @@ describe("fault proxy", function()
       local c, before = client(), groups()
       local ids = {}
       for i = 1, 50 do
-        local resp, meta = create(c)
-        assert(resp, tostring(meta))
+        local resp, err = create(c)
+        assert(resp, tostring(err))
         ids[resp.FlowGroupId] = true
         local entry = fp:stats().log[i]
         assert.equal(i, entry.conn_requests) -- the same client connection, request after request

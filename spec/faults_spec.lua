@@ -42,7 +42,7 @@ describe("faults", function()
   it("reports the attempts and why in the metadata", function()
     n = n + 1
     local scenario = "meta" .. n
-    local resp, meta = client():call(CREATE, { Scenario = scenario, Steps = { "limit", "ok" } })
+    local resp, _, meta = client():call(CREATE, { Scenario = scenario, Steps = { "limit", "ok" } })
     assert.truthy(resp)
     assert.equal(2, meta.attempts)
     assert.equal("RequestLimitExceeded", meta.history[1].code)

@@ -6,7 +6,7 @@
 --   local wait, err = c:take_token()        -- seconds to wait before sending; nil, err: fail-fast asked
 --   local req, err = c:next_request()       -- the signed request of the next attempt (transport contract)
 --   local outcome = c:conclude(res, err)    -- call.DONE, call.FAILED, or call.RETRY (c.retry_delay seconds)
---   c:result()                              -- resp, meta or nil, err, once DONE or FAILED
+--   c:result()                              -- resp, nil, meta or nil, err, once DONE or FAILED
 -- The call object is also what a scheduler hands the transport as the identity of its transfer.
 
 local api = require("essbasic.api")
@@ -214,9 +214,10 @@ function Call:fail_raised(why)
   return self:fail(err)
 end
 
--- resp, meta or nil, err.
+-- resp, nil, meta or nil, err: the usual `local resp, err = ...; if err then` holds, and the metadata
+-- ({ attempts, history }) is the third value for those who want it (the error carries the same members).
 function Call:result()
-  if self.resp then return self.resp, self.meta end
+  if self.resp then return self.resp, nil, self.meta end
   return nil, self.err
 end
 

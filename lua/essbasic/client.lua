@@ -188,8 +188,8 @@ function methods.call(self, action, params, call_opts)
 end
 
 -- Many calls at once: requests is a list of { action, params [, opts] } (or { action =, params =, opts = });
--- batch_opts: concurrency (default 10), on_done(index, resp, err_or_meta) after each call.
--- Returns a list of results in input order, each { resp, meta } or { nil, err }: every call has its own outcome,
+-- batch_opts: concurrency (default 10), on_done(index, resp, err, meta) after each call.
+-- Returns a list of results in input order, each { resp, nil, meta } or { nil, err }: every call has its own outcome,
 -- with the same validation, rate limit and retry rules as call(). How they run: essbasic.scheduler. An on_done
 -- that raises does not stop the batch; its first error is raised again once every call has finished.
 function methods.call_many(self, requests, batch_opts)

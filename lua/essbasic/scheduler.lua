@@ -46,10 +46,10 @@ end
 local function reporter(results, on_done)
   local r = { results = results }
   function r.finish(c)
-    local resp, second = c:result()
-    results[c.index] = resp and { resp, second } or { nil, second }
+    local resp, err, meta = c:result()
+    results[c.index] = { resp, err, meta }
     if not on_done then return end
-    local ok, why = pcall(on_done, c.index, resp, second)
+    local ok, why = pcall(on_done, c.index, resp, err, meta)
     if not ok and r.raised == nil then r.raised, r.raised_index = why, c.index end
   end
   function r.close()

@@ -20,8 +20,7 @@ local t0 = core.monotonic()
 local codes, attempts, slowest = {}, 0, 0
 for i = 1, cfg.calls do
   local started = core.monotonic()
-  local resp, second = client:DescribeFlowDetailInfo{ Agent = cfg.agent, FlowGroupId = "fleet-" .. i }
-  local meta, err = second, second
+  local resp, err, meta = client:DescribeFlowDetailInfo{ Agent = cfg.agent, FlowGroupId = "fleet-" .. i }
   local took = core.monotonic() - started
   if took > slowest then slowest = took end
   -- The sandbox knows no such group: ResourceNotFound.FlowGroup is the API's answer, a completed call.

@@ -218,8 +218,8 @@ function M.run(opts, words, ctx)
     local list = {}
     for i, line in ipairs(wave) do list[i] = { action.name, params_of[line] } end
     local config_errors = 0
-    client:call_many(list, { concurrency = concurrency, on_done = function(i, resp, second)
-      local _, code = record(wave[i], resp, second)
+    client:call_many(list, { concurrency = concurrency, on_done = function(i, resp, err)
+      local _, code = record(wave[i], resp, err)
       if code == errors.CREDENTIAL or code == errors.HEADER_VALUE then config_errors = config_errors + 1 end
     end })
     -- Calls refused for want of credentials: every later call of this client would be too.
