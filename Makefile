@@ -20,7 +20,7 @@ CORE54 = build/5.4/essbasic/core.so
 CORE51 = build/5.1/essbasic/core.so
 CORE51PUC = build/puc5.1/essbasic/core.so
 
-.PHONY: all print-srcs deps test rock-check check fuzz bench demo sandbox schema lint clean
+.PHONY: all print-srcs deps test rock-check check fuzz fuzz-ci bench demo sandbox schema lint clean
 
 all: $(CORE54) $(CORE51) $(CORE51PUC)
 
@@ -85,12 +85,18 @@ schema: $(CORE54)
 clean:
 	rm -rf build
 
-# libFuzzer harnesses (fuzz/README.md): replays fuzz/regressions/, then fuzzes each harness FUZZ_SECONDS seconds.
+# libFuzzer harnesses (fuzz/README.md). Both replay fuzz/regressions/ first. `make fuzz` explores: each harness
+# FUZZ_SECONDS seconds from a new random seed. `make fuzz-ci` (what CI runs) fuzzes each harness from a fixed seed
+# for a fixed number of executions, so the same tree gives the same result on every run.
 FUZZ_SECONDS ?= 30
 CHECK_PKGS = clang clang-tidy cppcheck valgrind libclang-rt-14-dev
 fuzz:
 	@ESSBASIC_EXTRA_PKGS="$(CHECK_PKGS)" tools/install-deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+
+fuzz-ci:
+	@ESSBASIC_EXTRA_PKGS="$(CHECK_PKGS)" tools/install-deps
+	@FUZZ_MODE=fixed fuzz/run
 
 # The suite under ASan+UBSan and under valgrind, plus cppcheck and clang-tidy (tools/check).
 check:

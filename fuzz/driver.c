@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -18,6 +19,27 @@
 
 int luaopen_essbasic_core(lua_State *L);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Fixed-seed runs (fuzz/run with FUZZ_RUNS, what CI does) must explore the same inputs every time. Lua 5.4 seeds
+ * its string hashes, and so the order lua_next walks a table in the core, from time() and from addresses: fuzz/run
+ * turns address randomisation off (setarch -R) and sets FUZZ_FIXED_TIME, which this time() (it takes the place of
+ * libc's for liblua5.4 too) then returns. Without the variable it is the real clock. */
+time_t time(time_t *out) {
+  static int fixed = -1;
+  static time_t fixed_value;
+  if (fixed < 0) {
+    const char *v = getenv("FUZZ_FIXED_TIME");
+    fixed = v != NULL && *v != '\0';
+    if (fixed) fixed_value = (time_t)strtoll(v, NULL, 10);
+  }
+  time_t now = fixed_value;
+  if (!fixed) {
+    struct timespec ts;
+    now = clock_gettime(CLOCK_REALTIME, &ts) == 0 ? ts.tv_sec : (time_t)-1;
+  }
+  if (out != NULL) *out = now;
+  return now;
+}
 
 static lua_State *state;
 static int check_ref = LUA_NOREF;
