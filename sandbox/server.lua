@@ -253,7 +253,7 @@ local function handle_api()
     ngx.log(ngx.INFO, "essbasic sandbox: fault lose_answer: ", action, " done, connection closed unanswered")
     return ngx.exit(444)
   end
-  local answer = envelope.success_body(resp, rid, api.response_hint(action))
+  local answer = envelope.success_body(action, resp, rid)
   if fault and fault.slow_body then return send_slowly(answer, fault.slow_body) end
   return send(200, "application/json", answer)
 end

@@ -268,7 +268,7 @@ describe("sandbox lifecycle", function()
       assert.are.equal(200, status)
       assert.are.equal("%PDF-", body:sub(1, 5))
       local list = ok("DescribeTemplates", { Agent = agent(), ContentType = 1 })
-      assert.is_nil(list.Templates[1].Recipients)
+      assert.are.same({}, list.Templates[1].Recipients) -- ContentType 1: no recipients, the member still sent
       assert.are.equal(0, ok("DescribeTemplates", { Agent = agent(), TemplateName = "不存在" }).TotalCount)
       refused("ResourceNotFound.Template", "DescribeTemplates", { Agent = agent(), TemplateId = string.rep("0", 32) })
       refused("ResourceNotFound.Template", "DescribeTemplates", { Agent = agent(),
@@ -336,10 +336,10 @@ describe("sandbox lifecycle", function()
     it("ChannelCreateFlowByFiles makes one flow outside any group; the documented refusals", function()
       local fid = single_flow()
       local d = ok("DescribeFlowDetailInfo", { Agent = agent(), FlowIds = { fid } })
-      assert.is_nil(d.FlowGroupId)
+      assert.are.equal("", d.FlowGroupId) -- the API sends every member: "" when empty
       local links = ok("CreateSignUrls", { Agent = agent(), FlowIds = { fid } })
       assert.are.equal(fid, links.SignUrlInfos[1].FlowId)
-      assert.is_nil(links.SignUrlInfos[1].FlowGroupId) -- a single contract belongs to no flow group
+      assert.are.equal("", links.SignUrlInfos[1].FlowGroupId) -- a single contract belongs to no flow group
       assert.are.equal("单份合同", d.FlowInfo[1].FlowName)
       refused("ResourceNotFound.FlowGroup", "DescribeFlowDetailInfo", { Agent = agent(),
         FlowGroupId = string.rep("c", 32) })
@@ -588,6 +588,8 @@ describe("sandbox lifecycle", function()
       refused("InvalidParameter.ParamError", "DescribeResourceUrlsByFlows", { Agent = agent(), FlowIds = many })
       refused("MissingParameter.FlowId", "DescribeResourceUrlsByFlows", { Agent = agent(), FlowIds = {} })
       ok("ChannelCancelFlow", { Agent = agent(), FlowId = fid, CancelMessage = "不要了" })
+      local task = ok("ChannelBatchCancelFlows", { Agent = agent(), FlowIds = { single_flow() } }).TaskId
+      assert.are.equal("END", ok("DescribeCancelFlowsTask", { Agent = agent(), TaskId = task }).TaskStatus)
       resp = ok("DescribeResourceUrlsByFlows", { Agent = agent(), FlowIds = { fid } })
       assert.truthy(resp.ErrorMessages[1]:find("CANCEL", 1, true))
       assert.are.equal(404, (get(sb.endpoint .. "/sandbox/download/" .. string.rep("ab", 32))))
@@ -656,6 +658,25 @@ describe("sandbox lifecycle", function()
       local seen = 0
       for _ in pairs(stats.requests) do seen = seen + 1 end
       assert.is_true(seen >= 22, json.encode(stats.requests))
+    end)
+
+    -- Every success answer above went through conforms_response (the helper): exactly the members of the
+    -- action's output structure in the schema, none missing, none extra, each typed, nested structures too.
+    it("every emulated action's answer was compared with its output structure", function()
+      local emulated = { "ChannelBatchCancelFlows", "ChannelCancelFlow", "ChannelCreateBatchSignUrl",
+        "ChannelCreateFlowByFiles", "ChannelCreateFlowGroupByFiles", "ChannelCreateFlowGroupByTemplates",
+        "ChannelCreateFlowReminds", "ChannelCreateFlowSignUrl", "ChannelDescribeFlowComponents",
+        "ChannelDescribeOrganizationSeals", "CreateChannelSubOrganizationActive", "CreateConsoleLoginUrl",
+        "CreateFlowsByTemplates", "CreateSealByImage", "CreateSignUrls", "DescribeCancelFlowsTask",
+        "DescribeChannelOrganizations", "DescribeFlowDetailInfo", "DescribeResourceUrlsByFlows", "DescribeTemplates",
+        "DescribeUsage", "GetDownloadFlowUrl", "ModifyFlowDeadline", "SyncProxyOrganization",
+        "SyncProxyOrganizationOperators", "UploadFiles" }
+      assert.are.equal(#emulated, sb:stats().emulated)
+      local missing = {}
+      for _, action in ipairs(emulated) do
+        if not sandbox.checked[action] then missing[#missing + 1] = action end
+      end
+      assert.are.same({}, missing)
     end)
 
     it("every error code the sandbox answered is one the API documents for that action", function()
