@@ -52,7 +52,7 @@ local function defaults()
       { secret_id = M.DEFAULT_SECRET_ID, secret_key = M.DEFAULT_SECRET_KEY, apps = { M.DEFAULT_APP_ID } },
     },
     file_ttl = 3600,
-    flow_deadline = 7 * 86400,
+    flow_deadline = 365 * 86400, -- FlowInfo / ChannelCreateFlowByFilesRequest.Deadline: "默认为合同流程创建后的365天"
     sign_url_ttl = 90 * 86400,
     clock_skew = 300,
     rate_limit = 20,

@@ -61,10 +61,11 @@ function M.DescribeResourceUrlsByFlows(params, ctx)
     end
     if ok then
       local token = new_link({ flow = id, expires = expires }, ctx.now)
-      infos[#infos + 1] = { FlowId = id, ResourceUrlInfos = { { Url = ctx.base_url .. "/sandbox/download/" .. token,
+      infos[i] = { FlowId = id, ResourceUrlInfos = { { Url = ctx.base_url .. "/sandbox/download/" .. token,
         Name = pdf_name(flow), Type = "PDF" } } }
       errors[i] = ""
-    else
+    else -- ErrorMessages: "对应序号" — both lists line up with FlowIds, a failed flow keeps its place
+      infos[i] = { FlowId = tostring(id), ResourceUrlInfos = array() }
       errors[i] = why
     end
   end

@@ -107,7 +107,15 @@ end
 -- Onboarding
 ---------------------------------------------------------------------------------------------------------------
 
+-- CreateConsoleLoginUrlRequest.Endpoint: the link types the documentation lists (PC is the default).
+local CONSOLE_ENDPOINTS = { PC = true, CHANNEL = true, SHORT_URL = true, WEIXIN_QRCODE_URL = true, APP = true,
+  H5 = true, SHORT_H5 = true }
+
 function M.CreateConsoleLoginUrl(params, ctx)
+  if params.Endpoint ~= nil and params.Endpoint ~= "" and not CONSOLE_ENDPOINTS[params.Endpoint] then
+    return fail("InvalidParameter.EndPoint", "Endpoint must be PC, CHANNEL, SHORT_URL, WEIXIN_QRCODE_URL, APP, H5 "
+      .. "or SHORT_H5, not " .. tostring(params.Endpoint))
+  end
   local org_id, operator_id = agent_ids(params)
   if not org_id then return fail("MissingParameter.OrgOpenId", "Agent.ProxyOrganizationOpenId is required") end
   if not operator_id then
@@ -217,7 +225,8 @@ function M.DescribeChannelOrganizations(params, ctx)
     out[#out + 1] = { OrganizationId = org.id, OrganizationOpenId = org.open_id, OrganizationName = org.name or "",
       UnifiedSocialCreditCode = org.credit_code or "", LegalName = org.legal_name or "", LegalOpenId = "",
       AdminName = admin.name or "", AdminOpenId = admin.open_id or "", AdminMobile = admin.mobile or "",
-      AuthorizationStatus = org.status, AuthorizationType = org.status == "VERIFIED" and "sandbox" or "",
+      AuthorizationStatus = org.status,
+      AuthorizationType = org.status == "VERIFIED" and "AuthorizationLegalIdentity" or "AuthorizationInit",
       ActiveStatus = (org.active and org.license_expire > ctx.now) and 1 or 0, LicenseExpireTime =
         org.license_expire, HasSubmittedAuthInfo = org.status == "VERIFIED" }
   end

@@ -22,6 +22,8 @@ local M = {}
 
 local FINAL = { ALL = true, REJECT = true, CANCEL = true, DEADLINE = true, INVALID = true, RELIEVED = true }
 local AUTO_SIGN = { ENTERPRISESERVER = true, PERSON_AUTO_SIGN = true }
+-- FlowApproverDetail.ApproveType is documented as ORGANIZATION or PERSON only: the request's ApproverType mapped.
+local APPROVE_TYPE = { PERSON = "PERSON", PERSON_AUTO_SIGN = "PERSON" }
 M.FINAL = FINAL
 
 -- 32 characters, as the API's FileIds, FlowIds and FlowGroupIds.
@@ -58,6 +60,13 @@ local function overdue(flow, now)
     if ap.status == "PENDING" and ap.deadline and ap.deadline <= now then return true end
   end
   return false
+end
+
+-- A Deadline member as the API reads it: absent or 0 means "not set" (Tencent's own ChannelCreateFlowGroupByFiles
+-- examples send "Deadline": 0), which gives the default of 365 days (config.flow_deadline).
+function M.deadline_given(d)
+  if d == nil or d == 0 then return nil end
+  return d
 end
 
 -- Moves every unfinished flow whose deadline passed to DEADLINE; returns how many moved.
@@ -150,7 +159,7 @@ local function check_files(params, ctx)
   for i, info in ipairs(params.FlowFileInfos) do
     local ok, code, message = M.check_file_ids(info.FileIds, ctx, "FlowFileInfos[" .. i .. "].FileIds")
     if not ok then return nil, code, message end
-    if info.Deadline and info.Deadline <= ctx.now then
+    if M.deadline_given(info.Deadline) and info.Deadline <= ctx.now then
       return fail("InvalidParameter.FlowDeadLine", "FlowFileInfos[" .. i .. "].Deadline is in the past")
     end
   end
@@ -229,7 +238,8 @@ function M.add_flow(group, spec, ctx)
   local flow = { id = new_id(), group = group.id, app = ctx.app, org_open_id = org_open_id,
     operator_open_id = operator_open_id, name = spec.name, type = spec.type, description = spec.description,
     customer_data = spec.customer_data, file_id = spec.file_id, unordered = spec.unordered == true,
-    created = ctx.now, deadline = spec.deadline or (ctx.now + ctx.config.flow_deadline), status = "INIT",
+    created = ctx.now, deadline = M.deadline_given(spec.deadline) or (ctx.now + ctx.config.flow_deadline),
+    status = "INIT",
     approvers = {}, template_id = spec.template_id, fills = spec.fills, promoter = spec.promoter }
   local items = array()
   for j, a in ipairs(spec.approvers) do
@@ -243,7 +253,7 @@ function M.add_flow(group, spec, ctx)
     local ap = { sign_id = new_id(), recipient_id = recipient_id, type = a.ApproverType or "PERSON", name = a.Name,
       mobile = a.Mobile, org_name = a.OrganizationName, org_open_id = a.OrganizationOpenId, open_id = a.OpenId,
       id_card_number = a.IdCardNumber, role_name = a.ApproverRoleName or (recipient and recipient.RoleName),
-      order = j, status = "PENDING", signer = key, deadline = a.Deadline, places = marks }
+      order = j, status = "PENDING", signer = key, deadline = M.deadline_given(a.Deadline), places = marks }
     flow.approvers[j] = ap
     items[j] = { SignId = ap.sign_id, RecipientId = ap.recipient_id, ApproverRoleName = ap.role_name }
     if not AUTO_SIGN[ap.type] and not group.signers[key] then
@@ -342,6 +352,11 @@ local function matches_filters(ap, params)
 end
 
 function M.CreateSignUrls(params, ctx)
+  if (params.GenerateType or "ALL") == "ALL" and type(params.FlowIds) == "table" and #params.FlowIds > 1 then
+    -- GenerateType ALL: "此中类型不支持多个合同ID（FlowIds）"
+    return fail("InvalidParameter.GenerateType", "GenerateType ALL (the default) takes one FlowId, not "
+      .. #params.FlowIds .. "; give FlowGroupId, or one flow, or another GenerateType")
+  end
   local flows, code, message, group = flows_from(params, ctx)
   if not flows then return nil, code, message end
   local infos, errs = array(), array()
@@ -383,8 +398,9 @@ function M.flow_detail(flow)
   for i, ap in ipairs(flow.approvers) do
     aps[i] = { ProxyOrganizationOpenId = ap.org_open_id, ProxyOperatorOpenId = ap.open_id,
       ProxyOrganizationName = ap.org_name, Mobile = ap.mobile, SignOrder = ap.order - 1, ApproveName = ap.name,
-      ApproveStatus = ap.status, ApproveMessage = ap.message, ApproveTime = ap.time or 0, ApproveType = ap.type,
-      ApproverRoleName = ap.role_name, SignId = ap.sign_id, RecipientId = ap.recipient_id }
+      ApproveStatus = ap.status, ApproveMessage = ap.message, ApproveTime = ap.time or 0,
+      ApproveType = APPROVE_TYPE[ap.type] or "ORGANIZATION", ApproverRoleName = ap.role_name, SignId = ap.sign_id,
+      RecipientId = ap.recipient_id }
   end
   return { FlowId = flow.id, FlowName = flow.name, FlowType = flow.type, FlowStatus = flow.status,
     FlowMessage = flow.message, CreateOn = flow.created, DeadLine = flow.deadline, CustomData = flow.customer_data,
@@ -478,6 +494,7 @@ function M.lookup_token(token, now)
     return { name = t.title, flow_ids = t.flows, batch = true }, { key = t.signer, name = t.name }
   end
   local g = state().groups[t.group]
+  if t.preview then return g, { key = "", name = "发起方预览 (promoter preview)", preview = true } end
   return g, g.signers[t.signer]
 end
 

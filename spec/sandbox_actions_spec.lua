@@ -582,7 +582,13 @@ describe("sandbox lifecycle", function()
       local resp = ok("DescribeResourceUrlsByFlows", { Agent = agent(), FlowIds = { string.rep("7", 32), fid } })
       assert.truthy(resp.ErrorMessages[1]:find("does not exist", 1, true))
       assert.are.equal("", resp.ErrorMessages[2])
-      assert.are.equal(1, #resp.FlowResourceUrlInfos)
+      -- api.json, DescribeResourceUrlsByFlowsResponse.ErrorMessages: "如果某个序号的合同流程生成PDF下载链接失败,
+      -- 对应序号的值为错误的原因": the lists line up with FlowIds, a failed flow keeps its place (no links)
+      assert.are.equal(2, #resp.FlowResourceUrlInfos)
+      assert.are.same({ string.rep("7", 32), {} }, { resp.FlowResourceUrlInfos[1].FlowId,
+        resp.FlowResourceUrlInfos[1].ResourceUrlInfos })
+      assert.are.equal(fid, resp.FlowResourceUrlInfos[2].FlowId)
+      assert.are.equal(1, #resp.FlowResourceUrlInfos[2].ResourceUrlInfos)
       local many = {}
       for i = 1, 51 do many[i] = fid end
       refused("InvalidParameter.ParamError", "DescribeResourceUrlsByFlows", { Agent = agent(), FlowIds = many })
