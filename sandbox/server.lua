@@ -30,6 +30,7 @@ local templates = require("sandbox.templates")
 local documents = require("sandbox.documents")
 local faults = require("sandbox.faults")
 local schema = require("essbasic.schema")
+local error_texts = require("sandbox.error_texts")
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, floor, format = type, pairs, ipairs, tostring, math.floor, string.format
@@ -124,7 +125,36 @@ local function send(status, content_type, body)
   ngx.print(body)
 end
 
-local function refuse(code, message, rid, action)
+-- The code an action's own refusal carries: one its documented list has (the error lists of
+-- essbasic-2021-05-26.action-errors.json, in the schema), else the nearest it documents — the code's family
+-- ("MissingParameter.X" → "MissingParameter"), then the general codes below in this order.
+local NEAREST = { "InvalidParameter.ParamError", "InvalidParameter", "InvalidParameterValue", "MissingParameter",
+  "FailedOperation", "OperationDenied" }
+local function documented_code(action, code)
+  local set = api.action(action).error_set
+  if set[code] then return code end
+  local family = code:match("^([^.]+)%.")
+  if family and set[family] then return family end
+  for _, c in ipairs(NEAREST) do
+    if set[c] then return c end
+  end
+  return code
+end
+
+-- The message in the request's language (X-TC-Language: zh-CN, the API's default, or en-US): in zh-CN the
+-- code's documented description, then the sandbox's detail.
+local function localized(code, message)
+  if ngx.var.http_x_tc_language == "en-US" then return message end
+  local text = error_texts[code] or error_texts[code:match("^[^.]+")]
+  return text and (text .. "（" .. message .. "）") or message
+end
+
+-- common: a code any action may answer that comes before its own rules (the rate limit, an action not
+-- emulated), kept as it is, or "fault" (a fault's code and message, as configured); every other refusal of an
+-- action uses a code it documents.
+local function refuse(code, message, rid, action, common)
+  if action and not common then code = documented_code(action, code) end
+  if common ~= "fault" then message = localized(code, message) end
   stats.refused[code] = (stats.refused[code] or 0) + 1
   if action then
     local per = stats.by_action[action] or {}
@@ -212,15 +242,15 @@ local function handle_api()
   end
   if fault and fault.error then
     return refuse(fault.error, fault.message or ("fault injected by the essbasic sandbox for " .. action), rid,
-      action)
+      action, "fault")
   end
   if over_limit(app or ctx.secret_id, action, floor(ngx.now())) then
     return refuse("RequestLimitExceeded", "more than " .. (config.rate_limits[action] or config.rate_limit)
-      .. " " .. action .. " requests in one second for this application", rid, action)
+      .. " " .. action .. " requests in one second for this application", rid, action, true)
   end
   if not EMULATED[action] then
     return refuse("UnsupportedOperation", action .. " is not emulated by the essbasic sandbox (it emulates "
-      .. EMULATED_LIST .. ")", rid, action)
+      .. EMULATED_LIST .. ")", rid, action, true)
   end
   local ok, verr = validate.request(action, params)
   if not ok then return refuse(verr.code, verr.message, rid, action) end

@@ -11,8 +11,7 @@ local api = require("essbasic.api")
 local conforms_response, wait_for = sandbox.conforms_response, sandbox.wait_for
 
 -- Codes any action may answer (the common error codes, before an action's own rules).
-local COMMON = { InternalError = true, InvalidParameter = true, MissingParameter = true, RequestLimitExceeded = true,
-  UnsupportedOperation = true, InvalidParameterValue = true, UnknownParameter = true }
+local COMMON = { RequestLimitExceeded = true }
 
 local http = core.http_session({ timeout = 20 })
 

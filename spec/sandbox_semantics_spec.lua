@@ -143,4 +143,38 @@ describe("sandbox semantics follow the documentation", function()
     assert.is_true(#orgs > 0)
     for _, o in ipairs(orgs) do assert.is_true(documented[o.AuthorizationType], o.AuthorizationType) end
   end)
+
+  -- Common parameters: Language "zh-CN" (the default) or "en-US" chooses the language of the answer.
+  it("error messages follow X-TC-Language: zh-CN by default, en-US when asked", function()
+    local _, zh = client:call("ChannelCreateFlowSignUrl", { Agent = sb.agent, FlowId = string.rep("7", 32) })
+    local text = require("sandbox.error_texts")[zh.code] -- the code's documented description (errors.json)
+    assert.are.equal(text, zh.message:sub(1, #text))
+    local en_client = sb:client({ retry = false, validate = false, language = "en-US" })
+    local _, en = en_client:call("ChannelCreateFlowSignUrl", { Agent = sb.agent, FlowId = string.rep("7", 32) })
+    assert.are.equal(zh.code, en.code)
+    assert.is_nil(en.message:find("[\128-\255]"), en.message)
+    assert.truthy(zh.message:find(en.message, 1, true), zh.message)
+  end)
+
+  -- The action error lists (essbasic-2021-05-26.action-errors.json): a refusal uses a code of the action's own
+  -- list. Every emulated action, sent with nothing but the Agent or with members of the wrong kind.
+  it("every refusal of every emulated action uses a code from that action's documented list", function()
+    local api = require("essbasic.api")
+    local codes = 0
+    for action in pairs(require("essbasic.schema").actions) do
+      local emulated = select(2, client:call(action, { Agent = sb.agent }))
+      if not (emulated and emulated.code == "UnsupportedOperation") then
+        for _, params in ipairs({ { Agent = sb.agent }, { Agent = { AppId = sb.app_id } },
+          { Agent = sb.agent, FlowIds = { 1 }, FlowId = {}, Limit = -1, FileIds = "x", FlowInfos = 3 } }) do
+          local resp, err = client:call(action, params)
+          if not resp then
+            codes = codes + 1
+            assert.is_true(api.action(action).error_set[err.code] or false, action .. " answered " .. err.code
+              .. ", which its documentation does not list")
+          end
+        end
+      end
+    end
+    assert.is_true(codes >= 40, tostring(codes))
+  end)
 end)
