@@ -432,7 +432,7 @@ describe("sandbox lifecycle", function()
       refused("InvalidParameterValue", "ChannelCreateFlowReminds", { Agent = agent(), FlowIds = many })
     end)
 
-    it("ModifyFlowDeadline extends a flow, or one signer within the ordered flow's limits", function()
+    it("ModifyFlowDeadline extends a flow, or one signer of an ordered flow", function()
       local fid = single_flow({ person("王五", "13700137000"), person("赵六", "13600136000") })
       local d = detail(fid)
       local later = d.DeadLine + 86400
@@ -441,14 +441,17 @@ describe("sandbox lifecycle", function()
       ok("ModifyFlowDeadline", { Agent = agent(), FlowId = fid, Deadline = later })
       assert.are.equal(later, detail(fid).DeadLine)
       local first_rid = d.FlowApproverInfos[1].RecipientId
-      -- an ordered flow: a signer's deadline stays before the flow's
-      refused("InvalidParameter.ParamError", "ModifyFlowDeadline", { Agent = agent(), FlowId = fid,
-        RecipientId = first_rid, Deadline = later + 10 })
+      -- ModifyFlowDeadlineRequest.RecipientId: "只调整签署流程中此签署人的签署截止时间" — in an ordered flow too
+      -- (this one is); past the flow's deadline it carries the flow's along
+      ok("ModifyFlowDeadline", { Agent = agent(), FlowId = fid, RecipientId = first_rid, Deadline = later + 10 })
+      assert.are.equal(later + 10, detail(fid).DeadLine)
       refused("InvalidParameter.ParamError", "ModifyFlowDeadline", { Agent = agent(), FlowId = fid,
         RecipientId = "not-a-recipient", Deadline = later - 10 })
       -- an earlier own deadline than the flow's is not an extension
       refused("InvalidParameter.ParamError", "ModifyFlowDeadline", { Agent = agent(), FlowId = fid,
         RecipientId = first_rid, Deadline = later - 10 })
+      ok("ModifyFlowDeadline", { Agent = agent(), FlowId = fid, RecipientId = d.FlowApproverInfos[2].RecipientId,
+        Deadline = later + 20 })
     end)
 
     it("ModifyFlowDeadline: a signer's deadline that passes ends the flow; group flows and ended ones refused",
