@@ -109,6 +109,42 @@ function M.GetDownloadFlowUrl(params, ctx)
 end
 
 ---------------------------------------------------------------------------------------------------------------
+-- What a new contract's components are checked against
+---------------------------------------------------------------------------------------------------------------
+
+local inspected = {} -- FileId → { pages = n, words = {...} }: an upload never changes, so once per file
+
+-- The uploads a ChannelCreateFlowByFiles / ChannelCreateFlowGroupByFiles request names that exist for this
+-- application, read with pdfinfo and pdftotext: FileId → { pages, words }. Yields while the tools run, so the
+-- server calls it before the handler (which then runs without yielding); nil for other actions.
+function M.inspect(action, params, app)
+  local ids = {}
+  if action == "ChannelCreateFlowByFiles" and type(params.FileIds) == "table" then
+    ids[1] = params.FileIds[1]
+  elseif action == "ChannelCreateFlowGroupByFiles" and type(params.FlowFileInfos) == "table" then
+    for _, info in ipairs(params.FlowFileInfos) do
+      if type(info) == "table" and type(info.FileIds) == "table" then ids[#ids + 1] = info.FileIds[1] end
+    end
+  else
+    return nil
+  end
+  local out = {}
+  local dir = store.data_dir()
+  for _, id in ipairs(ids) do
+    local f = type(id) == "string" and state().files[id]
+    if f and f.app == app and not out[id] then
+      if not inspected[id] then
+        local path = dir .. "/files/" .. id
+        local sizes = pdf.page_sizes(path, dir)
+        inspected[id] = { pages = #sizes, words = #sizes > 0 and pdf.words(path, dir) or {} }
+      end
+      out[id] = inspected[id]
+    end
+  end
+  return out
+end
+
+---------------------------------------------------------------------------------------------------------------
 -- Serving
 ---------------------------------------------------------------------------------------------------------------
 

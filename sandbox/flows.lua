@@ -58,6 +58,9 @@ function M.ChannelCreateFlowByFiles(params, ctx)
   if wf.deadline_given(params.Deadline) and params.Deadline <= ctx.now then
     return fail("InvalidParameter.FlowDeadLine", "Deadline is in the past")
   end
+  local placed, pcode, pmessage = wf.check_places(approvers, params.Components, (ctx.documents or {})[ids[1]],
+    "FlowApprovers")
+  if not placed then return nil, pcode, pmessage end
   if params.NeedPreview then
     return { PreviewUrl = ctx.base_url .. "/sandbox/files/" .. ids[1], Approvers = array() }
   end

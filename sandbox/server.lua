@@ -262,7 +262,11 @@ local function handle_api()
     return refuse(limit_code, "more than " .. limit .. " " .. action .. " requests today for this application", rid,
       action)
   end
-  local wctx = { app = app, now = t, config = config, base_url = base_url(), changes = {}, params = params }
+  -- the uploads a new contract names, read before the handler (the PDF tools yield; the handler must not)
+  local docs = documents.inspect(action, params, app)
+  if docs then t = now() end
+  local wctx = { app = app, now = t, config = config, base_url = base_url(), changes = {}, params = params,
+    documents = docs }
   workflow.expire(t, wctx.changes)
   local readonly = api.is_readonly(action)
   if not readonly and action ~= "CreateConsoleLoginUrl" then -- a sub-company becomes known when named

@@ -13,6 +13,7 @@
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local store = require("sandbox.store")
+local pdf = require("sandbox.pdf")
 
 local type, ipairs, pairs, tostring, concat = type, ipairs, pairs, tostring, table.concat
 local hex, random_bytes, base64_decode = core.hex, core.random_bytes, core.base64_decode
@@ -159,6 +160,9 @@ local function check_files(params, ctx)
   for i, info in ipairs(params.FlowFileInfos) do
     local ok, code, message = M.check_file_ids(info.FileIds, ctx, "FlowFileInfos[" .. i .. "].FileIds")
     if not ok then return nil, code, message end
+    ok, code, message = M.check_places(info.FlowApprovers, info.Components, (ctx.documents or {})[info.FileIds[1]],
+      "FlowFileInfos[" .. i .. "]")
+    if not ok then return nil, code, message end
     if M.deadline_given(info.Deadline) and info.Deadline <= ctx.now then
       return fail("InvalidParameter.FlowDeadLine", "FlowFileInfos[" .. i .. "].Deadline is in the past")
     end
@@ -217,6 +221,33 @@ local function places(components, recipient_id)
   return out
 end
 M.places = places
+
+-- Each component of a new contract has its place in the document (doc: documents.inspect's reading, made before
+-- the handler ran): a keyword that is in it (GenerateMode KEYWORD; InvalidParameter.Keyword, "关键字格式错误或者
+-- 不存在"), a ComponentPage within its pages (ComponentPage: "页面编号不能超过PDF文件的页码总数"; -1 is the last).
+-- A document poppler cannot read (no pages) is not checked.
+function M.check_places(approvers, components, doc, where)
+  if not doc or doc.pages == 0 then return true end
+  local lists = { components }
+  for _, a in ipairs(type(approvers) == "table" and approvers or {}) do
+    if type(a) == "table" then lists[#lists + 1] = a.SignComponents end
+  end
+  for _, list in ipairs(lists) do
+    for _, c in ipairs(type(list) == "table" and list or {}) do
+      if c.GenerateMode == "KEYWORD" and type(c.ComponentId) == "string" and c.ComponentId ~= "" then
+        if #pdf.find_keyword(doc.words, c.ComponentId, c.KeywordPage) == 0 then
+          return fail("InvalidParameter.Keyword", where .. ": the keyword " .. c.ComponentId .. " is not in the "
+            .. "document" .. (c.KeywordPage and (" on page " .. tostring(c.KeywordPage)) or ""))
+        end
+      elseif type(c.ComponentPage) == "number" and (c.ComponentPage == 0 or c.ComponentPage > doc.pages
+        or c.ComponentPage < -doc.pages) then
+        return fail("InvalidParameter", where .. ": ComponentPage " .. c.ComponentPage .. " is not a page of the "
+          .. "document (it has " .. doc.pages .. ")")
+      end
+    end
+  end
+  return true
+end
 
 -- A group record. hidden = true for the one-flow groups behind single contracts (ChannelCreateFlowByFiles,
 -- CreateFlowsByTemplates): they carry the signers' tokens but are no FlowGroupId of the API.

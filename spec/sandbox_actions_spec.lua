@@ -524,8 +524,7 @@ describe("sandbox lifecycle", function()
       assert.truthy(shell("pdfinfo '" .. tmp .. "/two.pdf'"):find("Pages:%s+2\n"))
     end)
 
-    it("a keyword-placed component puts the mark by the keyword; an unfound keyword on the signature page",
-      function()
+    it("a keyword-placed component puts the mark by the keyword, a phrase of several words too", function()
       local file = assert(io.open("examples/pdf/labour_contract.pdf", "rb")):read("*a")
       local up = ok("UploadFiles", { Agent = agent(), BusinessType = "DOCUMENT",
         FileInfos = { { FileName = "labour.pdf", FileBody = core.base64_encode(file) } } })
@@ -535,7 +534,7 @@ describe("sandbox lifecycle", function()
       end
       local signers = { person("张三", "13800138000"), person("李四", "13900139000") }
       signers[1].SignComponents = at("乙方（签字）") -- in the PDF at x 72-144, y 331-343 (from the top)
-      signers[2].SignComponents = at("丙方")         -- not in the PDF
+      signers[2].SignComponents = at("Labour Contract") -- two words, x 72-201, y 59-76
       local fid = ok("ChannelCreateFlowByFiles", { Agent = agent(), FlowName = "关键字", FileIds = up.FileIds,
         FlowApprovers = signers, Unordered = true }).FlowId
       assert.are.equal(200, (sb:sign(sign_url(fid, person("张三", "13800138000")))))
@@ -546,7 +545,30 @@ describe("sandbox lifecycle", function()
       local y = tonumber(bbox:match('yMin="([%d.]+)"'))
       assert.is_true(x > 154 and x < 200, bbox) -- right of the keyword (144) + OffsetX 10
       assert.is_true(y > 310 and y < 360, bbox) -- on the keyword's line
-      assert.truthy(shell("pdfinfo '" .. path .. "'"):find("Pages:%s+2\n")) -- 丙方: the signature page
+      bbox = shell("pdftotext -q -bbox '" .. path .. "' - | grep 13900139000")
+      x, y = tonumber(bbox:match('xMin="([%d.]+)"')), tonumber(bbox:match('yMin="([%d.]+)"'))
+      assert.is_true(x > 211 and x < 260, bbox) -- right of "Contract" (201) + OffsetX 10
+      assert.is_true(y > 40 and y < 95, bbox)
+      assert.truthy(shell("pdfinfo '" .. path .. "'"):find("Pages:%s+1\n")) -- every mark found its place
+      -- Component.ComponentId (KEYWORD): a keyword not in the document is refused (InvalidParameter.Keyword,
+      -- "关键字格式错误或者不存在"), as is a ComponentPage past the last page ("页面编号不能超过PDF文件的页码总数")
+      signers[2].SignComponents = at("丙方")
+      refused("InvalidParameter.Keyword", "ChannelCreateFlowByFiles", { Agent = agent(), FlowName = "关键字",
+        FileIds = up.FileIds, FlowApprovers = signers })
+      signers[2].SignComponents = at("Labour Contract")
+      signers[2].SignComponents[1].KeywordPage = 2
+      refused("InvalidParameter.Keyword", "ChannelCreateFlowByFiles", { Agent = agent(), FlowName = "关键字",
+        FileIds = up.FileIds, FlowApprovers = signers })
+      signers[2].SignComponents = { { ComponentType = "SIGN_SIGNATURE", ComponentPage = 9, ComponentPosX = 100,
+        ComponentPosY = 100, ComponentWidth = 100, ComponentHeight = 40 } }
+      refused("InvalidParameter", "ChannelCreateFlowByFiles", { Agent = agent(), FlowName = "页码",
+        FileIds = up.FileIds, FlowApprovers = signers })
+      local group = sb:group_request({ up.FileIds[1] })
+      group.FlowFileInfos[1].FlowApprovers[1].SignComponents = signers[2].SignComponents
+      refused("InvalidParameter", "ChannelCreateFlowGroupByFiles", group)
+      signers[2].SignComponents[1].ComponentPage = -1 -- the last page
+      ok("ChannelCreateFlowByFiles", { Agent = agent(), FlowName = "页码", FileIds = up.FileIds,
+        FlowApprovers = signers })
     end)
 
     it("a contract from a sloppy PDF without pages still yields a valid signed document", function()
