@@ -57,7 +57,7 @@ local EMULATED_LIST = table.concat(NAMES, ", ")
 -- requests and refusals per action and code; by_action: refusals per action and code (what the specs compare
 -- with each action's documented error codes)
 local stats = { requests = {}, refused = {}, by_action = {} }
-local window = { second = -1, counts = {} }
+local limiter = require("sandbox.ratelimit").new()
 local daily = { day = -1, counts = {} }
 
 local function read_config(path)
@@ -182,13 +182,9 @@ local function base_url()
   return config.public_url or ("http://" .. (ngx.var.http_host or (config.host .. ":" .. ngx.var.server_port)))
 end
 
--- The per-app, per-action limit of requests per second.
+-- The per-app, per-action limit of requests per second (a sliding second: sandbox/ratelimit.lua).
 local function over_limit(app, action, t)
-  if window.second ~= t then window.second, window.counts = t, {} end
-  local key = app .. "\0" .. action
-  local n = (window.counts[key] or 0) + 1
-  window.counts[key] = n
-  return n > (config.rate_limits[action] or config.rate_limit)
+  return not limiter:take(app .. "\0" .. action, config.rate_limits[action] or config.rate_limit, t)
 end
 
 -- The per-app, per-action limit of requests per UTC day (daily_limits; DescribeUsage: 50).
@@ -244,7 +240,8 @@ local function handle_api()
     return refuse(fault.error, fault.message or ("fault injected by the essbasic sandbox for " .. action), rid,
       action, "fault")
   end
-  if over_limit(app or ctx.secret_id, action, floor(ngx.now())) then
+  ngx.update_time()
+  if over_limit(app or ctx.secret_id, action, ngx.now()) then
     return refuse("RequestLimitExceeded", "more than " .. (config.rate_limits[action] or config.rate_limit)
       .. " " .. action .. " requests in one second for this application", rid, action, true)
   end
