@@ -40,17 +40,35 @@ local function chars(s)
   return n
 end
 
+-- OperateSeal callbacks (partner callback page "印章相关回调"): a seal made through the API or the console is
+-- "Create"; one that needs no review is usable at once, "Enable" ("【Enable】事件可以作为印章可用的标准事件"). The
+-- sandbox reviews no image, so every new seal sends both. MsgData: ApplicationId, ProxyOrganizationOpenId,
+-- ProxyOperatorOpenId, AuthorizedOperatorOpenId as the page names them, then the seal's SealId, SealName,
+-- SealType and the Operate.
+local function seal_events(org, seal)
+  for _, operate in ipairs({ "Create", "Enable" }) do
+    wf.emit("OperateSeal", { ApplicationId = org.app, ProxyOrganizationOpenId = org.open_id,
+      ProxyOperatorOpenId = seal.creator or "", AuthorizedOperatorOpenId = "", SealId = seal.id,
+      SealName = seal.name, SealType = seal.type, Operate = operate })
+  end
+end
+
 local function add_seal(org, fields, now)
   local seal = { id = new_id(), name = fields.name, type = fields.type or "OFFICIAL", status = "SUCCESS",
     created = now, creator = fields.creator, description = fields.description, source = fields.source }
   org.seals[#org.seals + 1] = seal
+  seal_events(org, seal)
   return seal
 end
 
+-- A sub-company completes verification (认证) and opens e-signing: the OrgOpenTsignBiz callback (电子签开通通知,
+-- which carries the sub-company's ProxyAppId — partner "通用参数" page), then its OFFICIAL seal's.
 local function verify(org, now)
   if org.status == "VERIFIED" then return end
   org.status = "VERIFIED"
   org.verified = now
+  wf.emit("OrgOpenTsignBiz", { ApplicationId = org.app, ProxyOrganizationOpenId = org.open_id,
+    ProxyAppId = org.id })
   add_seal(org, { name = (org.name or org.open_id) .. "公章", type = "OFFICIAL", source = "VERIFICATION" }, now)
 end
 M.verify = verify

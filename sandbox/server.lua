@@ -83,17 +83,23 @@ local function now()
   return ngx.time()
 end
 
--- Turns changed flow ids into callback messages (once per flow per change).
+-- Sends a request's callbacks in the order they happened: flow snapshots ({ flow = ... }: a state left within the
+-- request, such as INIT), changed flow ids (the flow as it is now, once per flow), then the outbox's other
+-- events (seals, sub-companies).
 local function notify(changes, t)
-  if #changes == 0 or not callbacks.enabled() then return end
+  local events = workflow.take_events()
+  if not callbacks.enabled() then return end
   local seen = {}
-  for _, id in ipairs(changes) do
-    if not seen[id] then
-      seen[id] = true
-      local flow = store.state.flows[id]
+  for _, c in ipairs(changes) do
+    if type(c) == "table" then
+      callbacks.send(callbacks.message(c.flow, store.state.groups[c.flow.group], t))
+    elseif not seen[c] then
+      seen[c] = true
+      local flow = store.state.flows[c]
       callbacks.send(callbacks.message(flow, store.state.groups[flow.group], t))
     end
   end
+  for _, e in ipairs(events) do callbacks.send(callbacks.event(e.type, e.data)) end
 end
 
 -- Deadline checks: lazily before each request's work, and from this timer so callbacks go out on time.
@@ -395,6 +401,7 @@ local function handle_console()
     orgs.verify(org, t)
     local saved, why = store.save()
     if not saved then ngx.log(ngx.ERR, "essbasic sandbox: ", why) end
+    notify({}, t)
   end
   return send(200, "text/html; charset=utf-8", signer_page.console(token, org))
 end

@@ -2,8 +2,10 @@
 --
 -- Every function here runs to completion without yielding (no I/O but the state file's blocking write), which is
 -- what keeps concurrent requests from corrupting the state (see store.lua). Each returns a Response table, or
--- nil, code, message with the API's error codes. Status changes are appended to ctx.changes as flow ids, and
--- the server turns them into callback messages after the change is saved.
+-- nil, code, message with the API's error codes. Status changes are appended to ctx.changes as flow ids (the
+-- flow's state when the request ends is sent), or as { flow = snapshot } for a state the flow leaves within the
+-- same request (INIT before auto-signers sign); other events go to the outbox (M.emit). The server turns them
+-- into callback messages, in order, after the change is saved.
 --
 -- Statuses as in real life: a flow is INIT when created, PART once someone signed, ALL when everyone did; REJECT
 -- when a signer refuses, CANCEL when cancelled, DEADLINE when its deadline passes first. Signers (approvers) are
@@ -35,6 +37,18 @@ M.new_id = new_id
 M.AUTO_SIGN = AUTO_SIGN
 
 local function state() return store.state end
+
+-- Callback events besides flow status changes (seals, sub-companies): { type = MsgType, data = MsgData }, queued
+-- while a request works and taken by the server when it sends the request's callbacks.
+local outbox = {}
+function M.emit(msg_type, data)
+  outbox[#outbox + 1] = { type = msg_type, data = data }
+end
+function M.take_events()
+  local out = outbox
+  outbox = {}
+  return out
+end
 
 local function fail(code, message) return nil, code, message end
 
@@ -293,10 +307,14 @@ function M.add_flow(group, spec, ctx)
       state().tokens[token] = { group = group.id, signer = key }
     end
   end
-  if run_auto_signers(flow, ctx.now) then update_flow_status(flow) end
+  -- INIT comes first (合同创建, FlowCallbackStatus 1), even when auto-signers sign at once and move it on
+  ctx.changes[#ctx.changes + 1] = { flow = json.decode(json.encode(flow)) }
+  if run_auto_signers(flow, ctx.now) then
+    update_flow_status(flow)
+    ctx.changes[#ctx.changes + 1] = flow.id
+  end
   group.flow_ids[#group.flow_ids + 1] = flow.id
   state().flows[flow.id] = flow
-  ctx.changes[#ctx.changes + 1] = flow.id
   state().counters.flows_created = state().counters.flows_created + 1
   return flow, items
 end
