@@ -12,6 +12,7 @@ local core = require("essbasic.core")
 local store = require("sandbox.store")
 local wf = require("sandbox.workflow")
 local pdf = require("sandbox.pdf")
+local personal = require("essbasic.personal")
 
 local type, ipairs, pairs, tostring, format, concat = type, ipairs, pairs, tostring, string.format, table.concat
 local array, fail, FINAL = json.array, wf.fail, wf.FINAL
@@ -148,12 +149,21 @@ end
 -- Serving
 ---------------------------------------------------------------------------------------------------------------
 
+-- The mobile as the API's own signed documents and receipts print it: 3 digits, ****, the last 4 (138****0000);
+-- anything else masked by essbasic.personal. A signed PDF travels far; a full mobile number has no place in it.
+local function masked_mobile(m)
+  if type(m) ~= "string" or m == "" then return m end
+  if m:match("^%d%d%d%d%d%d%d%d%d%d%d$") then return m:sub(1, 3) .. "****" .. m:sub(-4) end
+  return personal.mask(m)
+end
+M.masked_mobile = masked_mobile
+
 -- What is stamped: each accepted signer at each of its places (or on the signature page when it has none).
 local function marks_of(flow)
   local marks = {}
   for _, ap in ipairs(flow.approvers) do
     if ap.status == "ACCEPT" then
-      local base = { name = ap.name or ap.org_name or "", mobile = ap.mobile, time = ap.time or 0 }
+      local base = { name = ap.name or ap.org_name or "", mobile = masked_mobile(ap.mobile), time = ap.time or 0 }
       local places = ap.places or {}
       if #places == 0 then places = { {} } end
       for _, p in ipairs(places) do
