@@ -203,6 +203,35 @@ function M.signed_pdf(flow)
   return cached() or nil, "the signed document disappeared"
 end
 
+local previewing = {} -- cache key → true while one request renders it
+
+-- The first page of the flow's document as it stands, as a PNG (pdftoppm, 60 dpi): the signer page shows it
+-- inline. Bytes, or nil, message (a document poppler cannot read has no page to show). Yields while tools run.
+function M.preview_png(flow)
+  local bytes, why = M.signed_pdf(flow)
+  if not bytes then return nil, why end
+  local dir = store.data_dir() .. "/signed"
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  local key = core.sha256_hex(bytes):sub(1, 24)
+  local png = dir .. "/" .. key .. "-p1.png"
+  local cached = pdf.read_file(png)
+  if cached then return cached end
+  local deadline = ngx.now() + pdf.TIMEOUT
+  while previewing[key] and ngx.now() < deadline do ngx.sleep(0.01) end
+  cached = pdf.read_file(png)
+  if cached then return cached end
+  previewing[key] = true
+  local src = dir .. "/" .. key .. "-src.pdf"
+  local f = io.open(src, "wb")
+  if f then f:write(bytes) f:close() end
+  local rc = pdf.run({ "pdftoppm", "-q", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", src,
+    dir .. "/" .. key .. "-p1" }, dir)
+  os.remove(src)
+  previewing[key] = nil
+  if rc ~= 0 then return nil, "the document has no page to show" end
+  return pdf.read_file(png) or nil, "the preview disappeared"
+end
+
 local function esc(s)
   return (tostring(s or ""):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
     ["'"] = "&#39;" }))

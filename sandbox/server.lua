@@ -9,6 +9,7 @@
 --   POST /sandbox/sign          {"token": T} → sign; POST /sandbox/reject {"token": T, "message": "..."} → reject
 --   GET  /sandbox/files/<id>    an uploaded file (the FileUrls of UploadFiles)
 --   GET  /sandbox/sign/document?token=T&flow=F   a contract of the signer's group, with the signatures so far
+--   GET  /sandbox/sign/preview?token=T&flow=F    its first page as a PNG (shown on the signer's page)
 --   GET  /sandbox/download/<t>  a document link of DescribeResourceUrlsByFlows / GetDownloadFlowUrl
 --   GET  /sandbox/console?token=T   the sub-company console behind CreateConsoleLoginUrl (POST: verify)
 --   GET|POST|DELETE /sandbox/faults[/<Action>]   the faults in force (sandbox/faults.lua)
@@ -295,7 +296,9 @@ local function handle_api()
   return send(200, "application/json", answer)
 end
 
--- The signer's actions: JSON in, JSON out; or a form from the signer page, answered with the page again.
+-- The signer's actions: JSON in, JSON out; or a form from the signer page, answered (303) with the page again,
+-- saying what happened: done=sign|reject, or error=turn|agree|nothing|invalid when nothing was done. The form's
+-- signing needs its confirmation box ticked (agree), checked here as well as in the browser.
 local function handle_signer(decision)
   local body = read_body()
   local form = (ngx.var.http_content_type or ""):find("application/x-www-form-urlencoded", 1, true)
@@ -304,14 +307,21 @@ local function handle_signer(decision)
   local t = now()
   local wctx = { now = t, changes = {} }
   workflow.expire(t, wctx.changes)
-  local summary, why = workflow.act(token, decision, args.message, wctx)
+  local summary, why, kind
+  if form and decision == "sign" and args.agree ~= "1" then
+    why, kind = "the confirmation was not ticked", "agree"
+  else
+    summary, why, kind = workflow.act(token, decision, args.message, wctx)
+  end
   if #wctx.changes > 0 then
     local saved, serr = store.save()
     if not saved then ngx.log(ngx.ERR, "essbasic sandbox: ", serr) end
   end
   notify(wctx.changes, t)
   if form then
-    return ngx.redirect("/sandbox/sign?token=" .. ngx.escape_uri(tostring(token)) .. "&done=" .. decision, 303)
+    local outcome = summary and ("&done=" .. decision) or ("&error=" .. (kind or "invalid"))
+    local lang = args.lang == "en" and "&lang=en" or ""
+    return ngx.redirect("/sandbox/sign?token=" .. ngx.escape_uri(tostring(token)) .. outcome .. lang, 303)
   end
   if not summary then
     local status = workflow.lookup_token(token, t) and 409 or 404
@@ -328,10 +338,24 @@ local function handle_page()
     store.save()
     notify(changes, t)
   end
+  local lang = ngx.var.arg_lang == "en" and "en" or "zh"
   local g, signer = workflow.lookup_token(ngx.var.arg_token, t)
-  if not g then return send(404, "text/html; charset=utf-8", signer_page.not_found(signer)) end
+  if not g then return send(404, "text/html; charset=utf-8", signer_page.not_found(signer, lang)) end
   return send(200, "text/html; charset=utf-8", signer_page.render(ngx.var.arg_token, workflow.summary(g, signer),
-    ngx.var.arg_done))
+    { lang = lang, done = ngx.var.arg_done, error = ngx.var.arg_error }))
+end
+
+-- The first page of a contract of the signer's group as an image (signer_page shows it inline).
+local function handle_signer_preview()
+  local g = workflow.lookup_token(ngx.var.arg_token, now())
+  local fid = ngx.var.arg_flow
+  local mine = false
+  for _, id in ipairs(g and g.flow_ids or {}) do mine = mine or id == fid end
+  if not mine then return send(404, "text/plain", "no such contract behind this link\n") end
+  local png, why = documents.preview_png(store.state.flows[fid])
+  if not png then return send(404, "text/plain", tostring(why) .. "\n") end
+  ngx.header["Cache-Control"] = "no-store"
+  return send(200, "image/png", png)
 end
 
 -- A contract of the signer's group (or batch), as it stands: the upload with the signatures made so far.
@@ -441,6 +465,7 @@ function M.handle()
   end
   if uri == "/sandbox/reject" and method == "POST" then return handle_signer("reject") end
   if uri == "/sandbox/sign/document" then return handle_signer_document() end
+  if uri == "/sandbox/sign/preview" then return handle_signer_preview() end
   if uri == "/sandbox/stats" then return handle_stats() end
   if uri == "/sandbox/console" then return handle_console() end
   if uri == "/sandbox/faults" then return handle_faults(nil) end

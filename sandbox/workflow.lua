@@ -560,7 +560,7 @@ end
 -- decision: "sign" or "reject". Returns a summary { FlowGroupId, Flows = { {FlowId, FlowStatus} } } or nil, message.
 function M.act(token, decision, message, ctx)
   local g, signer = M.lookup_token(token, ctx.now)
-  if not g then return nil, signer end
+  if not g then return nil, signer, "invalid" end
   local mine = {}
   for _, fid in ipairs(g.flow_ids) do
     local flow = state().flows[fid]
@@ -570,13 +570,13 @@ function M.act(token, decision, message, ctx)
       end
     end
   end
-  if #mine == 0 then return nil, "nothing is waiting for this signer in the group" end
+  if #mine == 0 then return nil, "nothing is waiting for this signer in the group", "nothing" end
   if decision == "sign" then
     for _, m in ipairs(mine) do
       local ok, waiting = turn_of(m.flow, m.ap)
       if not ok then
         return nil, "it is not this signer's turn yet in '" .. tostring(m.flow.name) .. "': waiting for "
-          .. tostring(waiting.name or waiting.org_name or "an earlier signer")
+          .. tostring(waiting.name or waiting.org_name or "an earlier signer"), "turn"
       end
     end
   end
@@ -604,14 +604,24 @@ function M.summary(g, signer)
   local flows = array()
   for i, fid in ipairs(g.flow_ids) do
     local flow = state().flows[fid]
-    local mine
+    local mine, turn, waiting_for
     for _, ap in ipairs(flow.approvers) do
-      if ap.signer == signer.key then mine = ap.status end
+      if ap.signer == signer.key then
+        mine = ap.status
+        if ap.status == "PENDING" and not FINAL[flow.status] then
+          local ok, before = turn_of(flow, ap)
+          turn = ok
+          if not ok then waiting_for = before.name or before.org_name or "" end
+        end
+      end
     end
+    -- MyTurn: this signer waits here and may sign now (ordered flows: everyone before has signed); WaitingFor:
+    -- who must sign first when it is not yet their turn
     flows[i] = { FlowId = fid, FlowName = flow.name, FlowStatus = flow.status, SignerStatus = mine,
-      FileId = flow.file_id }
+      FileId = flow.file_id, MyTurn = turn, WaitingFor = waiting_for }
   end
-  return { FlowGroupId = not g.hidden and g.id or nil, FlowGroupName = g.name, Signer = signer.name, Flows = flows }
+  return { FlowGroupId = not g.hidden and g.id or nil, FlowGroupName = g.name, Signer = signer.name, Flows = flows,
+    Preview = signer.preview or nil }
 end
 
 -- For the other action modules (flows.lua, orgs.lua, templates.lua, documents.lua).
