@@ -33,7 +33,7 @@ end
 
 -- st: an api.struct entry; t: the handler's table (or nil). Returns a new table (handlers may answer with tables
 -- of the state, which must not change). Members outside the structure are copied as they are
--- (spec/sandbox_schema_spec.lua fails on them), so a handler's mistake shows instead of vanishing.
+-- (spec/helpers/sandbox.lua's conforms_response fails on them), so a handler's mistake shows instead of vanishing.
 function complete(st, t, depth)
   local out = {}
   for k, v in pairs(type(t) == "table" and t or {}) do out[k] = v end
