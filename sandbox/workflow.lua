@@ -284,8 +284,7 @@ function M.add_flow(group, spec, ctx)
     operator_open_id = operator_open_id, name = spec.name, type = spec.type, description = spec.description,
     customer_data = spec.customer_data, file_id = spec.file_id, unordered = spec.unordered == true,
     created = ctx.now, deadline = M.deadline_given(spec.deadline) or (ctx.now + ctx.config.flow_deadline),
-    status = "INIT",
-    approvers = {}, template_id = spec.template_id, fills = spec.fills, promoter = spec.promoter }
+    status = "INIT", approvers = {}, template_id = spec.template_id, fills = spec.fills, promoter = spec.promoter }
   local items = array()
   for j, a in ipairs(spec.approvers) do
     local key = signer_key(a)
