@@ -80,7 +80,8 @@ SPEC_DIR ?= $(error set SPEC_DIR to the folder holding essbasic-2021-05-26.api.j
 schema: $(CORE54)
 	LUA_PATH='lua/?.lua;;' LUA_CPATH='build/5.4/?.so;;' lua5.4 tools/gen_schema.lua \
 	  $(SPEC_DIR)/essbasic-2021-05-26.api.json --errors $(SPEC_DIR)/essbasic-2021-05-26.action-errors.json \
-	  --schema lua/essbasic/schema.lua --reference docs/reference.md --facts spec/data/schema_facts.lua
+	  --schema lua/essbasic/schema.lua --reference docs/reference.md --facts spec/data/schema_facts.lua \
+	  --error-texts sandbox/error_texts.lua
 
 clean:
 	rm -rf build

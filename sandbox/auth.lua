@@ -51,7 +51,7 @@ function M.parse_authorization(value)
     signed_headers = parts.SignedHeaders, signature = lower(parts.Signature) }
 end
 
-local function signature_for(signer, timestamp, names, headers, body, host_override)
+local function signature_for(signer, timestamp, service, names, headers, body, host_override)
   local flat = {}
   for _, name in ipairs(names) do
     local v = name == "host" and host_override or headers[name]
@@ -59,7 +59,15 @@ local function signature_for(signer, timestamp, names, headers, body, host_overr
     flat[#flat + 1] = name
     flat[#flat + 1] = v or ""
   end
-  return (signer:sign(timestamp, M.SERVICE, "POST", "", flat, body))
+  return (signer:sign(timestamp, service, "POST", "", flat, body))
+end
+
+-- The service Tencent's official SDKs put in the credential scope for an endpoint: its first dot-separated label
+-- (tencentcloud-sdk-nodejs 4.1.313, common/abstract_client.js: `service: this.endpoint.split(".")[0]`), which is
+-- "essbasic" for essbasic.tencentcloudapi.com and "127" for an endpoint of 127.0.0.1:PORT. The Host header is the
+-- endpoint the client was given.
+function M.sdk_service(host)
+  return (match(host or "", "^[^.]*"))
 end
 
 -- req = { method, headers (map, names lowercase), body, now }, ring from keyring(), config
@@ -97,7 +105,7 @@ function M.check(req, ring, config)
     return nil, "AuthFailure.SignatureExpire", format("the request's timestamp %d is %d s away from the server's "
       .. "clock (at most %d s allowed)", ts, floor(abs(req.now - ts)), config.clock_skew)
   end
-  if auth.service ~= M.SERVICE then
+  if auth.service ~= M.SERVICE and not (config.sdk_host_service and auth.service == M.sdk_service(h["host"])) then
     return nil, "AuthFailure.InvalidAuthorization", "the credential scope names service '" .. auth.service
       .. "'; essbasic requests are signed for 'essbasic'"
   end
@@ -113,10 +121,10 @@ function M.check(req, ring, config)
     return nil, "AuthFailure.SignatureFailure", "SignedHeaders must include content-type and host"
   end
   local host = h["host"] or ""
-  local expected = signature_for(key.signer, ts, names, h, req.body, host)
+  local expected = signature_for(key.signer, ts, auth.service, names, h, req.body, host)
   local ok = #expected == #auth.signature and ct_equal(expected, auth.signature)
   if not ok and find(host, ":%d+$") then
-    expected = signature_for(key.signer, ts, names, h, req.body, (gsub(host, ":%d+$", "")))
+    expected = signature_for(key.signer, ts, auth.service, names, h, req.body, (gsub(host, ":%d+$", "")))
     ok = #expected == #auth.signature and ct_equal(expected, auth.signature)
   end
   if not ok then

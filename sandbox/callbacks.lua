@@ -58,6 +58,11 @@ function M.message(flow, group, now)
   }
 end
 
+-- Any other message type: MsgData as given (sandbox/orgs.lua builds it with the documented member names).
+function M.event(msg_type, data)
+  return { MsgId = core.hex(core.random_bytes(16)), MsgType = msg_type, MsgVersion = "ThirdPartyApp", MsgData = data }
+end
+
 -- The body and headers essbasic would send for a message.
 function M.wire(message)
   local plaintext = json.encode(message)

@@ -12,6 +12,10 @@
 --   rate_limit     requests per second per app and action (the API's documented default: 20)
 --                  ESSBASIC_SANDBOX_RATE_LIMIT; rate_limits = { Action = n } per action
 --   public_url     base of the SignUrls and FileUrls (default: the Host the request came to)
+--   sdk_host_service  true (default): also accept the credential scope's service that Tencent's official SDKs
+--                  derive from the endpoint they are given (its first dot-separated label: "127" for 127.0.0.1:PORT),
+--                  when it is that of the Host the request came to; false: "essbasic" only, as the API
+--                  ESSBASIC_SANDBOX_SDK_HOST_SERVICE (0 or 1)
 --   sweep_interval seconds between the timer's deadline checks (reads check too)
 --   callback       { url, key (32 bytes), token, max_attempts, base_delay, max_delay, timeout }
 --                  ESSBASIC_SANDBOX_CALLBACK_URL / _CALLBACK_KEY / _CALLBACK_TOKEN
@@ -52,12 +56,13 @@ local function defaults()
       { secret_id = M.DEFAULT_SECRET_ID, secret_key = M.DEFAULT_SECRET_KEY, apps = { M.DEFAULT_APP_ID } },
     },
     file_ttl = 3600,
-    flow_deadline = 7 * 86400,
+    flow_deadline = 365 * 86400, -- FlowInfo / ChannelCreateFlowByFilesRequest.Deadline: "默认为合同流程创建后的365天"
     sign_url_ttl = 90 * 86400,
     clock_skew = 300,
     rate_limit = 20,
     rate_limits = {},
     public_url = nil,
+    sdk_host_service = true,
     sweep_interval = 1,
     callback = { url = nil, key = nil, token = nil, max_attempts = 6, base_delay = 1, max_delay = 60, timeout = 5 },
     daily_limits = { DescribeUsage = 50 },
@@ -74,6 +79,7 @@ local ENV = {
   { "ESSBASIC_SANDBOX_FILE_TTL", "file_ttl", tonumber },
   { "ESSBASIC_SANDBOX_RATE_LIMIT", "rate_limit", tonumber },
   { "ESSBASIC_SANDBOX_PUBLIC_URL", "public_url" },
+  { "ESSBASIC_SANDBOX_SDK_HOST_SERVICE", "sdk_host_service", function(v) return v ~= "0" and v ~= "false" end },
   { "ESSBASIC_SANDBOX_CALLBACK_URL", "callback.url" },
   { "ESSBASIC_SANDBOX_CALLBACK_KEY", "callback.key" },
   { "ESSBASIC_SANDBOX_CALLBACK_TOKEN", "callback.token" },
@@ -138,6 +144,7 @@ local function check(c)
     "download_ttl" }) do
     need(type(c[k]) == "number" and c[k] > 0, k .. " must be a positive number")
   end
+  need(type(c.sdk_host_service) == "boolean", "sdk_host_service must be true or false")
   local cb = c.callback
   need(type(cb) == "table", "callback must be a table")
   need(cb.key == nil or (type(cb.key) == "string" and #cb.key == 32), "callback.key must be exactly 32 bytes")

@@ -12,6 +12,7 @@ local core = require("essbasic.core")
 local store = require("sandbox.store")
 local wf = require("sandbox.workflow")
 local pdf = require("sandbox.pdf")
+local personal = require("essbasic.personal")
 
 local type, ipairs, pairs, tostring, format, concat = type, ipairs, pairs, tostring, string.format, table.concat
 local array, fail, FINAL = json.array, wf.fail, wf.FINAL
@@ -61,10 +62,11 @@ function M.DescribeResourceUrlsByFlows(params, ctx)
     end
     if ok then
       local token = new_link({ flow = id, expires = expires }, ctx.now)
-      infos[#infos + 1] = { FlowId = id, ResourceUrlInfos = { { Url = ctx.base_url .. "/sandbox/download/" .. token,
+      infos[i] = { FlowId = id, ResourceUrlInfos = { { Url = ctx.base_url .. "/sandbox/download/" .. token,
         Name = pdf_name(flow), Type = "PDF" } } }
       errors[i] = ""
-    else
+    else -- ErrorMessages: "对应序号" — both lists line up with FlowIds, a failed flow keeps its place
+      infos[i] = { FlowId = tostring(id), ResourceUrlInfos = array() }
       errors[i] = why
     end
   end
@@ -108,15 +110,60 @@ function M.GetDownloadFlowUrl(params, ctx)
 end
 
 ---------------------------------------------------------------------------------------------------------------
+-- What a new contract's components are checked against
+---------------------------------------------------------------------------------------------------------------
+
+local inspected = {} -- FileId → { pages = n, words = {...} }: an upload never changes, so once per file
+
+-- The uploads a ChannelCreateFlowByFiles / ChannelCreateFlowGroupByFiles request names that exist for this
+-- application, read with pdfinfo and pdftotext: FileId → { pages, words }. Yields while the tools run, so the
+-- server calls it before the handler (which then runs without yielding); nil for other actions.
+function M.inspect(action, params, app)
+  local ids = {}
+  if action == "ChannelCreateFlowByFiles" and type(params.FileIds) == "table" then
+    ids[1] = params.FileIds[1]
+  elseif action == "ChannelCreateFlowGroupByFiles" and type(params.FlowFileInfos) == "table" then
+    for _, info in ipairs(params.FlowFileInfos) do
+      if type(info) == "table" and type(info.FileIds) == "table" then ids[#ids + 1] = info.FileIds[1] end
+    end
+  else
+    return nil
+  end
+  local out = {}
+  local dir = store.data_dir()
+  for _, id in ipairs(ids) do
+    local f = type(id) == "string" and state().files[id]
+    if f and f.app == app and not out[id] then
+      if not inspected[id] then
+        local path = dir .. "/files/" .. id
+        local sizes = pdf.page_sizes(path, dir)
+        inspected[id] = { pages = #sizes, words = #sizes > 0 and pdf.words(path, dir) or {} }
+      end
+      out[id] = inspected[id]
+    end
+  end
+  return out
+end
+
+---------------------------------------------------------------------------------------------------------------
 -- Serving
 ---------------------------------------------------------------------------------------------------------------
+
+-- The mobile as the API's own signed documents and receipts print it: 3 digits, ****, the last 4 (138****0000);
+-- anything else masked by essbasic.personal. A signed PDF travels far; a full mobile number has no place in it.
+local function masked_mobile(m)
+  if type(m) ~= "string" or m == "" then return m end
+  if m:match("^%d%d%d%d%d%d%d%d%d%d%d$") then return m:sub(1, 3) .. "****" .. m:sub(-4) end
+  return personal.mask(m)
+end
+M.masked_mobile = masked_mobile
 
 -- What is stamped: each accepted signer at each of its places (or on the signature page when it has none).
 local function marks_of(flow)
   local marks = {}
   for _, ap in ipairs(flow.approvers) do
     if ap.status == "ACCEPT" then
-      local base = { name = ap.name or ap.org_name or "", mobile = ap.mobile, time = ap.time or 0 }
+      local base = { name = ap.name or ap.org_name or "", mobile = masked_mobile(ap.mobile), time = ap.time or 0 }
       local places = ap.places or {}
       if #places == 0 then places = { {} } end
       for _, p in ipairs(places) do
@@ -154,6 +201,35 @@ function M.signed_pdf(flow)
   rendering[key] = nil
   if not ok then return nil, why end
   return cached() or nil, "the signed document disappeared"
+end
+
+local previewing = {} -- cache key → true while one request renders it
+
+-- The first page of the flow's document as it stands, as a PNG (pdftoppm, 60 dpi): the signer page shows it
+-- inline. Bytes, or nil, message (a document poppler cannot read has no page to show). Yields while tools run.
+function M.preview_png(flow)
+  local bytes, why = M.signed_pdf(flow)
+  if not bytes then return nil, why end
+  local dir = store.data_dir() .. "/signed"
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  local key = core.sha256_hex(bytes):sub(1, 24)
+  local png = dir .. "/" .. key .. "-p1.png"
+  local cached = pdf.read_file(png)
+  if cached then return cached end
+  local deadline = ngx.now() + pdf.TIMEOUT
+  while previewing[key] and ngx.now() < deadline do ngx.sleep(0.01) end
+  cached = pdf.read_file(png)
+  if cached then return cached end
+  previewing[key] = true
+  local src = dir .. "/" .. key .. "-src.pdf"
+  local f = io.open(src, "wb")
+  if f then f:write(bytes) f:close() end
+  local rc = pdf.run({ "pdftoppm", "-q", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", src,
+    dir .. "/" .. key .. "-p1" }, dir)
+  os.remove(src)
+  previewing[key] = nil
+  if rc ~= 0 then return nil, "the document has no page to show" end
+  return pdf.read_file(png) or nil, "the preview disappeared"
 end
 
 local function esc(s)

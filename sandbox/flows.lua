@@ -37,13 +37,17 @@ function M.ChannelCreateFlowByFiles(params, ctx)
   local files_ok, code, message = wf.check_file_ids(ids, ctx, "FileIds")
   if not files_ok then return nil, code, message end
   local approvers = params.FlowApprovers
-  if type(approvers) ~= "table" or #approvers == 0 then
+  if params.OpenDynamicSignFlow == true and approvers == nil then
+    approvers = {} -- a dynamic flow (OpenDynamicSignFlow, Tencent's example 15): signers are added later
+  elseif type(approvers) ~= "table" or #approvers == 0 then
     return fail("InvalidParameter.FlowApprovers", "FlowApprovers must list at least one signer")
   end
   if #approvers > 50 then return fail("InvalidParameter.FlowApprovers", "at most 50 FlowApprovers") end
   for i, a in ipairs(approvers) do
     local t = a.ApproverType or "PERSON"
-    if (t == "PERSON" or (t == "ORGANIZATION" and not a.OpenId)) and (not a.Name or not a.Mobile) then
+    -- ApproverOption.FillType 1: a signer named later (动态签署人, Tencent's example 6 of this action)
+    local later = type(a.ApproverOption) == "table" and a.ApproverOption.FillType == 1
+    if not later and (t == "PERSON" or (t == "ORGANIZATION" and not a.OpenId)) and (not a.Name or not a.Mobile) then
       return fail("InvalidParameter.FlowApprovers", "FlowApprovers[" .. i .. "] needs Name and Mobile")
     end
     if t == "ORGANIZATION" and a.OpenId and not a.OrganizationOpenId then
@@ -51,9 +55,12 @@ function M.ChannelCreateFlowByFiles(params, ctx)
         .. "OrganizationOpenId")
     end
   end
-  if params.Deadline and params.Deadline <= ctx.now then
+  if wf.deadline_given(params.Deadline) and params.Deadline <= ctx.now then
     return fail("InvalidParameter.FlowDeadLine", "Deadline is in the past")
   end
+  local placed, pcode, pmessage = wf.check_places(approvers, params.Components, (ctx.documents or {})[ids[1]],
+    "FlowApprovers")
+  if not placed then return nil, pcode, pmessage end
   if params.NeedPreview then
     return { PreviewUrl = ctx.base_url .. "/sandbox/files/" .. ids[1], Approvers = array() }
   end
@@ -95,11 +102,16 @@ function M.ChannelCreateFlowSignUrl(params, ctx)
   end
   if FINAL[flow.status] then return fail("OperationDenied", "the flow is already " .. flow.status) end
   local infos = params.FlowApproverInfos
-  if type(infos) ~= "table" or #infos == 0 then
-    return fail("MissingParameter", "FlowApproverInfos must name the signers to make links for")
-  end
   local g = state().groups[flow.group]
   drop_expired_links(ctx.now)
+  if type(infos) ~= "table" or #infos == 0 then
+    -- FlowApproverInfos: "生成发起方预览链接时，该字段（FlowApproverInfos）传空或者不传" — the promoter's preview
+    -- (the signer page without anyone to sign as)
+    local token = wf.new_id() .. wf.new_id()
+    state().tokens[token] = { group = g.id, preview = true, expires = ctx.now + ttl }
+    local url = ctx.base_url .. "/sandbox/sign?token=" .. token
+    return { FlowApproverUrlInfos = array({ { SignUrl = url, LongUrl = url } }) }
+  end
   local out = array()
   for i, info in ipairs(infos) do
     if not info.ApproverType then
@@ -221,9 +233,9 @@ function M.ModifyFlowDeadline(params, ctx)
     flow.deadline = deadline -- signers without a deadline of their own follow the flow's
     return {}
   end
-  local ap, index
-  for i, a in ipairs(flow.approvers) do
-    if a.recipient_id == params.RecipientId then ap, index = a, i end
+  local ap
+  for _, a in ipairs(flow.approvers) do
+    if a.recipient_id == params.RecipientId then ap = a end
   end
   if not ap then
     return fail("InvalidParameter.ParamError", "RecipientId " .. params.RecipientId .. " is not in the flow")
@@ -234,19 +246,10 @@ function M.ModifyFlowDeadline(params, ctx)
     return fail("InvalidParameter.ParamError", "the new Deadline must be later than the signer's current deadline ("
       .. current .. ") and than now")
   end
-  if not flow.unordered then
-    if deadline >= flow.deadline then
-      return fail("InvalidParameter.ParamError", "in an ordered flow a signer's Deadline must be earlier than the "
-        .. "flow's (" .. flow.deadline .. ")")
-    end
-    local nxt = flow.approvers[index + 1]
-    local next_deadline = nxt and (nxt.deadline or flow.deadline)
-    if next_deadline and deadline > next_deadline then
-      return fail("InvalidParameter.ParamError", "in an ordered flow a signer's Deadline may not pass the next "
-        .. "signer's (" .. next_deadline .. ")")
-    end
-  end
+  -- RecipientId: "只调整签署流程中此签署人的签署截止时间" — this signer's deadline alone, ordered flow or not. The
+  -- flow cannot end before a signer's time is up, so a signer's deadline past the flow's carries the flow's along.
   ap.deadline = deadline
+  if deadline > flow.deadline then flow.deadline = deadline end
   return {}
 end
 

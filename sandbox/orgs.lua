@@ -40,17 +40,35 @@ local function chars(s)
   return n
 end
 
+-- OperateSeal callbacks (partner callback page "印章相关回调"): a seal made through the API or the console is
+-- "Create"; one that needs no review is usable at once, "Enable" ("【Enable】事件可以作为印章可用的标准事件"). The
+-- sandbox reviews no image, so every new seal sends both. MsgData: ApplicationId, ProxyOrganizationOpenId,
+-- ProxyOperatorOpenId, AuthorizedOperatorOpenId as the page names them, then the seal's SealId, SealName,
+-- SealType and the Operate.
+local function seal_events(org, seal)
+  for _, operate in ipairs({ "Create", "Enable" }) do
+    wf.emit("OperateSeal", { ApplicationId = org.app, ProxyOrganizationOpenId = org.open_id,
+      ProxyOperatorOpenId = seal.creator or "", AuthorizedOperatorOpenId = "", SealId = seal.id,
+      SealName = seal.name, SealType = seal.type, Operate = operate })
+  end
+end
+
 local function add_seal(org, fields, now)
   local seal = { id = new_id(), name = fields.name, type = fields.type or "OFFICIAL", status = "SUCCESS",
     created = now, creator = fields.creator, description = fields.description, source = fields.source }
   org.seals[#org.seals + 1] = seal
+  seal_events(org, seal)
   return seal
 end
 
+-- A sub-company completes verification (认证) and opens e-signing: the OrgOpenTsignBiz callback (电子签开通通知,
+-- which carries the sub-company's ProxyAppId — partner "通用参数" page), then its OFFICIAL seal's.
 local function verify(org, now)
   if org.status == "VERIFIED" then return end
   org.status = "VERIFIED"
   org.verified = now
+  wf.emit("OrgOpenTsignBiz", { ApplicationId = org.app, ProxyOrganizationOpenId = org.open_id,
+    ProxyAppId = org.id })
   add_seal(org, { name = (org.name or org.open_id) .. "公章", type = "OFFICIAL", source = "VERIFICATION" }, now)
 end
 M.verify = verify
@@ -107,7 +125,15 @@ end
 -- Onboarding
 ---------------------------------------------------------------------------------------------------------------
 
+-- CreateConsoleLoginUrlRequest.Endpoint: the link types the documentation lists (PC is the default).
+local CONSOLE_ENDPOINTS = { PC = true, CHANNEL = true, SHORT_URL = true, WEIXIN_QRCODE_URL = true, APP = true,
+  H5 = true, SHORT_H5 = true }
+
 function M.CreateConsoleLoginUrl(params, ctx)
+  if params.Endpoint ~= nil and params.Endpoint ~= "" and not CONSOLE_ENDPOINTS[params.Endpoint] then
+    return fail("InvalidParameter.EndPoint", "Endpoint must be PC, CHANNEL, SHORT_URL, WEIXIN_QRCODE_URL, APP, H5 "
+      .. "or SHORT_H5, not " .. tostring(params.Endpoint))
+  end
   local org_id, operator_id = agent_ids(params)
   if not org_id then return fail("MissingParameter.OrgOpenId", "Agent.ProxyOrganizationOpenId is required") end
   if not operator_id then
@@ -217,7 +243,8 @@ function M.DescribeChannelOrganizations(params, ctx)
     out[#out + 1] = { OrganizationId = org.id, OrganizationOpenId = org.open_id, OrganizationName = org.name or "",
       UnifiedSocialCreditCode = org.credit_code or "", LegalName = org.legal_name or "", LegalOpenId = "",
       AdminName = admin.name or "", AdminOpenId = admin.open_id or "", AdminMobile = admin.mobile or "",
-      AuthorizationStatus = org.status, AuthorizationType = org.status == "VERIFIED" and "sandbox" or "",
+      AuthorizationStatus = org.status,
+      AuthorizationType = org.status == "VERIFIED" and "AuthorizationLegalIdentity" or "AuthorizationInit",
       ActiveStatus = (org.active and org.license_expire > ctx.now) and 1 or 0, LicenseExpireTime =
         org.license_expire, HasSubmittedAuthInfo = org.status == "VERIFIED" }
   end

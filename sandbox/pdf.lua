@@ -192,7 +192,7 @@ local function layout(sizes, marks)
   local pages, appendix = {}, {}
   for i = 1, #sizes do pages[i] = { sizes[i][1], sizes[i][2], ops = {} } end
   for _, m in ipairs(marks) do
-    local p = m.page and pages[m.page]
+    local p = m.page and pages[m.page < 0 and #sizes + m.page + 1 or m.page] -- -1: the last page
     if p and m.x and m.y then
       p.ops[#p.ops + 1] = mark_ops(m, p[2])
     else
@@ -238,27 +238,61 @@ function M.words(path, work_dir)
   return words
 end
 
--- Places a keyword mark where the API would: the first occurrence (on KeywordPage when given), aligned by
--- RelativeLocation (Middle by default: centre on centre), moved by OffsetX/OffsetY. Unfound: no place.
-local function place_keyword(m, words)
-  local word = m.keyword:match("^%^(.*)%^$")
-  local key = word or m.keyword
-  local w, h = m.w or 120, m.h or 48
-  for _, wd in ipairs(words) do
-    local hit = word and wd.text == key or (not word and wd.text:find(key, 1, true))
-    if hit and (not m.page or m.page == wd.page) then
-      local x, y
-      local rel = m.relative or "Middle"
-      if rel == "Right" then x, y = wd.x1, (wd.y0 + wd.y1 - h) / 2
-      elseif rel == "Below" then x, y = (wd.x0 + wd.x1 - w) / 2, wd.y1
-      elseif rel == "LowerRight" then x, y = wd.x1, wd.y1
-      elseif rel == "UpperRight" then x, y = wd.x1, wd.y0 - h
-      else x, y = (wd.x0 + wd.x1 - w) / 2, (wd.y0 + wd.y1 - h) / 2 end
-      m.page, m.x, m.y = wd.page, x + (m.offset_x or 0), y + (m.offset_y or 0)
-      return
+local function squeeze(s) return (s:gsub("%s+", "")) end
+
+-- Where a keyword (Component.ComponentId with GenerateMode KEYWORD) is: every occurrence, as the API's text
+-- says ("PDF文件中每个出现关键字的位置…都会执行相应操作"), on KeywordPage only when given; "^word^" asks for the whole
+-- word ("前后不能有其他字符"). A keyword may span several words of pdftotext's (a phrase with spaces, or text
+-- split in runs): consecutive words of a page are read together, white space ignored. Returns a list of boxes
+-- { page, x0, y0, x1, y1 } (empty when the keyword is not in the document).
+local MAX_RUN = 16
+function M.find_keyword(words, keyword, page)
+  local whole = keyword:match("^%^(.*)%^$")
+  local key = squeeze(whole or keyword)
+  local hits = {}
+  if key == "" then return hits end
+  local i = 1
+  while i <= #words do
+    local first = words[i]
+    local found
+    if not page or first.page == page then
+      local text, box = "", { page = first.page, x0 = first.x0, y0 = first.y0, x1 = first.x1, y1 = first.y1 }
+      local lead = #squeeze(first.text)
+      for j = i, math.min(#words, i + MAX_RUN - 1) do
+        local w = words[j]
+        if w.page ~= first.page then break end
+        text = text .. squeeze(w.text)
+        box.x0, box.y0 = math.min(box.x0, w.x0), math.min(box.y0, w.y0)
+        box.x1, box.y1 = math.max(box.x1, w.x1), math.max(box.y1, w.y1)
+        if whole then
+          if text == key then found = j end
+          if #text >= #key then break end
+        else
+          local at = text:find(key, 1, true)
+          if at and at <= lead then found = j end
+          if at or #text >= #key + lead then break end
+        end
+        if found then break end
+      end
+      if found then hits[#hits + 1] = box end
     end
+    i = found and found + 1 or i + 1
   end
-  m.page = nil -- not in the document: the signature page
+  return hits
+end
+
+-- A keyword mark placed by the box it belongs to, aligned by RelativeLocation (Middle by default: centre on
+-- centre) and moved by OffsetX/OffsetY.
+local function place_at(m, box)
+  local w, h = m.w or 120, m.h or 48
+  local x, y
+  local rel = m.relative or "Middle"
+  if rel == "Right" then x, y = box.x1, (box.y0 + box.y1 - h) / 2
+  elseif rel == "Below" then x, y = (box.x0 + box.x1 - w) / 2, box.y1
+  elseif rel == "LowerRight" then x, y = box.x1, box.y1
+  elseif rel == "UpperRight" then x, y = box.x1, box.y0 - h
+  else x, y = (box.x0 + box.x1 - w) / 2, (box.y0 + box.y1 - h) / 2 end
+  m.page, m.x, m.y = box.page, x + (m.offset_x or 0), y + (m.offset_y or 0)
 end
 
 -- Writes out_path: source with the marks. marks = { { page, x, y, w, h, name, mobile, time }, ... } (page/x/y
@@ -266,12 +300,24 @@ end
 function M.stamp(source, marks, out_path, work_dir)
   local sizes = M.page_sizes(source, work_dir)
   local words
+  local placed = {}
   for _, m in ipairs(marks) do
-    if m.keyword then
+    if m.keyword then -- one mark per occurrence; unfound (a document changed since): the signature page
       words = words or M.words(source, work_dir)
-      place_keyword(m, words)
+      local hits = M.find_keyword(words, m.keyword, m.page)
+      m.page = nil
+      if #hits == 0 then placed[#placed + 1] = m end
+      for _, box in ipairs(hits) do
+        local copy = {}
+        for k, v in pairs(m) do copy[k] = v end
+        place_at(copy, box)
+        placed[#placed + 1] = copy
+      end
+    else
+      placed[#placed + 1] = m
     end
   end
+  marks = placed
   local pages, extra = layout(sizes, marks)
   local overlay_pages = {}
   for i, p in ipairs(pages) do overlay_pages[i] = p end

@@ -9,6 +9,7 @@
 --   POST /sandbox/sign          {"token": T} → sign; POST /sandbox/reject {"token": T, "message": "..."} → reject
 --   GET  /sandbox/files/<id>    an uploaded file (the FileUrls of UploadFiles)
 --   GET  /sandbox/sign/document?token=T&flow=F   a contract of the signer's group, with the signatures so far
+--   GET  /sandbox/sign/preview?token=T&flow=F    its first page as a PNG (shown on the signer's page)
 --   GET  /sandbox/download/<t>  a document link of DescribeResourceUrlsByFlows / GetDownloadFlowUrl
 --   GET  /sandbox/console?token=T   the sub-company console behind CreateConsoleLoginUrl (POST: verify)
 --   GET|POST|DELETE /sandbox/faults[/<Action>]   the faults in force (sandbox/faults.lua)
@@ -30,6 +31,7 @@ local templates = require("sandbox.templates")
 local documents = require("sandbox.documents")
 local faults = require("sandbox.faults")
 local schema = require("essbasic.schema")
+local error_texts = require("sandbox.error_texts")
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, floor, format = type, pairs, ipairs, tostring, math.floor, string.format
@@ -56,7 +58,7 @@ local EMULATED_LIST = table.concat(NAMES, ", ")
 -- requests and refusals per action and code; by_action: refusals per action and code (what the specs compare
 -- with each action's documented error codes)
 local stats = { requests = {}, refused = {}, by_action = {} }
-local window = { second = -1, counts = {} }
+local limiter = require("sandbox.ratelimit").new()
 local daily = { day = -1, counts = {} }
 
 local function read_config(path)
@@ -82,17 +84,23 @@ local function now()
   return ngx.time()
 end
 
--- Turns changed flow ids into callback messages (once per flow per change).
+-- Sends a request's callbacks in the order they happened: flow snapshots ({ flow = ... }: a state left within the
+-- request, such as INIT), changed flow ids (the flow as it is now, once per flow), then the outbox's other
+-- events (seals, sub-companies).
 local function notify(changes, t)
-  if #changes == 0 or not callbacks.enabled() then return end
+  local events = workflow.take_events()
+  if not callbacks.enabled() then return end
   local seen = {}
-  for _, id in ipairs(changes) do
-    if not seen[id] then
-      seen[id] = true
-      local flow = store.state.flows[id]
+  for _, c in ipairs(changes) do
+    if type(c) == "table" then
+      callbacks.send(callbacks.message(c.flow, store.state.groups[c.flow.group], t))
+    elseif not seen[c] then
+      seen[c] = true
+      local flow = store.state.flows[c]
       callbacks.send(callbacks.message(flow, store.state.groups[flow.group], t))
     end
   end
+  for _, e in ipairs(events) do callbacks.send(callbacks.event(e.type, e.data)) end
 end
 
 -- Deadline checks: lazily before each request's work, and from this timer so callbacks go out on time.
@@ -124,7 +132,36 @@ local function send(status, content_type, body)
   ngx.print(body)
 end
 
-local function refuse(code, message, rid, action)
+-- The code an action's own refusal carries: one its documented list has (the error lists of
+-- essbasic-2021-05-26.action-errors.json, in the schema), else the nearest it documents — the code's family
+-- ("MissingParameter.X" → "MissingParameter"), then the general codes below in this order.
+local NEAREST = { "InvalidParameter.ParamError", "InvalidParameter", "InvalidParameterValue", "MissingParameter",
+  "FailedOperation", "OperationDenied" }
+local function documented_code(action, code)
+  local set = api.action(action).error_set
+  if set[code] then return code end
+  local family = code:match("^([^.]+)%.")
+  if family and set[family] then return family end
+  for _, c in ipairs(NEAREST) do
+    if set[c] then return c end
+  end
+  return code
+end
+
+-- The message in the request's language (X-TC-Language: zh-CN, the API's default, or en-US): in zh-CN the
+-- code's documented description, then the sandbox's detail.
+local function localized(code, message)
+  if ngx.var.http_x_tc_language == "en-US" then return message end
+  local text = error_texts[code] or error_texts[code:match("^[^.]+")]
+  return text and (text .. "（" .. message .. "）") or message
+end
+
+-- common: a code any action may answer that comes before its own rules (the rate limit, an action not
+-- emulated), kept as it is, or "fault" (a fault's code and message, as configured); every other refusal of an
+-- action uses a code it documents.
+local function refuse(code, message, rid, action, common)
+  if action and not common then code = documented_code(action, code) end
+  if common ~= "fault" then message = localized(code, message) end
   stats.refused[code] = (stats.refused[code] or 0) + 1
   if action then
     local per = stats.by_action[action] or {}
@@ -152,13 +189,9 @@ local function base_url()
   return config.public_url or ("http://" .. (ngx.var.http_host or (config.host .. ":" .. ngx.var.server_port)))
 end
 
--- The per-app, per-action limit of requests per second.
+-- The per-app, per-action limit of requests per second (a sliding second: sandbox/ratelimit.lua).
 local function over_limit(app, action, t)
-  if window.second ~= t then window.second, window.counts = t, {} end
-  local key = app .. "\0" .. action
-  local n = (window.counts[key] or 0) + 1
-  window.counts[key] = n
-  return n > (config.rate_limits[action] or config.rate_limit)
+  return not limiter:take(app .. "\0" .. action, config.rate_limits[action] or config.rate_limit, t)
 end
 
 -- The per-app, per-action limit of requests per UTC day (daily_limits; DescribeUsage: 50).
@@ -212,15 +245,16 @@ local function handle_api()
   end
   if fault and fault.error then
     return refuse(fault.error, fault.message or ("fault injected by the essbasic sandbox for " .. action), rid,
-      action)
+      action, "fault")
   end
-  if over_limit(app or ctx.secret_id, action, floor(ngx.now())) then
+  ngx.update_time()
+  if over_limit(app or ctx.secret_id, action, ngx.now()) then
     return refuse("RequestLimitExceeded", "more than " .. (config.rate_limits[action] or config.rate_limit)
-      .. " " .. action .. " requests in one second for this application", rid, action)
+      .. " " .. action .. " requests in one second for this application", rid, action, true)
   end
   if not EMULATED[action] then
     return refuse("UnsupportedOperation", action .. " is not emulated by the essbasic sandbox (it emulates "
-      .. EMULATED_LIST .. ")", rid, action)
+      .. EMULATED_LIST .. ")", rid, action, true)
   end
   local ok, verr = validate.request(action, params)
   if not ok then return refuse(verr.code, verr.message, rid, action) end
@@ -232,7 +266,11 @@ local function handle_api()
     return refuse(limit_code, "more than " .. limit .. " " .. action .. " requests today for this application", rid,
       action)
   end
-  local wctx = { app = app, now = t, config = config, base_url = base_url(), changes = {}, params = params }
+  -- the uploads a new contract names, read before the handler (the PDF tools yield; the handler must not)
+  local docs = documents.inspect(action, params, app)
+  if docs then t = now() end
+  local wctx = { app = app, now = t, config = config, base_url = base_url(), changes = {}, params = params,
+    documents = docs }
   workflow.expire(t, wctx.changes)
   local readonly = api.is_readonly(action)
   if not readonly and action ~= "CreateConsoleLoginUrl" then -- a sub-company becomes known when named
@@ -253,12 +291,14 @@ local function handle_api()
     ngx.log(ngx.INFO, "essbasic sandbox: fault lose_answer: ", action, " done, connection closed unanswered")
     return ngx.exit(444)
   end
-  local answer = envelope.success_body(resp, rid, api.response_hint(action))
+  local answer = envelope.success_body(action, resp, rid)
   if fault and fault.slow_body then return send_slowly(answer, fault.slow_body) end
   return send(200, "application/json", answer)
 end
 
--- The signer's actions: JSON in, JSON out; or a form from the signer page, answered with the page again.
+-- The signer's actions: JSON in, JSON out; or a form from the signer page, answered (303) with the page again,
+-- saying what happened: done=sign|reject, or error=turn|agree|nothing|invalid when nothing was done. The form's
+-- signing needs its confirmation box ticked (agree), checked here as well as in the browser.
 local function handle_signer(decision)
   local body = read_body()
   local form = (ngx.var.http_content_type or ""):find("application/x-www-form-urlencoded", 1, true)
@@ -267,14 +307,21 @@ local function handle_signer(decision)
   local t = now()
   local wctx = { now = t, changes = {} }
   workflow.expire(t, wctx.changes)
-  local summary, why = workflow.act(token, decision, args.message, wctx)
+  local summary, why, kind
+  if form and decision == "sign" and args.agree ~= "1" then
+    why, kind = "the confirmation was not ticked", "agree"
+  else
+    summary, why, kind = workflow.act(token, decision, args.message, wctx)
+  end
   if #wctx.changes > 0 then
     local saved, serr = store.save()
     if not saved then ngx.log(ngx.ERR, "essbasic sandbox: ", serr) end
   end
   notify(wctx.changes, t)
   if form then
-    return ngx.redirect("/sandbox/sign?token=" .. ngx.escape_uri(tostring(token)) .. "&done=" .. decision, 303)
+    local outcome = summary and ("&done=" .. decision) or ("&error=" .. (kind or "invalid"))
+    local lang = args.lang == "en" and "&lang=en" or ""
+    return ngx.redirect("/sandbox/sign?token=" .. ngx.escape_uri(tostring(token)) .. outcome .. lang, 303)
   end
   if not summary then
     local status = workflow.lookup_token(token, t) and 409 or 404
@@ -291,10 +338,24 @@ local function handle_page()
     store.save()
     notify(changes, t)
   end
+  local lang = ngx.var.arg_lang == "en" and "en" or "zh"
   local g, signer = workflow.lookup_token(ngx.var.arg_token, t)
-  if not g then return send(404, "text/html; charset=utf-8", signer_page.not_found(signer)) end
+  if not g then return send(404, "text/html; charset=utf-8", signer_page.not_found(signer, lang)) end
   return send(200, "text/html; charset=utf-8", signer_page.render(ngx.var.arg_token, workflow.summary(g, signer),
-    ngx.var.arg_done))
+    { lang = lang, done = ngx.var.arg_done, error = ngx.var.arg_error }))
+end
+
+-- The first page of a contract of the signer's group as an image (signer_page shows it inline).
+local function handle_signer_preview()
+  local g = workflow.lookup_token(ngx.var.arg_token, now())
+  local fid = ngx.var.arg_flow
+  local mine = false
+  for _, id in ipairs(g and g.flow_ids or {}) do mine = mine or id == fid end
+  if not mine then return send(404, "text/plain", "no such contract behind this link\n") end
+  local png, why = documents.preview_png(store.state.flows[fid])
+  if not png then return send(404, "text/plain", tostring(why) .. "\n") end
+  ngx.header["Cache-Control"] = "no-store"
+  return send(200, "image/png", png)
 end
 
 -- A contract of the signer's group (or batch), as it stands: the upload with the signatures made so far.
@@ -364,6 +425,7 @@ local function handle_console()
     orgs.verify(org, t)
     local saved, why = store.save()
     if not saved then ngx.log(ngx.ERR, "essbasic sandbox: ", why) end
+    notify({}, t)
   end
   return send(200, "text/html; charset=utf-8", signer_page.console(token, org))
 end
@@ -403,6 +465,7 @@ function M.handle()
   end
   if uri == "/sandbox/reject" and method == "POST" then return handle_signer("reject") end
   if uri == "/sandbox/sign/document" then return handle_signer_document() end
+  if uri == "/sandbox/sign/preview" then return handle_signer_preview() end
   if uri == "/sandbox/stats" then return handle_stats() end
   if uri == "/sandbox/console" then return handle_console() end
   if uri == "/sandbox/faults" then return handle_faults(nil) end

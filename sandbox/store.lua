@@ -2,8 +2,9 @@
 --
 -- All state lives in one table in the one nginx worker's Lua VM (the sandbox runs worker_processes 1, so there is
 -- exactly one copy and no cross-process locking). Handlers change it only in code that does not yield: every
--- cosocket or ngx.sleep call happens before a change starts (reading the request body) or after it ended
--- (sending callbacks), so two requests can interleave only between changes, never inside one.
+-- cosocket or ngx.sleep call happens before a change starts (reading the request body, reading a new contract's
+-- uploads with the PDF tools) or after it ended (sending callbacks), so two requests can interleave only between
+-- changes, never inside one.
 --
 -- After each change the whole state is written as JSON to a temporary file and renamed over state.json (blocking
 -- io: nothing else runs meanwhile; rename is atomic), so a crash or a restart leaves either the old or the new

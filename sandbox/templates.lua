@@ -166,7 +166,9 @@ local function flow_spec(info, i, ctx)
   local t = by_id[info.TemplateId or ""]
   if not t then return fail("ResourceNotFound.Template", where .. ".TemplateId: no template "
     .. tostring(info.TemplateId)) end
-  if info.Deadline <= ctx.now then return fail("InvalidParameter.ParamError", where .. ".Deadline is in the past") end
+  if wf.deadline_given(info.Deadline) and info.Deadline <= ctx.now then
+    return fail("InvalidParameter.ParamError", where .. ".Deadline is in the past")
+  end
   local approvers = info.FlowApprovers or {}
   if #approvers ~= #t.recipients then
     return fail("InvalidParameter.ParamError", format("%s.FlowApprovers: the template '%s' has %d signing roles, "

@@ -2,8 +2,10 @@
 --
 -- Every function here runs to completion without yielding (no I/O but the state file's blocking write), which is
 -- what keeps concurrent requests from corrupting the state (see store.lua). Each returns a Response table, or
--- nil, code, message with the API's error codes. Status changes are appended to ctx.changes as flow ids, and
--- the server turns them into callback messages after the change is saved.
+-- nil, code, message with the API's error codes. Status changes are appended to ctx.changes as flow ids (the
+-- flow's state when the request ends is sent), or as { flow = snapshot } for a state the flow leaves within the
+-- same request (INIT before auto-signers sign); other events go to the outbox (M.emit). The server turns them
+-- into callback messages, in order, after the change is saved.
 --
 -- Statuses as in real life: a flow is INIT when created, PART once someone signed, ALL when everyone did; REJECT
 -- when a signer refuses, CANCEL when cancelled, DEADLINE when its deadline passes first. Signers (approvers) are
@@ -13,6 +15,7 @@
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local store = require("sandbox.store")
+local pdf = require("sandbox.pdf")
 
 local type, ipairs, pairs, tostring, concat = type, ipairs, pairs, tostring, table.concat
 local hex, random_bytes, base64_decode = core.hex, core.random_bytes, core.base64_decode
@@ -22,6 +25,8 @@ local M = {}
 
 local FINAL = { ALL = true, REJECT = true, CANCEL = true, DEADLINE = true, INVALID = true, RELIEVED = true }
 local AUTO_SIGN = { ENTERPRISESERVER = true, PERSON_AUTO_SIGN = true }
+-- FlowApproverDetail.ApproveType is documented as ORGANIZATION or PERSON only: the request's ApproverType mapped.
+local APPROVE_TYPE = { PERSON = "PERSON", PERSON_AUTO_SIGN = "PERSON" }
 M.FINAL = FINAL
 
 -- 32 characters, as the API's FileIds, FlowIds and FlowGroupIds.
@@ -32,6 +37,18 @@ M.new_id = new_id
 M.AUTO_SIGN = AUTO_SIGN
 
 local function state() return store.state end
+
+-- Callback events besides flow status changes (seals, sub-companies): { type = MsgType, data = MsgData }, queued
+-- while a request works and taken by the server when it sends the request's callbacks.
+local outbox = {}
+function M.emit(msg_type, data)
+  outbox[#outbox + 1] = { type = msg_type, data = data }
+end
+function M.take_events()
+  local out = outbox
+  outbox = {}
+  return out
+end
 
 local function fail(code, message) return nil, code, message end
 
@@ -58,6 +75,13 @@ local function overdue(flow, now)
     if ap.status == "PENDING" and ap.deadline and ap.deadline <= now then return true end
   end
   return false
+end
+
+-- A Deadline member as the API reads it: absent or 0 means "not set" (Tencent's own ChannelCreateFlowGroupByFiles
+-- examples send "Deadline": 0), which gives the default of 365 days (config.flow_deadline).
+function M.deadline_given(d)
+  if d == nil or d == 0 then return nil end
+  return d
 end
 
 -- Moves every unfinished flow whose deadline passed to DEADLINE; returns how many moved.
@@ -150,7 +174,10 @@ local function check_files(params, ctx)
   for i, info in ipairs(params.FlowFileInfos) do
     local ok, code, message = M.check_file_ids(info.FileIds, ctx, "FlowFileInfos[" .. i .. "].FileIds")
     if not ok then return nil, code, message end
-    if info.Deadline and info.Deadline <= ctx.now then
+    ok, code, message = M.check_places(info.FlowApprovers, info.Components, (ctx.documents or {})[info.FileIds[1]],
+      "FlowFileInfos[" .. i .. "]")
+    if not ok then return nil, code, message end
+    if M.deadline_given(info.Deadline) and info.Deadline <= ctx.now then
       return fail("InvalidParameter.FlowDeadLine", "FlowFileInfos[" .. i .. "].Deadline is in the past")
     end
   end
@@ -209,6 +236,33 @@ local function places(components, recipient_id)
 end
 M.places = places
 
+-- Each component of a new contract has its place in the document (doc: documents.inspect's reading, made before
+-- the handler ran): a keyword that is in it (GenerateMode KEYWORD; InvalidParameter.Keyword, "关键字格式错误或者
+-- 不存在"), a ComponentPage within its pages (ComponentPage: "页面编号不能超过PDF文件的页码总数"; -1 is the last).
+-- A document poppler cannot read (no pages) is not checked.
+function M.check_places(approvers, components, doc, where)
+  if not doc or doc.pages == 0 then return true end
+  local lists = { components }
+  for _, a in ipairs(type(approvers) == "table" and approvers or {}) do
+    if type(a) == "table" then lists[#lists + 1] = a.SignComponents end
+  end
+  for _, list in ipairs(lists) do
+    for _, c in ipairs(type(list) == "table" and list or {}) do
+      if c.GenerateMode == "KEYWORD" and type(c.ComponentId) == "string" and c.ComponentId ~= "" then
+        if #pdf.find_keyword(doc.words, c.ComponentId, c.KeywordPage) == 0 then
+          return fail("InvalidParameter.Keyword", where .. ": the keyword " .. c.ComponentId .. " is not in the "
+            .. "document" .. (c.KeywordPage and (" on page " .. tostring(c.KeywordPage)) or ""))
+        end
+      elseif type(c.ComponentPage) == "number" and (c.ComponentPage == 0 or c.ComponentPage > doc.pages
+        or c.ComponentPage < -doc.pages) then
+        return fail("InvalidParameter", where .. ": ComponentPage " .. c.ComponentPage .. " is not a page of the "
+          .. "document (it has " .. doc.pages .. ")")
+      end
+    end
+  end
+  return true
+end
+
 -- A group record. hidden = true for the one-flow groups behind single contracts (ChannelCreateFlowByFiles,
 -- CreateFlowsByTemplates): they carry the signers' tokens but are no FlowGroupId of the API.
 function M.new_group(name, ctx, hidden)
@@ -229,8 +283,8 @@ function M.add_flow(group, spec, ctx)
   local flow = { id = new_id(), group = group.id, app = ctx.app, org_open_id = org_open_id,
     operator_open_id = operator_open_id, name = spec.name, type = spec.type, description = spec.description,
     customer_data = spec.customer_data, file_id = spec.file_id, unordered = spec.unordered == true,
-    created = ctx.now, deadline = spec.deadline or (ctx.now + ctx.config.flow_deadline), status = "INIT",
-    approvers = {}, template_id = spec.template_id, fills = spec.fills, promoter = spec.promoter }
+    created = ctx.now, deadline = M.deadline_given(spec.deadline) or (ctx.now + ctx.config.flow_deadline),
+    status = "INIT", approvers = {}, template_id = spec.template_id, fills = spec.fills, promoter = spec.promoter }
   local items = array()
   for j, a in ipairs(spec.approvers) do
     local key = signer_key(a)
@@ -243,7 +297,7 @@ function M.add_flow(group, spec, ctx)
     local ap = { sign_id = new_id(), recipient_id = recipient_id, type = a.ApproverType or "PERSON", name = a.Name,
       mobile = a.Mobile, org_name = a.OrganizationName, org_open_id = a.OrganizationOpenId, open_id = a.OpenId,
       id_card_number = a.IdCardNumber, role_name = a.ApproverRoleName or (recipient and recipient.RoleName),
-      order = j, status = "PENDING", signer = key, deadline = a.Deadline, places = marks }
+      order = j, status = "PENDING", signer = key, deadline = M.deadline_given(a.Deadline), places = marks }
     flow.approvers[j] = ap
     items[j] = { SignId = ap.sign_id, RecipientId = ap.recipient_id, ApproverRoleName = ap.role_name }
     if not AUTO_SIGN[ap.type] and not group.signers[key] then
@@ -252,10 +306,14 @@ function M.add_flow(group, spec, ctx)
       state().tokens[token] = { group = group.id, signer = key }
     end
   end
-  if run_auto_signers(flow, ctx.now) then update_flow_status(flow) end
+  -- INIT comes first (合同创建, FlowCallbackStatus 1), even when auto-signers sign at once and move it on
+  ctx.changes[#ctx.changes + 1] = { flow = json.decode(json.encode(flow)) }
+  if run_auto_signers(flow, ctx.now) then
+    update_flow_status(flow)
+    ctx.changes[#ctx.changes + 1] = flow.id
+  end
   group.flow_ids[#group.flow_ids + 1] = flow.id
   state().flows[flow.id] = flow
-  ctx.changes[#ctx.changes + 1] = flow.id
   state().counters.flows_created = state().counters.flows_created + 1
   return flow, items
 end
@@ -342,6 +400,11 @@ local function matches_filters(ap, params)
 end
 
 function M.CreateSignUrls(params, ctx)
+  if (params.GenerateType or "ALL") == "ALL" and type(params.FlowIds) == "table" and #params.FlowIds > 1 then
+    -- GenerateType ALL: "此中类型不支持多个合同ID（FlowIds）"
+    return fail("InvalidParameter.GenerateType", "GenerateType ALL (the default) takes one FlowId, not "
+      .. #params.FlowIds .. "; give FlowGroupId, or one flow, or another GenerateType")
+  end
   local flows, code, message, group = flows_from(params, ctx)
   if not flows then return nil, code, message end
   local infos, errs = array(), array()
@@ -383,8 +446,9 @@ function M.flow_detail(flow)
   for i, ap in ipairs(flow.approvers) do
     aps[i] = { ProxyOrganizationOpenId = ap.org_open_id, ProxyOperatorOpenId = ap.open_id,
       ProxyOrganizationName = ap.org_name, Mobile = ap.mobile, SignOrder = ap.order - 1, ApproveName = ap.name,
-      ApproveStatus = ap.status, ApproveMessage = ap.message, ApproveTime = ap.time or 0, ApproveType = ap.type,
-      ApproverRoleName = ap.role_name, SignId = ap.sign_id, RecipientId = ap.recipient_id }
+      ApproveStatus = ap.status, ApproveMessage = ap.message, ApproveTime = ap.time or 0,
+      ApproveType = APPROVE_TYPE[ap.type] or "ORGANIZATION", ApproverRoleName = ap.role_name, SignId = ap.sign_id,
+      RecipientId = ap.recipient_id }
   end
   return { FlowId = flow.id, FlowName = flow.name, FlowType = flow.type, FlowStatus = flow.status,
     FlowMessage = flow.message, CreateOn = flow.created, DeadLine = flow.deadline, CustomData = flow.customer_data,
@@ -478,6 +542,7 @@ function M.lookup_token(token, now)
     return { name = t.title, flow_ids = t.flows, batch = true }, { key = t.signer, name = t.name }
   end
   local g = state().groups[t.group]
+  if t.preview then return g, { key = "", name = "发起方预览 (promoter preview)", preview = true } end
   return g, g.signers[t.signer]
 end
 
@@ -494,7 +559,7 @@ end
 -- decision: "sign" or "reject". Returns a summary { FlowGroupId, Flows = { {FlowId, FlowStatus} } } or nil, message.
 function M.act(token, decision, message, ctx)
   local g, signer = M.lookup_token(token, ctx.now)
-  if not g then return nil, signer end
+  if not g then return nil, signer, "invalid" end
   local mine = {}
   for _, fid in ipairs(g.flow_ids) do
     local flow = state().flows[fid]
@@ -504,13 +569,13 @@ function M.act(token, decision, message, ctx)
       end
     end
   end
-  if #mine == 0 then return nil, "nothing is waiting for this signer in the group" end
+  if #mine == 0 then return nil, "nothing is waiting for this signer in the group", "nothing" end
   if decision == "sign" then
     for _, m in ipairs(mine) do
       local ok, waiting = turn_of(m.flow, m.ap)
       if not ok then
         return nil, "it is not this signer's turn yet in '" .. tostring(m.flow.name) .. "': waiting for "
-          .. tostring(waiting.name or waiting.org_name or "an earlier signer")
+          .. tostring(waiting.name or waiting.org_name or "an earlier signer"), "turn"
       end
     end
   end
@@ -538,14 +603,24 @@ function M.summary(g, signer)
   local flows = array()
   for i, fid in ipairs(g.flow_ids) do
     local flow = state().flows[fid]
-    local mine
+    local mine, turn, waiting_for
     for _, ap in ipairs(flow.approvers) do
-      if ap.signer == signer.key then mine = ap.status end
+      if ap.signer == signer.key then
+        mine = ap.status
+        if ap.status == "PENDING" and not FINAL[flow.status] then
+          local ok, before = turn_of(flow, ap)
+          turn = ok
+          if not ok then waiting_for = before.name or before.org_name or "" end
+        end
+      end
     end
+    -- MyTurn: this signer waits here and may sign now (ordered flows: everyone before has signed); WaitingFor:
+    -- who must sign first when it is not yet their turn
     flows[i] = { FlowId = fid, FlowName = flow.name, FlowStatus = flow.status, SignerStatus = mine,
-      FileId = flow.file_id }
+      FileId = flow.file_id, MyTurn = turn, WaitingFor = waiting_for }
   end
-  return { FlowGroupId = not g.hidden and g.id or nil, FlowGroupName = g.name, Signer = signer.name, Flows = flows }
+  return { FlowGroupId = not g.hidden and g.id or nil, FlowGroupName = g.name, Signer = signer.name, Flows = flows,
+    Preview = signer.preview or nil }
 end
 
 -- For the other action modules (flows.lua, orgs.lua, templates.lua, documents.lua).

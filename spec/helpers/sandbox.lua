@@ -16,7 +16,7 @@
   sb:stats()                  -- GET /sandbox/stats: { groups, flows, files, counters = { groups_created, ... },
                               --    requests = { Action = n }, refused = { Code = n }, callbacks = { ... } }
   sandbox.wait_for(cond, s)   -- cond()'s first truthy value within s seconds (default 10), or nil
-  sandbox.conforms_response(action, resp)   -- asserts every member is in the schema's response struct, typed
+  sandbox.conforms_response(action, resp)   -- asserts the answer has exactly its response struct's members, typed
   sandbox.start_receiver(token, key)        -- a second nginx receiving callbacks (essbasic.callback checks them);
                               --    srv.received() → { { msg, body, signature, attempts }, ... }, srv:stop()
   sb:halt()                   -- stop nginx, keep the data folder (then restart())
@@ -58,14 +58,21 @@ local function is_integer(v)
   return type(v) == "number" and v == math.floor(v)
 end
 
--- Every member of a response is a member of its struct in the schema, with the right type.
+-- The answer has exactly the members of its structure in the schema (none missing, none extra), each with its
+-- type; structures inside are checked the same way. The API sends every member of its output structures.
 local function conforms(struct_name, t, path)
   local st = api.struct(struct_name)
   luassert.is_table(st, struct_name)
-  for k, v in pairs(t) do
+  luassert.is_table(t, path .. " is not an object")
+  for k in pairs(t) do
+    luassert.is_truthy(st.fields[k], path .. "." .. k .. " is not a member of " .. struct_name)
+  end
+  for k, f in pairs(st.fields) do
     local p = path .. "." .. k
-    local f = st.fields[k]
-    luassert.is_truthy(f, p .. " is not a member of " .. struct_name)
+    local v = t[k]
+    if not (k == "RequestId" and path:find(".", 1, true)) then -- RequestId: only at the top, checked by the client
+      luassert.is_true(v ~= nil, p .. " is missing (" .. struct_name .. " has it)")
+    end
     local function one(x, q)
       if f.type == "string" or f.type == "date" then luassert.is_string(x, q)
       elseif f.type == "int64" or f.type == "uint64" then luassert.is_true(is_integer(x), q .. " not an integer")
@@ -73,7 +80,8 @@ local function conforms(struct_name, t, path)
       elseif f.type == "bool" then luassert.is_boolean(x, q)
       else conforms(f.type, x, q) end
     end
-    if f.list then
+    if v == nil then -- luacheck: ignore 542
+    elseif f.list then
       luassert.is_table(v, p)
       for i, x in ipairs(v) do one(x, p .. "[" .. i .. "]") end
     else
@@ -82,8 +90,11 @@ local function conforms(struct_name, t, path)
   end
 end
 
+M.checked = {} -- action → number of answers checked by conforms_response
+
 function M.conforms_response(action, resp)
   conforms(api.action(action).output, resp, action)
+  M.checked[action] = (M.checked[action] or 0) + 1
 end
 
 -- A second nginx that receives callbacks with essbasic.callback (signature check + decryption), records each
