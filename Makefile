@@ -20,7 +20,7 @@ CORE54 = build/5.4/essbasic/core.so
 CORE51 = build/5.1/essbasic/core.so
 CORE51PUC = build/puc5.1/essbasic/core.so
 
-.PHONY: all print-srcs deps test rock-check check fuzz bench demo sandbox schema lint clean
+.PHONY: all print-srcs deps dist test rock-check check fuzz bench demo sandbox schema lint clean
 
 all: $(CORE54) $(CORE51) $(CORE51PUC)
 
@@ -61,6 +61,11 @@ lint: deps
 test: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run-tests
+
+# The release from this checkout, offline: dist/essbasic-<version>-1.src.rock (`luarocks install` builds it with no
+# network) and the public-URL rockspec beside it (tools/dist).
+dist:
+	@tools/dist
 
 # The rock as users install it: luarocks pack, luarocks make, luarocks install for Lua 5.4, 5.3 and LuaJIT into
 # fresh trees, and a signed call to the sandbox from each (tools/rock-check).
