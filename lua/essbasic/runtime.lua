@@ -21,4 +21,24 @@ end
 
 M.time = core.time
 
+-- The logger of every part that logs (the client, the Redis rate limit, callbacks and their store) when the caller
+-- gave none: a function(level, message), level "debug", "info", "warn" or "error". Inside nginx it writes to
+-- nginx's error log at the matching level; elsewhere to stderr. Warnings, errors and "info" (a retry, Redis back
+-- after an outage: rare events an operator wants) always; "debug" only when verbose (a client's debug = true).
+local NGX_LEVELS = { debug = "DEBUG", info = "NOTICE", warn = "WARN", error = "ERR" }
+
+function M.default_logger(verbose)
+  return function(level, message)
+    if level == "debug" and not verbose then return end
+    local ngx = transport.in_nginx() and rawget(_G, "ngx")
+    if ngx and ngx.log then
+      ngx.log(ngx[NGX_LEVELS[level] or "WARN"], message)
+    else
+      io.stderr:write(message, "\n")
+    end
+  end
+end
+
+M.logger = M.default_logger(false)
+
 return M
