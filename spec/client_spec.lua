@@ -289,7 +289,9 @@ c:DescribeFlowDetailInfo{ Agent = { AppId = "a", ProxyOrganizationOpenId = "o", 
   FlowIds = { "f" } }
 ]])
     f:close()
-    local p = assert(io.popen(lua .. " " .. script .. " 2>&1 >/dev/null"))
+    local q = require("essbasic.cli.common").shell_quote
+    local p = assert(io.popen("LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) .. " " .. lua .. " "
+      .. script .. " 2>&1 >/dev/null"))
     local stderr = p:read("*a")
     p:close()
     assert.truthy(stderr:find("essbasic request DescribeFlowDetailInfo http://127.0.0.1:9/", 1, true), stderr)

@@ -23,13 +23,14 @@ M.time = core.time
 
 -- The logger of every part that logs (the client, the Redis rate limit, callbacks and their store) when the caller
 -- gave none: a function(level, message), level "debug", "info", "warn" or "error". Inside nginx it writes to
--- nginx's error log at the matching level; elsewhere to stderr. Warnings, errors and "info" (a retry, Redis back
--- after an outage: rare events an operator wants) always; "debug" only when verbose (a client's debug = true).
+-- nginx's error log at the matching level; elsewhere to stderr. Warnings and errors always; "info" (a retry) and
+-- "debug" only when verbose (a client's debug = true): a command's stderr stays its own.
 local NGX_LEVELS = { debug = "DEBUG", info = "NOTICE", warn = "WARN", error = "ERR" }
+local ALWAYS = { warn = true, error = true }
 
 function M.default_logger(verbose)
   return function(level, message)
-    if level == "debug" and not verbose then return end
+    if not verbose and not ALWAYS[level] then return end
     local ngx = transport.in_nginx() and rawget(_G, "ngx")
     if ngx and ngx.log then
       ngx.log(ngx[NGX_LEVELS[level] or "WARN"], message)

@@ -308,7 +308,8 @@ function Redis:take(action, wait, app)
   state = outages[id]
   if state then
     outages[id] = nil
-    self.logger("info", format("essbasic rate limit: Redis %s answers again after %.1f s; the limit is shared "
+    -- at the outage warning's level: a log that shows the outage shows its end
+    self.logger("warn", format("essbasic rate limit: Redis %s answers again after %.1f s; the limit is shared "
       .. "again", id, runtime.now() - state.since))
   end
   if self.handed and not self.handed_until then
