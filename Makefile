@@ -94,13 +94,14 @@ bench:
 	$(CC) -O2 -g $(WARNFLAGS) -o build/bench/c_baseline bench/c_baseline.c -lcurl -lcrypto
 	@bench/run
 
-# Regenerates the schema, the reference and the test facts from the official spec (development time only):
+# Regenerates the schema, the reference, the test facts and the LuaCATS annotations (library/) from the official spec (development time only):
 # SPEC_DIR=folder holding essbasic-2021-05-26.api.json and essbasic-2021-05-26.action-errors.json.
 SPEC_DIR ?= $(error set SPEC_DIR to the folder holding essbasic-2021-05-26.api.json)
 schema: $(CORE54)
-	LUA_PATH='lua/?.lua;;' LUA_CPATH='build/5.4/?.so;;' lua5.4 tools/gen_schema.lua \
+	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/5.4/?.so;;' lua5.4 tools/gen_schema.lua \
 	  $(SPEC_DIR)/essbasic-2021-05-26.api.json --errors $(SPEC_DIR)/essbasic-2021-05-26.action-errors.json \
-	  --schema lua/essbasic/schema.lua --reference docs/reference.md --facts spec/data/schema_facts.lua
+	  --schema lua/essbasic/schema.lua --reference docs/reference.md --facts spec/data/schema_facts.lua \
+	  --types library/essbasic.lua
 
 clean:
 	rm -rf build

@@ -47,6 +47,8 @@ local OPTIONS = {
   deadline = "number", debug_personal_data = "boolean",
 }
 
+M.OPTIONS = OPTIONS -- tools/gen_schema.lua --types annotates them
+
 local OPTION_NAMES = {}
 for k in pairs(OPTIONS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
 sort(OPTION_NAMES)
