@@ -92,6 +92,16 @@ describe("the rockspecs", function()
         assert.are.same({ "lua >= 5.1, < 5.5" }, spec.dependencies)
       end)
 
+      it("installs LICENSE and NOTICE, the docs, the examples and the annotations", function()
+        assert.are.same({ "LICENSE", "NOTICE" }, spec.build.install.conf)
+        assert.are.same({ "docs", "examples", "library" }, spec.build.copy_directories)
+        for _, f in ipairs({ "LICENSE", "NOTICE", "examples/demo.lua", "library/essbasic.lua" }) do
+          assert.is_truthy(read(f), f)
+        end
+        assert.is_truthy(read("LICENSE"):find("Copyright (c) 2026 the essbasic authors", 1, true))
+        assert.are.equal("MIT", spec.description.license)
+      end)
+
       it("runs the suite on `luarocks test`", function()
         assert.are.equal("command", spec.test.type)
         assert.is_truthy(spec.test.command:find("tools/run-tests", 1, true))

@@ -388,6 +388,12 @@ local function cats_doc(text)
   return line
 end
 
+-- The description's first line as a doc comment, when there is one.
+local function cats_comment(w, text)
+  local doc = cats_doc(text)
+  if doc ~= "" then w("---" .. doc .. "\n") end
+end
+
 local function cats_type(f)
   local t = CATS_SCALARS[f.type] or ("essbasic." .. f.type)
   return f.list and (t .. "[]") or t
@@ -416,8 +422,7 @@ local function emit_types()
   w("\n")
   for _, name in ipairs(sorted_keys(schema.structs)) do
     local st = schema.structs[name]
-    local doc = cats_doc(api.objects[name].document)
-    if doc ~= "" then w("---" .. doc .. "\n") end
+    cats_comment(w, api.objects[name].document)
     w("---@class essbasic." .. name .. "\n")
     local docs = {}
     for _, m in ipairs(api.objects[name].members) do docs[m.name] = cats_doc(m.document) end
@@ -432,8 +437,7 @@ local function emit_types()
   w("---@class essbasic.Client\nlocal Client = {}\n\n")
   for _, name in ipairs(sorted_keys(schema.actions)) do
     local a = schema.actions[name]
-    local doc = cats_doc(api.actions[name].document)
-    if doc ~= "" then w("---" .. doc .. "\n") end
+    cats_comment(w, api.actions[name].document)
     w("---@param params essbasic." .. a.input .. "\n---@param opts? essbasic.CallOptions\n")
     w("---@return essbasic." .. a.output .. "? resp\n---@return essbasic.Error? err\n")
     w("---@return essbasic.CallMeta? meta\n")
