@@ -43,6 +43,7 @@ $(CORE51PUC): $(SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_CORE) -I$(LUA51_INC) -shared -o $@ $(SRCS) $(LDLIBS_CORE)
 
+# A fresh machine: every package of every target (tools/install-deps check), and the browser test's driver.
 deps:
 	@tools/install-deps check
 	@tools/install-browser-driver
@@ -79,8 +80,8 @@ test:
 dist:
 	@tools/dist
 
-# The rock as users install it: luarocks pack, luarocks make, luarocks install for Lua 5.4, 5.3 and LuaJIT into
-# fresh trees, and a signed call to the sandbox from each (tools/rock-check).
+# The rock as users install it: make dist's rock installed with luarocks for Lua 5.4, 5.3, 5.1 and LuaJIT into fresh
+# trees, luarocks make, the sandbox started from an installed tree and a signed call from each (tools/rock-check).
 rock-check:
 	@tools/install-deps test
 	@$(MAKE) --no-print-directory all
