@@ -88,10 +88,35 @@ build = {
     ["essbasic.validate.walk"] = "lua/essbasic/validate/walk.lua",
     ["essbasic.validate.checker"] = "lua/essbasic/validate/checker.lua",
     ["essbasic.version"] = "lua/essbasic/version.lua",
+    -- The sandbox (essbasic sandbox start|stop|status|env|demo from an installed tree): its files keep their
+    -- names under essbasic/, where essbasic.cli.sandbox puts them on the path as sandbox.* and tools.nginx.
+    ["essbasic.sandbox.auth"] = "sandbox/auth.lua",
+    ["essbasic.sandbox.callbacks"] = "sandbox/callbacks.lua",
+    ["essbasic.sandbox.config"] = "sandbox/config.lua",
+    ["essbasic.sandbox.documents"] = "sandbox/documents.lua",
+    ["essbasic.sandbox.envelope"] = "sandbox/envelope.lua",
+    ["essbasic.sandbox.error_texts"] = "sandbox/error_texts.lua",
+    ["essbasic.sandbox.faults"] = "sandbox/faults.lua",
+    ["essbasic.sandbox.flows"] = "sandbox/flows.lua",
+    ["essbasic.sandbox.launch"] = "sandbox/launch.lua",
+    ["essbasic.sandbox.orgs"] = "sandbox/orgs.lua",
+    ["essbasic.sandbox.pdf"] = "sandbox/pdf.lua",
+    ["essbasic.sandbox.ratelimit"] = "sandbox/ratelimit.lua",
+    ["essbasic.sandbox.server"] = "sandbox/server.lua",
+    ["essbasic.sandbox.signer_page"] = "sandbox/signer_page.lua",
+    ["essbasic.sandbox.store"] = "sandbox/store.lua",
+    ["essbasic.sandbox.templates"] = "sandbox/templates.lua",
+    ["essbasic.sandbox.workflow"] = "sandbox/workflow.lua",
+    ["essbasic.tools.nginx"] = "tools/nginx.lua",
   },
   install = {
     bin = { essbasic = "bin/essbasic" },
+    -- into the rock's folder (luarocks show essbasic): <tree>/lib/luarocks/rocks-<lua>/essbasic/<version>/conf/
+    conf = { "LICENSE", "NOTICE" },
   },
+  -- into the rock's folder too: the documentation, the examples (essbasic sandbox demo runs examples/demo.lua)
+  -- and the LuaCATS annotations for lua-language-server (library/, README's "Editor support").
+  copy_directories = { "docs", "examples", "library" },
 }
 -- `luarocks test` runs the whole suite as `make test` does, without installing packages: luacheck, then busted
 -- under Lua 5.4 and LuaJIT against the freshly built core (it needs the test packages of the README).

@@ -31,9 +31,10 @@ local agent_table = settings.agent_table
 -- 1. The three PDFs, uploaded once.
 local file_ids = {}
 for i, name in ipairs(PDFS) do
-  local upload = assert(essbasic.file(settings.pdf_dir .. "/" .. name))
-  local resp, err = client:UploadFiles{ Agent = agent_table, BusinessType = "DOCUMENT", FileInfos = { upload } }
-  if not resp then
+  -- a PDF essbasic.file cannot read is the call's error (ClientError.FileError)
+  local resp, err = client:UploadFiles{ Agent = agent_table, BusinessType = "DOCUMENT",
+    FileInfos = { essbasic.file(settings.pdf_dir .. "/" .. name) } }
+  if err then
     say("UploadFiles %s failed: %s", name, tostring(err))
     os.exit(1)
   end

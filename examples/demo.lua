@@ -36,8 +36,10 @@ local PDFS = {
 
 local function say(fmt, ...) io.write(string.format(fmt, ...), "\n") io.flush() end
 
-local function check(resp, err, what)
-  if resp then return resp end
+-- check("Action", client:Action{...}): the response, or the error printed and exit 1 (the call last in the list,
+-- so that its err comes through).
+local function check(what, resp, err)
+  if not err then return resp end
   say("\n%s failed: %s", what, tostring(err))
   for _, p in ipairs(type(err) == "table" and err.problems or {}) do say("  %s: %s", p.path, p.message) end
   os.exit(1)
@@ -53,9 +55,9 @@ say("API %s, files %s\n", ENDPOINT, FILE_ENDPOINT)
 say("1. HR uploads the three contracts as PDFs.")
 local file_ids = {}
 for i, doc in ipairs(PDFS) do
-  local upload = check(essbasic.file(doc.file))
-  local resp = check(client:UploadFiles{ Agent = agent_table, BusinessType = "DOCUMENT", FileInfos = { upload } },
-    "UploadFiles")
+  -- a PDF essbasic.file cannot read is the call's error (ClientError.FileError)
+  local resp = check("UploadFiles", client:UploadFiles{ Agent = agent_table, BusinessType = "DOCUMENT",
+    FileInfos = { essbasic.file(doc.file) } })
   file_ids[i] = resp.FileIds[1]
   say("   %s → FileId %s (usable until %s UTC)", doc.title, file_ids[i], os.date("!%H:%M", resp.Deadline))
 end
@@ -69,7 +71,7 @@ if not built then
   say("\nThe request could not be built: %s", tostring(request))
   os.exit(1)
 end
-local created = check(client:ChannelCreateFlowGroupByFiles(request), "ChannelCreateFlowGroupByFiles")
+local created = check("ChannelCreateFlowGroupByFiles", client:ChannelCreateFlowGroupByFiles(request))
 local group_id = created.FlowGroupId
 say("   FlowGroupId %s with %d contracts; %s signs first, then %s seals for the company.", group_id,
   #created.FlowIds, EMPLOYEE.name, HR.name)
@@ -77,8 +79,8 @@ say("   FlowGroupId %s with %d contracts; %s signs first, then %s seals for the 
 -- Statuses: print a line per contract whenever something changed since the last look.
 local last = {}
 local function look(label)
-  local resp = check(client:DescribeFlowDetailInfo{ Agent = agent_table, FlowGroupId = group_id },
-    "DescribeFlowDetailInfo")
+  local resp = check("DescribeFlowDetailInfo",
+    client:DescribeFlowDetailInfo{ Agent = agent_table, FlowGroupId = group_id })
   local changed, all_done = false, true
   for _, flow in ipairs(resp.FlowInfo) do
     local who = {}
@@ -100,7 +102,7 @@ look("Status:")
 
 -- 3. Signing links
 say("\n3. HR asks for the signing links (one per person for the whole group).")
-local links = check(client:CreateSignUrls{ Agent = agent_table, FlowGroupId = group_id }, "CreateSignUrls")
+local links = check("CreateSignUrls", client:CreateSignUrls{ Agent = agent_table, FlowGroupId = group_id })
 local by_name = {}
 for _, info in ipairs(links.SignUrlInfos) do
   by_name[info.Name or info.OrganizationName or "?"] = info.SignUrl
@@ -116,8 +118,8 @@ local function download_signed(step)
   local out = os.getenv("ESSBASIC_DEMO_OUT") or "signed-contracts"
   os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'")
   say("\n%s HR downloads the signed PDFs (DescribeResourceUrlsByFlows) into %s/.", step, out)
-  local resp = check(client:DescribeResourceUrlsByFlows{ Agent = agent_table, FlowIds = created.FlowIds },
-    "DescribeResourceUrlsByFlows")
+  local resp = check("DescribeResourceUrlsByFlows",
+    client:DescribeResourceUrlsByFlows{ Agent = agent_table, FlowIds = created.FlowIds })
   local http = core.http_session({ timeout = 30 })
   for i, info in ipairs(resp.FlowResourceUrlInfos) do
     for _, res in ipairs(info.ResourceUrlInfos or {}) do

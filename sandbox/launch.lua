@@ -66,15 +66,31 @@ local HTTP_BLOCK = [[
   }
 ]]
 
+-- Installed from the rock (essbasic.cli.sandbox runs this file from <tree>/share/lua/<v>/essbasic/sandbox/, no lua/
+-- beside it), nginx also needs this process's path (the tree) and the tree's Lua 5.1 build of essbasic.core, since
+-- nginx runs LuaJIT; from a checkout, tools/nginx.lua adds its lua/ and build/5.1 itself.
+local function installed_paths(root)
+  if read_file(root .. "/lua/essbasic/init.lua") then return "", nil end
+  local cpath = package.cpath:gsub("/5%.%d/", "/5.1/")
+  local searchpath = package.searchpath or function() return true end -- PUC 5.1: nginx says it at start
+  if not searchpath("essbasic.core", cpath) then
+    error("nginx runs LuaJIT, which loads the Lua 5.1 build of essbasic.core, and this tree has none: install the " ..
+      "rock for Lua 5.1 into it too (luarocks --lua-version=5.1 --tree TREE install essbasic-VERSION-1.src.rock)", 0)
+  end
+  return ";" .. package.path, cpath
+end
+
 -- opts = { overrides = table, config_file = path, env = bool (default true) } → a running sandbox.
 function M.start(opts)
   opts = opts or {}
   local config = sandbox_config.resolve({ file = opts.config_file, env = opts.env, overrides = opts.overrides })
   config.data_dir = absolute(config.data_dir)
+  local tree_path, tree_cpath = installed_paths(repo_root())
   local srv = nginx.start{
     http = HTTP_BLOCK,
     port = config.port and math.floor(config.port) or nil, -- a fixed port, or a free one
-    lua_path = repo_root() .. "/?.lua",
+    lua_path = repo_root() .. "/?.lua" .. tree_path,
+    lua_cpath = tree_cpath,
     spec_path = false, -- the sandbox loads nothing from spec/
     setup = function(prefix)
       write_file(prefix .. "/sandbox-config.json", assert(json.encode(config)))

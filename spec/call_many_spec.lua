@@ -43,7 +43,8 @@ describe("client:call_many", function()
         params = { Scenario = tag .. "b", Steps = { "create_reset", "ok" } } },
       { action = "ChannelCreateFlowGroupByFiles", params = { FlowGroupName = "x" }, opts = { validate = true } },
       { action = "DescribeFlowDetailInfo", params = { Scenario = tag .. "d", Steps = { "html502", "ok" } } },
-    }, { concurrency = 4, on_done = function(i, resp, err, meta) done[#done + 1] = { i, resp ~= nil, err or meta } end })
+    }, { concurrency = 4,
+      on_done = function(i, resp, err, meta) done[#done + 1] = { i, resp ~= nil, err or meta } end })
     assert.equal(4, #done)
     assert.truthy(results[1][1])
     assert.is_nil(results[1][2])

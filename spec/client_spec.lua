@@ -29,7 +29,8 @@ end
 
 describe("essbasic.new", function()
   it("raises on unknown options and wrong types", function()
-    assert.has_error(function() new{ secret_idd = "x" } end, "essbasic.new: unknown option 'secret_idd'")
+    assert.has_error(function() new{ secret_idd = "x" } end,
+      "essbasic.new: unknown option 'secret_idd' (did you mean secret_id?)")
     assert.has_error(function() new{ timeout = "5" } end, "essbasic.new: option 'timeout' must be a number, got string")
     assert.has_error(function() essbasic.new("x") end)
   end)
@@ -164,7 +165,10 @@ describe("client:call before the network", function()
       n = n + 1
     end
     assert.equal(100, n)
-    assert.is_nil(c.NoSuchAction)
+    assert.has_error(function() return c.NoSuchAction end, "essbasic: the API has no action NoSuchAction")
+    assert.has_error(function() c:ChannelCreateFlowGroupByFile{} end,
+      "essbasic: the API has no action ChannelCreateFlowGroupByFile (did you mean ChannelCreateFlowGroupByFiles?)")
+    assert.is_nil(c.no_such_field) -- lowercase: the client's own optional fields, absent
   end)
 end)
 
@@ -195,5 +199,112 @@ describe("credentials", function()
     local again = credentials.static{ secret_id = "AKIDfile", secret_key = "filekey" }.get()
     assert.equal(again.signer:sign(1764300000, "essbasic", "POST", "", { "content-type", "application/json",
       "host", "h" }, "{}"), sig)
+  end)
+end)
+
+describe("the file endpoint", function()
+  local function upload_url(opts)
+    local c = essbasic.new(opts)
+    local req = assert(c:prepare("UploadFiles", { BusinessType = "DOCUMENT", Agent = agent(),
+      FileInfos = { { FileName = "a.pdf", FileBody = "JVBERg==" } } }, { timestamp = 1 }))
+    return req.url
+  end
+  local keys = { secret_id = SECRET_ID, secret_key = SECRET_KEY }
+  local function with(o)
+    for k, v in pairs(keys) do o[k] = v end
+    return o
+  end
+
+  it("follows the endpoint: production, Tencent's test environment, any other host itself", function()
+    assert.equal("https://file.ess.tencent.cn/", upload_url(with{}))
+    assert.equal("https://file.ess.tencent.cn/", upload_url(with{ endpoint = "https://essbasic.tencentcloudapi.com" }))
+    assert.equal("https://file.test.ess.tencent.cn/",
+      upload_url(with{ endpoint = "https://essbasic.test.ess.tencent.cn" }))
+    assert.equal("http://127.0.0.1:9/", upload_url(with{ endpoint = REFUSED }))
+    assert.equal("https://gw.example:8443/", upload_url(with{ endpoint = "https://gw.example:8443" }))
+    assert.equal("http://127.0.0.1:10/", upload_url(with{ endpoint = REFUSED, file_endpoint = "http://127.0.0.1:10" }))
+  end)
+
+  it("refuses production and non-production mixed, either way", function()
+    local mixed = "are not the same environment"
+    assert.has_error(function()
+      essbasic.new(with{ endpoint = REFUSED, file_endpoint = "https://file.ess.tencent.cn" })
+    end)
+    local ok, err = pcall(essbasic.new, with{ file_endpoint = "https://file.test.ess.tencent.cn" })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find(mixed, 1, true), err)
+    ok, err = pcall(essbasic.new, with{ endpoint = "https://essbasic.test.ess.tencent.cn",
+      file_endpoint = "https://file.ess.tencent.cn" })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find(mixed, 1, true), err)
+  end)
+
+  it("sends UploadFiles to a local endpoint when only the endpoint is set (a real sandbox answers it)", function()
+    local sb = require("helpers.sandbox").start()
+    finally(function() sb:stop() end)
+    local c = essbasic.new{ secret_id = sb.secret_id, secret_key = sb.secret_key, endpoint = sb.endpoint,
+      retry = false }
+    local resp, err = c:UploadFiles{ BusinessType = "DOCUMENT", Agent = sb.agent,
+      FileInfos = { { FileName = "a.pdf", FileBody = core.base64_encode(require("helpers.sandbox").PDF) } } }
+    assert.is_nil(err)
+    assert.equal(1, #resp.FileIds)
+  end)
+end)
+
+describe("errors that do not bite", function()
+  it("a file essbasic.file cannot read is the call's error, even inside FileInfos = { ... }", function()
+    local c = new()
+    local missing = os.tmpname() .. ".missing.pdf"
+    local f, ferr = essbasic.file(missing)
+    assert.equal("ClientError.FileError", ferr.code)
+    assert.equal(ferr, f)
+    local readable = os.tmpname()
+    finally(function() os.remove(readable) end)
+    local resp, err = c:UploadFiles{ BusinessType = "DOCUMENT", Agent = agent(),
+      FileInfos = { essbasic.file(missing), essbasic.file(readable) } }
+    assert.is_nil(resp)
+    assert.equal("ClientError.FileError", err.code)
+    assert.truthy(err.message:find("missing.pdf", 1, true), err.message)
+    local results = c:call_many{ { "UploadFiles", { BusinessType = "DOCUMENT", Agent = agent(),
+      FileInfos = { essbasic.file(readable), essbasic.file(missing) } } } }
+    assert.equal("ClientError.FileError", results[1][2].code)
+  end)
+
+  it("concatenates with strings on either side", function()
+    local err = require("essbasic.errors").new{ code = "ClientError.NetworkError", message = "refused" }
+    assert.equal("failed: " .. tostring(err), "failed: " .. err)
+    assert.equal(tostring(err) .. "!", err .. "!")
+  end)
+
+  it("debug = true without a logger logs the requests to stderr; warnings need no option", function()
+    local lua = os.getenv("ESSBASIC_LUA") or "lua5.4"
+    local script = os.tmpname()
+    finally(function() os.remove(script) end)
+    local f = assert(io.open(script, "w"))
+    f:write([[
+local essbasic = require("essbasic")
+local c = essbasic.new{ secret_id = "AKIDx", secret_key = "k", endpoint = "http://127.0.0.1:9", retry = false,
+  debug = true }
+c:DescribeFlowDetailInfo{ Agent = { AppId = "a", ProxyOrganizationOpenId = "o", ProxyOperator = { OpenId = "p" } },
+  FlowIds = { "f" } }
+]])
+    f:close()
+    local q = require("essbasic.cli.common").shell_quote
+    local p = assert(io.popen("LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) .. " " .. lua .. " "
+      .. script .. " 2>&1 >/dev/null"))
+    local stderr = p:read("*a")
+    p:close()
+    assert.truthy(stderr:find("essbasic request DescribeFlowDetailInfo http://127.0.0.1:9/", 1, true), stderr)
+    assert.is_nil(stderr:find("k\"", 1, true))
+  end)
+
+  it("one logger: the client's reaches the Redis rate limit", function()
+    local lines = {}
+    local c = essbasic.new{ secret_id = SECRET_ID, secret_key = SECRET_KEY, endpoint = REFUSED,
+      logger = function(level, message) lines[#lines + 1] = level .. " " .. message end,
+      rate_limit = { redis = "redis://127.0.0.1:9", outage = "open" } }
+    c:DescribeFlowDetailInfo{ Agent = agent(), FlowIds = { "f" } }
+    local all = table.concat(lines, "\n")
+    assert.truthy(all:find("warn essbasic rate limit: ", 1, true), all)
   end)
 end)

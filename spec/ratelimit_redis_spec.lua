@@ -212,7 +212,7 @@ describe("the Redis limiter", function()
     assert.equal(0, lim:take("C"))
     assert.is_false(rl_redis.is_down(lim))
     assert.equal(2, #logs)
-    assert.truthy(logs[2]:find("^info essbasic rate limit: Redis 127%.0%.0%.1:%d+/0 answers again"), logs[2])
+    assert.truthy(logs[2]:find("^warn essbasic rate limit: Redis 127%.0%.0%.1:%d+/0 answers again"), logs[2])
     -- Redis counts again
     local w = lim:take("C")
     assert.is_true(w > 0.15 and w <= 0.202, tostring(w))

@@ -12,6 +12,7 @@ Callers put the repository root on package.path (tools/run-tests, sandbox/run an
     ]],
     main = "...",                   -- optional text for the main context (env, thread pools, ...)
     lua_path = "/x/?.lua;/y/?.lua", -- optional extra lua_package_path entries (before the repo's)
+    lua_cpath = "/x/?.so",          -- optional extra lua_package_cpath entries (before the repo's build/5.1)
     ports = 2,                      -- how many free loopback ports to pick (default 1)
     port = 8780,                    -- optional: a fixed first port (%PORT%) instead of a free one; no retry
     workers = 2,                    -- optional: worker_processes (default 1)
@@ -161,7 +162,8 @@ local function build_conf(opts, ports, prefix, root, as_root)
     lines[#lines + 1] = string_format("  %s_temp_path %s/%s_temp;", t, prefix, t)
   end
   lines[#lines + 1] = string_format('  lua_package_path "%s;;";', table_concat(lua_path, ";"))
-  lines[#lines + 1] = string_format('  lua_package_cpath "%s/build/5.1/?.so;;";', root)
+  local cpath = (opts.lua_cpath and opts.lua_cpath ~= "") and (opts.lua_cpath .. ";") or ""
+  lines[#lines + 1] = string_format('  lua_package_cpath "%s%s/build/5.1/?.so;;";', cpath, root)
   lines[#lines + 1] = substitute(opts.http or "", ports, prefix)
   lines[#lines + 1] = "}"
   return table_concat(lines, "\n") .. "\n"

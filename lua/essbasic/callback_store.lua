@@ -277,9 +277,9 @@ function M.process(store, msg, handler, ...)
   return outcome, detail
 end
 
-local function log(level, message)
-  local ngx = rawget(_G, "ngx")
-  if redis.in_nginx() then ngx.log(ngx[level], message) end
+local LOG_LEVELS = { INFO = "info", WARN = "warn", ERR = "error" }
+local function log(level, message) -- the one default logger: nginx's error log, stderr outside nginx
+  require("essbasic.runtime").logger(LOG_LEVELS[level], message)
 end
 
 -- The handler for callback.handle: true for "handled" and "duplicate" (handle answers 200), false otherwise

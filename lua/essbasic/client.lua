@@ -9,9 +9,12 @@ local ratelimit = require("essbasic.ratelimit")
 local retry = require("essbasic.retry")
 local call = require("essbasic.call")
 local scheduler = require("essbasic.scheduler")
+local runtime = require("essbasic.runtime")
+local errors = require("essbasic.errors")
+local suggest = require("essbasic.validate").suggest
 
-local type, tostring, setmetatable, error, pairs, floor = type, tostring, setmetatable, error,
-  pairs, math.floor
+local type, tostring, setmetatable, error, pairs, floor, sort = type, tostring, setmetatable, error,
+  pairs, math.floor, table.sort
 local match = string.match
 local os_time = os.time
 
@@ -22,6 +25,13 @@ local M = {}
 M.VERSION = require("essbasic.version")
 M.DEFAULT_ENDPOINT = "https://essbasic.tencentcloudapi.com"
 M.DEFAULT_FILE_ENDPOINT = "https://file.ess.tencent.cn"
+-- UploadFiles goes to a file domain of its own: Tencent's production and test environments each have one
+-- (the API's UploadFiles description and the official integration kits). Any other endpoint (the sandbox, a
+-- gateway, a test server) serves both: files never leave for a Tencent host the endpoint does not name.
+M.FILE_HOSTS = {
+  ["essbasic.tencentcloudapi.com"] = "file.ess.tencent.cn",
+  ["essbasic.test.ess.tencent.cn"] = "file.test.ess.tencent.cn",
+}
 M.MAX_REQUEST_BYTES = call.MAX_REQUEST_BYTES
 
 local Client = { __name = "essbasic.client" }
@@ -37,10 +47,20 @@ local OPTIONS = {
   deadline = "number", debug_personal_data = "boolean",
 }
 
+M.OPTIONS = OPTIONS -- tools/gen_schema.lua --types annotates them
+
+local OPTION_NAMES = {}
+for k in pairs(OPTIONS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
+sort(OPTION_NAMES)
+
 local function check_options(opts)
   for k, v in pairs(opts) do
     local want = OPTIONS[k]
-    if not want then error("essbasic.new: unknown option '" .. tostring(k) .. "'", 4) end
+    if not want then
+      local guess = type(k) == "string" and suggest(k, OPTION_NAMES)
+      error("essbasic.new: unknown option '" .. tostring(k) .. "'" .. (guess and (" (did you mean " .. guess ..
+        "?)") or ""), 4)
+    end
     if want ~= "any" and type(v) ~= want then
       error("essbasic.new: option '" .. k .. "' must be a " .. want .. ", got " .. type(v), 4)
     end
@@ -55,6 +75,31 @@ local function parse_endpoint(name, value)
     error("essbasic.new: " .. name .. " must look like https://host[:port], got '" .. value .. "'", 4)
   end
   return { url = scheme .. "://" .. authority .. "/", host = authority }
+end
+
+-- Production: Tencent's production API and file hosts (essbasic.<region>.tencentcloudapi.com is the API's too).
+local function is_production(host)
+  host = host:gsub(":%d+$", ""):lower()
+  return host == "file.ess.tencent.cn" or host:match("^essbasic%.[%w%-%.]*tencentcloudapi%.com$") ~= nil
+end
+
+-- The file endpoint: the option, else the file domain of the endpoint's environment, else the endpoint itself.
+-- Production API with a non-production file host, or the reverse, is refused: the FileIds of one environment
+-- mean nothing to the other, and a test's PDFs (people's data) must not reach production.
+local function file_endpoint(opts, endpoint)
+  local fe
+  if opts.file_endpoint then
+    fe = parse_endpoint("file_endpoint", opts.file_endpoint)
+  else
+    local host = M.FILE_HOSTS[endpoint.host:lower()]
+    if not host and is_production(endpoint.host) then host = M.FILE_HOSTS["essbasic.tencentcloudapi.com"] end
+    fe = host and parse_endpoint("file_endpoint", "https://" .. host) or endpoint
+  end
+  if is_production(endpoint.host) ~= is_production(fe.host) then
+    error("essbasic.new: endpoint " .. endpoint.url .. " and file_endpoint " .. fe.url .. " are not the same " ..
+      "environment (one is Tencent's production, the other not); set both to the same one", 4)
+  end
+  return fe
 end
 
 local function header_option(opts, name, default)
@@ -89,9 +134,18 @@ function M.new(opts)
     end
     request_client = request_client .. "; " .. opts.request_client
   end
+  local endpoint = parse_endpoint("endpoint", opts.endpoint or M.DEFAULT_ENDPOINT)
+  -- One logger for every part of the client (its calls, the Redis rate limit); by default warnings go to nginx's
+  -- error log or stderr, and debug = true logs the debug lines there too.
+  local logger = opts.logger or runtime.default_logger(opts.debug == true)
+  local rate_limit = opts.rate_limit
+  if type(rate_limit) == "table" and rate_limit.redis ~= nil and rate_limit.logger == nil then
+    rate_limit = { logger = logger }
+    for k, v in pairs(opts.rate_limit) do rate_limit[k] = v end
+  end
   local self = {
-    endpoint = parse_endpoint("endpoint", opts.endpoint or M.DEFAULT_ENDPOINT),
-    file_endpoint = parse_endpoint("file_endpoint", opts.file_endpoint or M.DEFAULT_FILE_ENDPOINT),
+    endpoint = endpoint,
+    file_endpoint = file_endpoint(opts, endpoint),
     region = header_option(opts, "region", nil),
     language = header_option(opts, "language", "zh-CN"),
     request_client = request_client,
@@ -100,8 +154,8 @@ function M.new(opts)
     timeout = opts.timeout or 60,
     deadline = opts.deadline,
     retry = retry.policy(opts.retry),
-    limiter = opts.rate_limit ~= false and ratelimit.new(opts.rate_limit) or nil,
-    logger = opts.logger,
+    limiter = rate_limit ~= false and ratelimit.new(rate_limit) or nil,
+    logger = logger,
     debug = opts.debug or false,
     -- unsafe for production logs: errors and debug lines show ID numbers, mobiles and names unmasked
     debug_personal_data = opts.debug_personal_data == true,
@@ -124,11 +178,28 @@ function Client.__index(self, key)
     methods[key] = m
     return m
   end
+  -- A name like an action's (capitalised, letters and digits) that the API does not have: a typo, said here
+  -- rather than as "attempt to call a nil value". Other keys (the client's own optional fields) are absent.
+  if type(key) == "string" and match(key, "^%u[%w_]*$") then
+    local guess = suggest(key, api.actions())
+    error("essbasic: the API has no action " .. key .. (guess and (" (did you mean " .. guess .. "?)") or ""), 2)
+  end
   return nil
 end
 
 function Client.__tostring(self)
   return "essbasic.client (endpoint=" .. self.endpoint.url .. ")"
+end
+
+-- essbasic.file's failure in a request (FileInfos = { essbasic.file("typo.pdf") }: a table constructor keeps the
+-- error object only): that error, before anything else is checked.
+local function file_error(params)
+  local infos = type(params) == "table" and params.FileInfos
+  if type(infos) ~= "table" then return nil end
+  for _, v in pairs(infos) do
+    if errors.is_error(v) then return v end
+  end
+  return nil
 end
 
 local function check_call_args(action, params, level)
@@ -159,6 +230,8 @@ function methods.prepare(self, action, params, prepare_opts)
   if type(ts) ~= "number" or ts ~= floor(ts) or ts < 0 then
     error("essbasic: prepare's timestamp must be a non-negative integer", 2)
   end
+  local ferr = file_error(params)
+  if ferr then return nil, ferr end
   local body, err = call.encode(self, action, params, prepare_opts)
   if not body then return nil, err end
   local headers, ep = call.sign(self, action, body, ts)
@@ -180,7 +253,7 @@ end
 -- or nil and an error object (with attempts and history).
 function methods.call(self, action, params, call_opts)
   check_call_args(action, params, 2)
-  local perr = phase_error(self)
+  local perr = phase_error(self) or file_error(params)
   if perr then return nil, perr end
   local c, err = call.begin(self, action, params, check_call_opts(call_opts, 2))
   if not c then return nil, err end
@@ -212,9 +285,8 @@ function methods.call_many(self, requests, batch_opts)
   for i = 1, #requests do
     local r = requests[i]
     local c, err
-    if perr then
-      err = perr
-    else
+    err = perr or file_error(r.params or r[2])
+    if not err then
       c, err = call.begin(self, r.action or r[1], r.params or r[2], check_call_opts(r.opts or r[3], 2))
     end
     c = c or call.failed(err)

@@ -33,6 +33,11 @@ function Error.__tostring(e)
   return concat(parts)
 end
 
+-- "failed: " .. err and err .. "!" work as with a string: the same text as tostring (scrubbed likewise).
+function Error.__concat(a, b)
+  return tostring(a) .. tostring(b)
+end
+
 -- The client-side codes, in the official SDKs' ClientError.* style (see docs/internals.md).
 M.NETWORK = "ClientError.NetworkError"
 M.HTTP_STATUS = "ClientError.HttpStatusCodeError"

@@ -15,17 +15,21 @@ local M = {
 }
 
 function M.new(opts)
-  return client.new(opts)
+  local c = client.new(opts) -- not a tail call: the option errors (level 4) name the caller's line
+  return c
 end
 
 -- An UploadFile table (FileName, FileBody in base64) from a file on disk, for UploadFiles.
--- Returns nil, err when the file cannot be read.
+-- When the file cannot be read: err, err (a ClientError.FileError), so `local f, err = essbasic.file(p)` sees the
+-- error, and so does a call given FileInfos = { essbasic.file("a.pdf"), essbasic.file("b.pdf") } (a table
+-- constructor keeps only the first value): the call returns nil and that error.
 function M.file(path, name)
   if type(path) ~= "string" then error("essbasic.file expects a path", 2) end
   local f, why = io.open(path, "rb")
   if not f then
     local errors = require("essbasic.errors")
-    return nil, errors.new{ kind = "client", code = errors.FILE, message = tostring(why) }
+    local err = errors.new{ kind = "client", code = errors.FILE, message = tostring(why) }
+    return err, err
   end
   local bytes = f:read("*a")
   f:close()

@@ -42,14 +42,13 @@ function M.parse_exports(text)
   return out
 end
 
--- The running sandbox's endpoint and keys, from `sandbox/run env` in the checkout at root.
+-- The running sandbox's endpoint and keys, from `essbasic sandbox env` (the checkout at root, or the installed rock).
 function M.sandbox_env(root, dir)
-  if not root then
-    fail(EXIT.credentials, "--sandbox needs the source checkout (its sandbox/run); run the command from there, "
+  local cmd = require("essbasic.cli.sandbox").env_command(root, dir)
+  if not cmd then
+    fail(EXIT.credentials, "--sandbox needs the sandbox's files (a source checkout or the installed rock), "
       .. "or pass --endpoint and the keys yourself")
   end
-  local cmd = common.shell_quote(root .. "/sandbox/run") .. " env"
-  if type(dir) == "string" then cmd = cmd .. " --data " .. common.shell_quote(dir) end
   local p = io.popen(cmd .. " 2>&1")
   local text = p and p:read("*a") or ""
   if p then p:close() end

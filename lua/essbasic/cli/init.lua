@@ -26,8 +26,8 @@ usage: essbasic COMMAND [options]
                       one request per row, safe to kill and run again with the same journal
   callback decrypt --key KEY --token TOKEN [--signature V | --header 'Content-Signature: V'] < body
                       check, decrypt and print a callback message
-  sandbox start|stop|status|env [--port N] [--data DIR]
-                      the local sandbox (source checkout)
+  sandbox start|stop|status|env|demo [--port N] [--data DIR]
+                      the local sandbox (from the installed rock or a source checkout)
 
 options of every command:
   --endpoint URL  --file-endpoint URL  --region R  --profile NAME  --sandbox[=DIR]

@@ -39,8 +39,8 @@ local redis = require("essbasic.redis")
 local runtime = require("essbasic.runtime")
 local core = require("essbasic.core")
 
-local type, error, tostring, tonumber, pairs, pcall, setmetatable, rawget = type, error, tostring, tonumber, pairs,
-  pcall, setmetatable, rawget
+local type, error, tostring, tonumber, pairs, pcall, setmetatable = type, error, tostring, tonumber, pairs,
+  pcall, setmetatable
 local format, floor = string.format, math.floor
 
 local M = {}
@@ -102,14 +102,7 @@ local REDIS_ONLY = { redis = true, outage = true, fleet = true, logger = true, j
 local Redis = { __name = "essbasic.ratelimit.redis" }
 Redis.__index = Redis
 
-local function default_logger(level, message)
-  local ngx = rawget(_G, "ngx")
-  if redis.in_nginx() then
-    ngx.log(level == "info" and ngx.NOTICE or ngx.WARN, message)
-  else
-    io.stderr:write(message, "\n")
-  end
-end
+local default_logger = require("essbasic.runtime").logger -- a client passes its own (essbasic.client)
 
 -- opts: the checked rate_limit table; make_local(opts) builds a local limiter; level: of the user's call.
 function M.new(opts, make_local, level)
@@ -315,7 +308,8 @@ function Redis:take(action, wait, app)
   state = outages[id]
   if state then
     outages[id] = nil
-    self.logger("info", format("essbasic rate limit: Redis %s answers again after %.1f s; the limit is shared "
+    -- at the outage warning's level: a log that shows the outage shows its end
+    self.logger("warn", format("essbasic rate limit: Redis %s answers again after %.1f s; the limit is shared "
       .. "again", id, runtime.now() - state.since))
   end
   if self.handed and not self.handed_until then
