@@ -55,6 +55,11 @@ local function describe(client, agent, request)
   return resp.FlowGroupId, by_key
 end
 
+local function all_known(flow_ids, n)
+  for i = 1, n do if not flow_ids[i] then return false end end
+  return true
+end
+
 -- A group whose flow callbacks gave `records` (some may be missing) → its id, whether every FlowId is known, and
 -- the lookup's error (the group was created all the same); or nil, nil, err when the records disagree.
 local function whole_group(client, c, records, flow_ids)
@@ -70,13 +75,19 @@ local function whole_group(client, c, records, flow_ids)
       group_id = group_id or r.FlowGroupId
     end
   end
-  local complete = group_id ~= nil
-  for i = 1, #c.keys do if not flow_ids[i] then complete = false end end
+  local complete = group_id ~= nil and all_known(flow_ids, #c.keys)
   if complete or type(c.agent) ~= "table" then return group_id, complete end
-  -- A recorded FlowId is ours (its callback was authenticated): its group is this creation's.
-  local gid, by_key = describe(client, c.agent, group_id and { FlowGroupId = group_id } or { FlowIds = { first_flow } })
+  -- A recorded FlowId is ours (its callback was authenticated): its group is this creation's. By FlowIds the
+  -- answer lists those flows only; by the group, all of them.
+  if not group_id then
+    local gid, err = describe(client, c.agent, { FlowIds = { first_flow } })
+    if not gid then return nil, false, err end
+    group_id = gid
+    if all_known(flow_ids, #c.keys) then return group_id, true end
+  end
+  local gid, by_key = describe(client, c.agent, { FlowGroupId = group_id })
   if not gid then return group_id, false, by_key end
-  group_id, complete = group_id or gid, true
+  complete = true
   for i, key in ipairs(c.keys) do
     flow_ids[i] = flow_ids[i] or by_key[key]
     if not flow_ids[i] then complete = false end
@@ -110,9 +121,7 @@ function M.resolve(client, what, store)
     if complete == nil then return nil, lookup_error end
     ids.FlowGroupId, ids.complete, ids.lookup_error = group_id, complete, lookup_error
   else
-    local complete = true
-    for i = 1, #c.keys do if not flow_ids[i] then complete = false end end
-    ids.complete = complete
+    ids.complete = all_known(flow_ids, #c.keys)
     if c.action == "ChannelCreateFlowByFiles" then ids.FlowId = flow_ids[1] end
   end
   return M.CREATED, ids
