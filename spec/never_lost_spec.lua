@@ -377,3 +377,42 @@ describe("callback records", function()
     down:close()
   end)
 end)
+
+describe("resolve without a group", function()
+  local c = essbasic.new{ secret_id = "AKIDexample", secret_key = "secret", rate_limit = false }
+  local function record(store, key, flow_id)
+    local body = json.encode({ MsgId = core.hex(core.random_bytes(8)), MsgType = "FlowStatusChange",
+      MsgData = { FlowId = flow_id, CustomerData = key, FlowStatus = "INIT" } })
+    local msg = assert(callback.parse{ body = body, token = TOKEN, signature = sender.signature(body, TOKEN) })
+    assert.equal("handled", callback_store.process(store, msg, function() return true end))
+  end
+
+  it("ChannelCreateFlowByFiles: its one flow", function()
+    local store = callback_store.memory()
+    local corr = { action = "ChannelCreateFlowByFiles", keys = { correlate.new_key() } }
+    assert.equal("not_yet_known", c:resolve({ correlation = corr }, store))
+    record(store, corr.keys[1], "F-single")
+    local state, ids = c:resolve({ correlation = corr }, store)
+    assert.equal("created", state)
+    assert.same({ FlowId = "F-single", FlowIds = { "F-single" }, complete = true }, ids)
+  end)
+
+  it("CreateFlowsByTemplates: each flow on its own callback; the others stay holes", function()
+    local store = callback_store.memory()
+    local corr = { action = "CreateFlowsByTemplates", keys = { correlate.new_key(), correlate.new_key(),
+      correlate.new_key() } }
+    record(store, corr.keys[2], "F-two")
+    local state, ids = c:resolve(corr, store)
+    assert.equal("created", state)
+    assert.is_false(ids.complete)
+    assert.is_nil(ids.FlowIds[1])
+    assert.equal("F-two", ids.FlowIds[2])
+    assert.is_nil(ids.FlowIds[3])
+    assert.equal("not_yet_known", c:resolve({ corr.keys[1], corr.keys[3] }, store), "a plain list of keys")
+  end)
+
+  it("refuses what it cannot resolve", function()
+    assert.has_error(function() c:resolve({ code = "x" }, callback_store.memory()) end)
+    assert.has_error(function() c:resolve({ "k" }, { claim = true }) end)
+  end)
+end)
