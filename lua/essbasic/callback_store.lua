@@ -228,7 +228,8 @@ end
 -- What the callbacks saw (essbasic.correlate, essbasic.resolve): a flow's CustomerData (its correlation key) →
 -- { FlowId, FlowGroupId, FlowStatus, MsgType } of the first authenticated callback that carried it, kept for the
 -- store's ttl. remember(key, value) sets only when absent (the first callback wins); recall(key) → value, false
--- (nothing recorded), or nil, err. Keys are stored as <prefix>rec:<sha256 hex of the CustomerData>.
+-- (nothing recorded), or nil, err. Keys are stored as <prefix>rec:<sha256 hex of the CustomerData>. A full shared
+-- dict evicts its oldest records too: resolve then answers not_yet_known (never a wrong id); size it for them.
 
 local REMEMBER = redis.script([[
 redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])

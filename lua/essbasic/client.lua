@@ -171,8 +171,8 @@ function methods.prepare(self, action, params, prepare_opts)
 end
 
 -- What became of a creation whose outcome is unknown, from what the callbacks recorded: essbasic.resolve.
-function methods.resolve(self, what, store, resolve_opts)
-  return require("essbasic.resolve").resolve(self, what, store, resolve_opts)
+function methods.resolve(self, what, store)
+  return require("essbasic.resolve").resolve(self, what, store)
 end
 
 -- Inside nginx, a phase without cosockets gets a clear error before anything could block or raise (ngx.sleep for
