@@ -96,6 +96,9 @@ function M.run(opts, key, token)
     fail(EXIT.usage, "callback serve needs --port N (1-65535)")
   end
   local nginx = opts.nginx or M.NGINX
+  if opts.listen and not opts.listen:match("^[%w%.:%[%]%-]+$") then
+    fail(EXIT.usage, "--listen takes an address (127.0.0.1, 0.0.0.0, [::1], a host name)")
+  end
   -- The store is opened once here, so that a missing lua-sql-sqlite3 or an unwritable file is said at once.
   local ok, why = pcall(function() require("essbasic.callback_store").sqlite(absolute(store)):close() end)
   if not ok then fail(EXIT.failure, tostring(why)) end
