@@ -25,7 +25,8 @@ description = {
 -- integers as floats on Lua 5.4; the C core carries its own strict codec (docs/internals.md). Tables that cjson
 -- decoded are taken as they are (cjson.null, OpenResty's array markers).
 -- Not listed, needed only with Redis (rate_limit.redis, callback_store.redis): a Redis client, Debian's lua-redis
--- (redis-lua, on LuaSocket) in plain Lua, lua-resty-redis (Debian's lua-nginx-redis) inside nginx.
+-- (redis-lua, on LuaSocket) in plain Lua, lua-resty-redis (Debian's lua-nginx-redis) inside nginx. Needed only
+-- with callback_store.sqlite (and `essbasic callback serve`): lua-sql-sqlite3, as for `essbasic batch`'s journal.
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
