@@ -25,7 +25,8 @@ description = {
 -- integers as floats on Lua 5.4; the C core carries its own strict codec (docs/internals.md). Tables that cjson
 -- decoded are taken as they are (cjson.null, OpenResty's array markers).
 -- Not listed, needed only with Redis (rate_limit.redis, callback_store.redis): a Redis client, Debian's lua-redis
--- (redis-lua, on LuaSocket) in plain Lua, lua-resty-redis (Debian's lua-nginx-redis) inside nginx.
+-- (redis-lua, on LuaSocket) in plain Lua, lua-resty-redis (Debian's lua-nginx-redis) inside nginx. Needed only
+-- with callback_store.sqlite (and `essbasic callback serve`): lua-sql-sqlite3, as for `essbasic batch`'s journal.
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
@@ -57,6 +58,7 @@ build = {
     ["essbasic.cli.batch"] = "lua/essbasic/cli/batch.lua",
     ["essbasic.cli.call"] = "lua/essbasic/cli/call.lua",
     ["essbasic.cli.callback"] = "lua/essbasic/cli/callback.lua",
+    ["essbasic.cli.callback_serve"] = "lua/essbasic/cli/callback_serve.lua",
     ["essbasic.cli.common"] = "lua/essbasic/cli/common.lua",
     ["essbasic.cli.config"] = "lua/essbasic/cli/config.lua",
     ["essbasic.cli.journal"] = "lua/essbasic/cli/journal.lua",
@@ -64,7 +66,9 @@ build = {
     ["essbasic.cli.rows"] = "lua/essbasic/cli/rows.lua",
     ["essbasic.cli.sandbox"] = "lua/essbasic/cli/sandbox.lua",
     ["essbasic.callback_store"] = "lua/essbasic/callback_store.lua",
+    ["essbasic.callback_store_sqlite"] = "lua/essbasic/callback_store_sqlite.lua",
     ["essbasic.client"] = "lua/essbasic/client.lua",
+    ["essbasic.correlate"] = "lua/essbasic/correlate.lua",
     ["essbasic.credentials"] = "lua/essbasic/credentials.lua",
     ["essbasic.envelope"] = "lua/essbasic/envelope.lua",
     ["essbasic.errors"] = "lua/essbasic/errors.lua",
@@ -74,6 +78,7 @@ build = {
     ["essbasic.ratelimit"] = "lua/essbasic/ratelimit.lua",
     ["essbasic.ratelimit.redis"] = "lua/essbasic/ratelimit/redis.lua",
     ["essbasic.redis"] = "lua/essbasic/redis.lua",
+    ["essbasic.resolve"] = "lua/essbasic/resolve.lua",
     ["essbasic.retry"] = "lua/essbasic/retry.lua",
     ["essbasic.rules"] = "lua/essbasic/rules.lua",
     ["essbasic.runtime"] = "lua/essbasic/runtime.lua",

@@ -40,6 +40,7 @@ end
 local function measure(label, params)
   local popts = { timestamp = B.TIMESTAMP }
   local popts_nv = { timestamp = B.TIMESTAMP, validate = false }
+  local popts_corr = { timestamp = B.TIMESTAMP, correlate = true }
   local req = assert(client:prepare(B.ACTION, params, popts))
   local body = req.body
   local parts = { action = B.ACTION, host = "127.0.0.1:8080", body = body, timestamp = B.TIMESTAMP,
@@ -47,6 +48,8 @@ local function measure(label, params)
   local fns = {
     { "prepare (validate on)", function() return client:prepare(B.ACTION, params, popts) end },
     { "prepare (validate=false)", function() return client:prepare(B.ACTION, params, popts_nv) end },
+    -- a key of 16 random bytes in each flow's CustomerData, the flows copied (essbasic.correlate)
+    { "prepare (validate on, correlate = true)", function() return client:prepare(B.ACTION, params, popts_corr) end },
     { "  validate.request alone", function() return validate.request(B.ACTION, params) end },
     { "  json.encode (with hint) alone", function() return json.encode(params, hint) end },
     { "  validate.request_body (both, one walk) alone", function() return validate.request_body(B.ACTION, params) end },
@@ -74,6 +77,8 @@ local function measure(label, params)
   local bare = med["bare: core.json_encode + sha256 + 4 hmac"]
   B.report("ratio prepare (validate on) / bare", med["prepare (validate on)"] / bare, "x")
   B.report("ratio prepare (validate=false) / bare", med["prepare (validate=false)"] / bare, "x")
+  B.report("ratio prepare correlate = true / without", med["prepare (validate on, correlate = true)"]
+    / med["prepare (validate on)"], "x")
   if cjson_encode then
     local cj_bare = med["  ref: cjson.encode (Debian lua-cjson)"] + med["  sha256_hex + 4 hmac alone"]
     B.report("ratio prepare (validate on) / (cjson + hashing)", med["prepare (validate on)"] / cj_bare, "x")
@@ -90,6 +95,7 @@ if B.callgrind_enabled() then
   -- alone are printed for comparison, they are not on prepare's path
   local ROWS = {
     { "seed", "prepare", 200, "instructions per prepare (seed)" },
+    { "seed", "correlated", 200, "  prepare with correlate = true" },
     { "seed", "body", 200, "  of which body (check + encode, one walk)" },
     { "seed", "headers", 200, "  of which headers (signing)" },
     { "seed", "validate", 200, "  for comparison: validate.request alone" },

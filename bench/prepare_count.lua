@@ -1,6 +1,7 @@
 -- Counting instructions under callgrind (bench/prepare.lua runs it): after one setup and warm-up, runs each
 -- "kind:stage:count" argument in turn in a window of its own (B.run_windows).
--- kind: seed (the seed request) or group50 (the 50x5 group); stage: prepare, or one step of it: validate, encode
+-- kind: seed (the seed request) or group50 (the 50x5 group); stage: prepare, correlated (prepare with
+-- correlate = true), or one step of prepare: validate, encode
 -- (json.encode with the hint), body (validate.request_body: both in one walk) or headers (signer.headers).
 -- Usage: lua5.4 bench/prepare_count.lua seed:prepare:200 seed:body:200 group50:prepare:20 ...
 
@@ -10,6 +11,7 @@ local B = require("benchlib")
 
 local client = B.client({ endpoint = "http://127.0.0.1:8080" })
 local popts = { timestamp = B.TIMESTAMP }
+local popts_corr = { timestamp = B.TIMESTAMP, correlate = true }
 local hint = require("essbasic.api").request_hint(B.ACTION)
 local creds = assert(client.provider.get())
 local validate, json, signer = require("essbasic.validate"), require("essbasic.json"), require("essbasic.signer")
@@ -20,6 +22,7 @@ local function steps_for(params)
     language = "zh-CN", request_client = client.request_client }
   return {
     prepare = function() return client:prepare(B.ACTION, params, popts) end,
+    correlated = function() return client:prepare(B.ACTION, params, popts_corr) end,
     validate = function() return validate.request(B.ACTION, params) end,
     body = function() return validate.request_body(B.ACTION, params) end,
     encode = function() return json.encode(params, hint) end,

@@ -18,6 +18,7 @@ local envelope = require("essbasic.envelope")
 local retry = require("essbasic.retry")
 local runtime = require("essbasic.runtime")
 local personal = require("essbasic.personal")
+local correlate = require("essbasic.correlate")
 
 local tostring, setmetatable, format, concat = tostring, setmetatable, string.format, table.concat
 local os_time = os.time
@@ -97,6 +98,8 @@ end
 
 -- call_opts: the per-call options (deadline, retry, timeout, validate, wait), read only.
 function M.begin(client, action, params, call_opts)
+  local correlation
+  params, correlation = correlate.params(client, action, params, call_opts)
   local body, err = M.encode(client, action, params, call_opts)
   if not body then
     err.attempts = 0
@@ -104,7 +107,7 @@ function M.begin(client, action, params, call_opts)
   end
   local deadline = call_opts.deadline or client.deadline
   return setmetatable({
-    client = client, action = action, params = params, body = body, opts = call_opts,
+    client = client, action = action, params = params, body = body, opts = call_opts, correlation = correlation,
     policy = call_opts.retry ~= nil and retry.policy(call_opts.retry) or client.retry,
     readonly = api.is_readonly(action),
     deadline = deadline,
@@ -121,6 +124,8 @@ end
 -- Ends the call with err (attempts and history attached) → FAILED.
 function Call:fail(err)
   err.attempts, err.history = self.attempts, self.history
+  -- the keys that let client:resolve find what a lost answer would have said (essbasic.correlate)
+  if self.correlation and err.code == errors.OUTCOME_UNKNOWN then err.correlation = self.correlation end
   self.err = err
   return M.FAILED
 end
@@ -185,7 +190,7 @@ function Call:conclude(res, err)
         .. (resp and ("RequestId " .. tostring(resp.RequestId)) or tostring(err)))
     end
     if resp then
-      self.resp, self.meta = resp, { attempts = self.attempts, history = self.history }
+      self.resp, self.meta = resp, { attempts = self.attempts, history = self.history, correlation = self.correlation }
       return M.DONE
     end
   end

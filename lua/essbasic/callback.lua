@@ -27,7 +27,7 @@ local errors = require("essbasic.errors")
 local json = require("essbasic.json")
 local personal = require("essbasic.personal")
 
-local type, tostring, pcall, error, rawget = type, tostring, pcall, error, rawget
+local type, tostring, pcall, error, rawget, setmetatable = type, tostring, pcall, error, rawget, setmetatable
 local lower, match, sub, byte, rep = string.lower, string.match, string.sub, string.byte, string.rep
 local hmac_sha256, hex, ct_equal = core.hmac_sha256, core.hex, core.ct_equal
 local base64_decode, aes256cbc_encrypt, aes256cbc_decrypt =
@@ -177,6 +177,14 @@ local function warn_unsigned()
   require("essbasic.runtime").logger("warn", text) -- the one default logger: nginx's error log, or stderr
 end
 
+-- The messages parse() returned after checking their signature with a token (weak keys). Only these may record
+-- what they say (callback_store.record): a table made by hand or an unsigned message never resolves a creation.
+local authenticated = setmetatable({}, { __mode = "k" })
+
+function M.authenticated(msg)
+  return authenticated[msg] == true
+end
+
 -- opts = { body = raw body, signature = Content-Signature header, token = callback token, key = callback key,
 --          allow_unsigned = true to accept messages without a token (not recommended) }
 -- → the message table (MsgId, MsgType, MsgVersion, MsgData, …), or nil, err. In this order: the configuration
@@ -233,6 +241,7 @@ function M.parse(opts)
     msg = outer
   end
   if type(msg.MsgType) ~= "string" then return fail(M.BAD_MESSAGE, "the message has no MsgType") end
+  if token ~= nil then authenticated[msg] = true end
   return msg
 end
 

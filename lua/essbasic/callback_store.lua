@@ -22,6 +22,8 @@
 
 local core = require("essbasic.core")
 local redis = require("essbasic.redis")
+local json = require("essbasic.json")
+local callback = require("essbasic.callback")
 
 local type, tostring, pcall, error, pairs, rawget, setmetatable = type, tostring, pcall, error, pairs, rawget,
   setmetatable
@@ -218,8 +220,67 @@ function M.memory(opts)
   local rest = {}
   for k, v in pairs(opts) do if k ~= "now" then rest[k] = v end end
   local o = options(rest, "callback_store.memory")
-  return setmetatable({ done = {}, locks = {}, ttl = o.ttl, lock_ttl = o.lock_ttl, unavailable = o.unavailable,
-    now = now or core.monotonic }, Memory)
+  return setmetatable({ done = {}, locks = {}, records = {}, ttl = o.ttl, lock_ttl = o.lock_ttl,
+    unavailable = o.unavailable, now = now or core.monotonic }, Memory)
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- What the callbacks saw (essbasic.correlate, essbasic.resolve): a flow's CustomerData (its correlation key) →
+-- { FlowId, FlowGroupId, FlowStatus, MsgType } of the first authenticated callback that carried it, kept for the
+-- store's ttl. remember(key, value) sets only when absent (the first callback wins); recall(key) → value, false
+-- (nothing recorded), or nil, err. Keys are stored as <prefix>rec:<sha256 hex of the CustomerData>. A full shared
+-- dict evicts its oldest records too: resolve then answers not_yet_known (never a wrong id); size it for them.
+
+local REMEMBER = redis.script([[
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+return 1
+]])
+
+local RECALL = redis.script([[
+return redis.call('GET', KEYS[1])
+]])
+
+local function record_key(self, key)
+  return self.prefix .. "rec:" .. core.sha256_hex(key)
+end
+
+function Dict:remember(key, value)
+  local ok, err = self.dict:add(record_key(self, key), value, self.ttl)
+  if ok or err == "exists" then return true end
+  return nil, "shared dict: " .. tostring(err)
+end
+
+function Dict:recall(key)
+  return self.dict:get(record_key(self, key)) or false
+end
+
+function Redis:remember(key, value)
+  local res, err = self.conn:run(REMEMBER, { record_key(self, key) }, { value, floor(self.ttl) })
+  if res ~= 1 then return nil, err or "unexpected answer" end
+  return true
+end
+
+function Redis:recall(key)
+  local res, err = self.conn:run(RECALL, { record_key(self, key) }, {})
+  if err then return nil, err end
+  return type(res) == "string" and res or false
+end
+
+function Memory:remember(key, value)
+  if not live(self, self.records, key) then self.records[key] = { value = value, expires = self.now() + self.ttl } end
+  return true
+end
+
+function Memory:recall(key)
+  local e = live(self, self.records, key)
+  return e and e.value or false
+end
+
+-- One machine without nginx's shared memory or Redis (the command line's `essbasic callback serve`, a batch):
+-- a SQLite file (lua-sql-sqlite3), shared by the processes that open it. opts as for the others.
+function M.sqlite(path, opts)
+  if type(path) ~= "string" or path == "" then error("callback_store.sqlite expects a file name", 2) end
+  return require("essbasic.callback_store_sqlite").open(path, options(opts, "callback_store.sqlite"))
 end
 
 -- ---------------------------------------------------------------------------------------------------------------
@@ -229,6 +290,38 @@ local function is_store(s)
     and type(s.release) == "function"
 end
 M.is_store = is_store
+
+local function text(v)
+  return type(v) == "string" and v ~= "" and v or nil
+end
+
+-- Records what an authenticated flow message says about the flow that carries its CustomerData → true (recorded,
+-- recorded before, or nothing to record) or nil, err (the store did not answer). A message parse() did not check
+-- with a token, or a store without remember, records nothing.
+function M.record(store, msg)
+  if type(store.remember) ~= "function" or not callback.authenticated(msg) then return true end
+  local data = msg.MsgData
+  if type(data) ~= "table" then return true end
+  local key, flow_id = text(data.CustomerData), text(data.FlowId)
+  if not key or not flow_id then return true end
+  return store:remember(key, json.encode({ FlowId = flow_id, FlowGroupId = text(data.FlowGroupId),
+    FlowStatus = text(data.FlowStatus), MsgType = text(msg.MsgType) }))
+end
+
+-- What the callbacks recorded for a correlation key: { FlowId, FlowGroupId?, FlowStatus?, MsgType? }, false
+-- (nothing yet), or nil, err.
+function M.recall(store, key)
+  if not is_store(store) or type(store.recall) ~= "function" then
+    error("callback_store.recall expects a store that keeps records (memory, shared_dict, redis, sqlite)", 2)
+  end
+  if type(key) ~= "string" then error("callback_store.recall expects a key string", 2) end
+  local value, err = store:recall(key)
+  if value == nil then return nil, err end
+  if value == false then return false end
+  local rec = json.decode(value)
+  if type(rec) ~= "table" or type(rec.FlowId) ~= "string" then return nil, "a record is damaged" end
+  return rec
+end
 
 local function new_token()
   return core.hex(core.random_bytes(16))
@@ -253,6 +346,8 @@ function M.process(store, msg, handler, ...)
   local id = type(msg) == "table" and msg.MsgId or nil
   if type(id) == "number" then id = tostring(id) end
   if type(id) ~= "string" or id == "" then
+    local recorded, rerr = M.record(store, msg)
+    if not recorded then return "unavailable", rerr end
     local outcome, detail = run_handler(handler, msg, ...)
     return outcome, detail or "the message has no MsgId: not deduplicated"
   end
@@ -267,6 +362,11 @@ function M.process(store, msg, handler, ...)
   end
   if state == "done" then return "duplicate" end
   if state == "busy" then return "busy" end
+  local recorded, rerr = M.record(store, msg) -- before the handler: a record is kept even if the handler fails
+  if not recorded then
+    store:release(id, token)
+    return "unavailable", rerr
+  end
   local outcome, detail = run_handler(handler, msg, ...)
   if outcome == "handled" then
     local marked, merr = store:finish(id, token)

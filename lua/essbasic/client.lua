@@ -12,6 +12,7 @@ local scheduler = require("essbasic.scheduler")
 local runtime = require("essbasic.runtime")
 local errors = require("essbasic.errors")
 local suggest = require("essbasic.validate").suggest
+local correlate = require("essbasic.correlate")
 
 local type, tostring, setmetatable, error, pairs, floor, sort = type, tostring, setmetatable, error,
   pairs, math.floor, table.sort
@@ -44,7 +45,7 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number", proxy = "string", ca_file = "string", ca_path = "string",
   ssl_verify = "boolean", max_response_bytes = "number", validate = "boolean", transport = "any",
   retry = "any", rate_limit = "any", request_client = "string", logger = "function", debug = "boolean",
-  deadline = "number", debug_personal_data = "boolean",
+  deadline = "number", debug_personal_data = "boolean", correlate = "boolean",
 }
 
 M.OPTIONS = OPTIONS -- tools/gen_schema.lua --types annotates them
@@ -160,6 +161,7 @@ function M.new(opts)
     -- unsafe for production logs: errors and debug lines show ID numbers, mobiles and names unmasked
     debug_personal_data = opts.debug_personal_data == true,
     warned_disabled = {}, -- action → true once its disabled members were reported (call.encode)
+    correlate = opts.correlate == true, -- a key in each flow's CustomerData (essbasic.correlate)
   }
   self.transport = transport_mod.resolve(opts.transport, {
     timeout = self.timeout, connect_timeout = opts.connect_timeout or 10, proxy = opts.proxy,
@@ -222,7 +224,7 @@ local function check_call_opts(call_opts, level)
   return call_opts or NO_OPTS
 end
 
--- Returns the signed request without sending it (a dry run): { method, url, headers, body }.
+-- Returns the signed request without sending it (a dry run): { method, url, headers, body, correlation }.
 -- prepare_opts.timestamp fixes the time (tests, known answers).
 function methods.prepare(self, action, params, prepare_opts)
   check_call_args(action, params, 2)
@@ -232,11 +234,18 @@ function methods.prepare(self, action, params, prepare_opts)
   end
   local ferr = file_error(params)
   if ferr then return nil, ferr end
+  local correlation
+  params, correlation = correlate.params(self, action, params, prepare_opts)
   local body, err = call.encode(self, action, params, prepare_opts)
   if not body then return nil, err end
   local headers, ep = call.sign(self, action, body, ts)
   if not headers then return nil, ep end
-  return { method = "POST", url = ep.url, headers = headers, body = body }
+  return { method = "POST", url = ep.url, headers = headers, body = body, correlation = correlation }
+end
+
+-- What became of a creation whose outcome is unknown, from what the callbacks recorded: essbasic.resolve.
+function methods.resolve(self, what, store)
+  return require("essbasic.resolve").resolve(self, what, store)
 end
 
 -- Inside nginx, a phase without cosockets gets a clear error before anything could block or raise (ngx.sleep for

@@ -53,6 +53,7 @@ M.HEADER_VALUE = "ClientError.InvalidHeaderValue"
 M.PHASE = "ClientError.BlockingCallNotAllowed"
 M.UNEXPECTED = "ClientError.UnexpectedError" -- a call raised (a bug, or a caller's provider); see call.fail_raised
 M.FILE = "ClientError.FileError"             -- essbasic.file could not read the file
+M.STORE = "ClientError.CallbackStoreError"   -- client:resolve: the callback store did not answer, or disagrees
 
 M.KINDS = { service = true, validation = true, network = true, http = true, parse = true, client = true,
   journal = true, callback = true }

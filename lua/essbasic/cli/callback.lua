@@ -6,6 +6,9 @@
 -- without a final newline) or come from ESSBASIC_CALLBACK_KEY / ESSBASIC_CALLBACK_TOKEN (better than the command
 -- line, which other users of the machine can see). Without a token the message is refused unless
 -- --allow-unsigned is given. Refused: the error as JSON on stderr, exit 10.
+--
+-- essbasic callback serve --store run.db --token TOKEN [--key KEY] --port N [--listen ADDR] [--nginx PATH]
+-- A receiver recording flow callbacks into a SQLite store for client:resolve (essbasic.cli.callback_serve).
 
 local callback = require("essbasic.callback")
 local common = require("essbasic.cli.common")
@@ -16,7 +19,8 @@ local ipairs, lower, match, sub = ipairs, string.lower, string.match, string.sub
 local M = {}
 
 M.OPTIONS = { key = { value = true }, token = { value = true }, signature = { value = true },
-  header = { value = true, multi = true }, body = { value = true }, ["allow-unsigned"] = {}, compact = {} }
+  header = { value = true, multi = true }, body = { value = true }, ["allow-unsigned"] = {}, compact = {},
+  store = { value = true }, port = { value = true }, listen = { value = true }, nginx = { value = true } }
 
 -- A secret option: the value, @file's content (one final newline dropped), or the environment variable.
 local function secret(opts, name, env)
@@ -35,8 +39,14 @@ local function secret(opts, name, env)
 end
 
 function M.run(opts, words)
+  if words[1] == "serve" then
+    if words[2] then fail(EXIT.usage, "callback serve takes no arguments") end
+    return require("essbasic.cli.callback_serve").run(opts, secret(opts, "key", "ESSBASIC_CALLBACK_KEY"),
+      secret(opts, "token", "ESSBASIC_CALLBACK_TOKEN"))
+  end
   if words[1] ~= "decrypt" then
-    fail(EXIT.usage, "callback has one command: essbasic callback decrypt --key KEY --token TOKEN < body")
+    fail(EXIT.usage, "callback has two commands: essbasic callback decrypt --key KEY --token TOKEN < body, and "
+      .. "essbasic callback serve --store run.db --token TOKEN --port N")
   end
   if words[2] then fail(EXIT.usage, "callback decrypt takes no arguments (the body comes on standard input)") end
   local key = secret(opts, "key", "ESSBASIC_CALLBACK_KEY")

@@ -26,6 +26,8 @@ usage: essbasic COMMAND [options]
                       one request per row, safe to kill and run again with the same journal
   callback decrypt --key KEY --token TOKEN [--signature V | --header 'Content-Signature: V'] < body
                       check, decrypt and print a callback message
+  callback serve --store run.db --token TOKEN [--key KEY] --port N [--listen ADDR]
+                      receive callbacks (nginx) and record their flows for resolving unknown creations
   sandbox start|stop|status|env|demo [--port N] [--data DIR]
                       the local sandbox (from the installed rock or a source checkout)
 
