@@ -27,6 +27,7 @@
 ---@field ca_file string?
 ---@field ca_path string?
 ---@field connect_timeout number?
+---@field correlate boolean?
 ---@field credentials table?
 ---@field deadline number?
 ---@field debug boolean?
