@@ -71,6 +71,7 @@ build = {
     ["essbasic.flow"] = "lua/essbasic/flow.lua",
     ["essbasic.json"] = "lua/essbasic/json.lua",
     ["essbasic.personal"] = "lua/essbasic/personal.lua",
+    ["essbasic.url_credentials"] = "lua/essbasic/url_credentials.lua",
     ["essbasic.ratelimit"] = "lua/essbasic/ratelimit.lua",
     ["essbasic.ratelimit.redis"] = "lua/essbasic/ratelimit/redis.lua",
     ["essbasic.redis"] = "lua/essbasic/redis.lua",

@@ -9,6 +9,7 @@ local ratelimit = require("essbasic.ratelimit")
 local retry = require("essbasic.retry")
 local call = require("essbasic.call")
 local scheduler = require("essbasic.scheduler")
+local remove_url_credentials = require("essbasic.url_credentials").remove
 
 local type, tostring, setmetatable, error, pairs, floor = type, tostring, setmetatable, error,
   pairs, math.floor
@@ -52,7 +53,8 @@ local function parse_endpoint(name, value)
   if not signer.header_safe(value) then error("essbasic.new: " .. name .. " contains CR, LF or NUL", 4) end
   local scheme, authority = match(value, "^(https?)://([^/?#@%s]+)/?$")
   if not scheme then
-    error("essbasic.new: " .. name .. " must look like https://host[:port], got '" .. value .. "'", 4)
+    error("essbasic.new: " .. name .. " must look like https://host[:port], got '"
+      .. remove_url_credentials(value) .. "'", 4)
   end
   return { url = scheme .. "://" .. authority .. "/", host = authority }
 end
