@@ -427,7 +427,8 @@ describe("the sandbox's data folder and admin endpoints (issue 27)", function()
     assert.equal(0, code, out)
     local info = json.decode(files.read(d .. "/sandbox.run.json"))
     local c = essbasic.new{ secret_id = sandbox_config.DEFAULT_SECRET_ID,
-      secret_key = sandbox_config.DEFAULT_SECRET_KEY, endpoint = info.endpoint, file_endpoint = info.endpoint, rate_limit = false }
+      secret_key = sandbox_config.DEFAULT_SECRET_KEY, endpoint = info.endpoint, file_endpoint = info.endpoint,
+      rate_limit = false }
     local up = assert(c:call("UploadFiles", { Agent = { AppId = sandbox_config.DEFAULT_APP_ID,
       ProxyOrganizationOpenId = "org-hostile", ProxyOperator = { OpenId = "op-hostile" } }, BusinessType = "DOCUMENT",
       FileInfos = { { FileName = "a.pdf", FileBody = core.base64_encode(require("helpers.sandbox").PDF) } } }))
