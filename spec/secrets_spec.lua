@@ -276,3 +276,46 @@ describe("credentials in URLs", function()
     refute_password(r.err)
   end)
 end)
+
+-- Issue 27, finding 5: a profile file others may read is used, with a warning (through the client's logger, or on
+-- the command line's stderr).
+describe("a credentials profile file others may read", function()
+  local cli = require("helpers.cli").new()
+  local files = require("helpers.files")
+  teardown(function() cli:remove() end)
+  local USAGE = '{"Agent":{"AppId":"app","ProxyOrganizationOpenId":"org","ProxyOperator":{"OpenId":"op"}},'
+    .. '"StartDate":"2026-01-01","EndDate":"2026-01-02"}'
+
+  local function profile(mode)
+    local path = cli.dir .. "/credentials-" .. mode
+    files.write(path, "[default]\nsecret_id = " .. SECRET_ID .. "\nsecret_key = " .. SECRET_KEY .. "\n")
+    assert(os.execute("chmod " .. mode .. " " .. path))
+    return path
+  end
+
+  it("is warned about on the command line's stderr, and a private one is not", function()
+    for _, mode in ipairs({ "644", "640" }) do
+      local path = profile(mode)
+      local r = cli:run({ "call", "DescribeUsage", "--input", USAGE },
+        { env = { TENCENTCLOUD_CREDENTIALS_FILE = path, ESSBASIC_ENDPOINT = "http://127.0.0.1:9" } })
+      assert.truthy(r.err:find("chmod 600", 1, true), mode .. ": " .. r.err)
+      assert.truthy(r.err:find("could not connect", 1, true), r.err) -- the file was used all the same
+      assert.is_nil(r.err:find(SECRET_KEY, 1, true))
+    end
+    local r = cli:run({ "call", "DescribeUsage", "--input", USAGE },
+      { env = { TENCENTCLOUD_CREDENTIALS_FILE = profile("600"), ESSBASIC_ENDPOINT = "http://127.0.0.1:9" } })
+    assert.is_nil(r.err:find("chmod 600", 1, true), r.err)
+    assert.truthy(r.err:find("could not connect", 1, true), r.err)
+  end)
+
+  it("is warned about through the client's logger, once", function()
+    local lines = {}
+    local provider = credentials.profile{ path = profile("604"), logger = function(level, msg)
+      lines[#lines + 1] = level .. " " .. msg
+    end }
+    assert.truthy(provider.get())
+    assert.truthy(provider.get())
+    assert.equal(1, #lines)
+    assert.truthy(lines[1]:find("^warn essbasic: the credentials profile file .* %(mode 604%)"), lines[1])
+  end)
+end)

@@ -77,7 +77,7 @@ local function credentials_provider(opts)
   if opts.secret_id or opts.secret_key then
     return credentials.static{ secret_id = opts.secret_id, secret_key = opts.secret_key, token = opts.token }
   end
-  return credentials.default_chain()
+  return credentials.default_chain({ logger = opts.logger })
 end
 
 function M.new(opts)
