@@ -246,8 +246,9 @@ end
 M.DEFAULT_MAX_BODY = 1024 * 1024
 
 -- A body without Content-Length (chunked) read through the request socket, at most max_body + 1 bytes: the body,
--- or nil and "too_large", or nil, nil when the socket cannot be had (nginx then reads it, bounded by
--- client_max_body_size only).
+-- or nil and "too_large", or nil, nil when the socket cannot be had (nginx then reads it to its client_body_temp
+-- folder, bounded by client_max_body_size only). lua-nginx-module 0.10.23 (Debian 12) refuses the socket for a
+-- chunked body ("chunked request bodies not supported yet", ngx_http_lua_req_socket); a later one may not.
 local function read_unsized_body(ngx, max_body)
   local ok, sock = pcall(ngx.req.socket)
   if not ok or not sock then return nil, nil end
@@ -356,6 +357,10 @@ end
 function M.handle(opts, on_message)
   if type(opts) ~= "table" then error("callback.handle expects a table of options", 2) end
   if type(on_message) ~= "function" then error("callback.handle expects a function for the messages", 2) end
+  local max_body = opts.max_body or M.DEFAULT_MAX_BODY
+  if type(max_body) ~= "number" or max_body < 1 then
+    error("callback.handle: max_body must be a positive number of bytes", 2)
+  end
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.req) ~= "table" then
     error("callback.handle runs in an nginx content handler", 2)
@@ -366,10 +371,6 @@ function M.handle(opts, on_message)
   if ngx.req.get_method() ~= "POST" then
     ngx.log(ngx.WARN, "essbasic callback refused: the request is a ", ngx.req.get_method(), ", not a POST")
     return answer(ngx, 405, REFUSED_BODY)
-  end
-  local max_body = opts.max_body or M.DEFAULT_MAX_BODY
-  if type(max_body) ~= "number" or max_body < 1 then
-    error("callback.handle: max_body must be a positive number of bytes", 2)
   end
   local body, why = read_request_body(ngx, max_body)
   if why == "too_large" then

@@ -11,8 +11,10 @@
 --                                  张三丰 → 张*丰
 --   personal.scrub(text [, request]) → text with personal data masked: the personal members' values of `request`
 --                                  (any table: a request, a response), "Member": "value" pairs of such members
---                                  (JSON excerpts), digit runs shaped like an ID number, a mobile or a bank card,
---                                  Hong Kong and Macao permit numbers, e-mail addresses
+--                                  (JSON excerpts), and by shape: ID numbers, mobiles (also in groups, +86),
+--                                  bank cards (also in groups), passports, Hong Kong and Macao permits, Hong Kong
+--                                  and Taiwan ID cards, Taiwan permits, old foreigner residence cards, e-mail
+--                                  addresses (non-ASCII, no dot); the first CAP bytes only, in linear time
 --
 -- The list goes by member name, in every structure that has the name: one list, and a new structure reusing a
 -- name (Mobile, IdCardNumber) is covered without an edit. spec/personal_spec.lua scans every member of the
