@@ -459,7 +459,7 @@ describe("personal.scrub of free text (issue 27)", function()
     end)
   end
 
-  it("answers a call whose service error is an 80 KB message at once, masked (0.2.0 took over a minute here)", function()
+  it("answers a call whose service error is an 80 KB message at once, masked (0.2.0: over a minute)", function()
     local faults = require("helpers.fault_server").start()
     finally(function() faults:stop() end)
     local c = essbasic.new{ secret_id = "AKIDpersonal", secret_key = "k", endpoint = faults.endpoint, validate = false,
