@@ -252,6 +252,7 @@ local function document_words(text)
     return nil
   end))
 end
+
 -- Numbers written in groups (spaces or dashes between them, a + before them): a mobile (138 0013 8000,
 -- 138-0013-8000, +86 138 0013 8000, 0086-13800138000, +8613800138000), a bank card (6222 0212 3456 7890 123) or an
 -- ID number (110105 19491231 002X). A run of groups is read left to right, and at each group the longest run of at
