@@ -174,12 +174,7 @@ local function warn_unsigned()
   local text = "essbasic callback: allow_unsigned = true and no token: messages are not authenticated, anyone who "
     .. "can reach the callback URL can send one; set a callback token in the essbasic console and pass it as "
     .. "`token`"
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.log) == "function" and ngx.WARN then
-    ngx.log(ngx.WARN, text)
-  else
-    io.stderr:write(text, "\n")
-  end
+  require("essbasic.runtime").warn(text)
 end
 
 -- opts = { body = raw body, signature = Content-Signature header, token = callback token, key = callback key,

@@ -9,8 +9,8 @@ local core = require("essbasic.core")
 local errors = require("essbasic.errors")
 local json = require("essbasic.json")
 
-local type, setmetatable, tostring, tonumber, os_getenv, io_open, rawget = type, setmetatable, tostring, tonumber,
-  os.getenv, io.open, rawget
+local type, setmetatable, tostring, tonumber, os_getenv, io_open = type, setmetatable, tostring, tonumber, os.getenv,
+  io.open
 local string_sub, string_match = string.sub, string.match
 
 local M = {}
@@ -119,13 +119,8 @@ local function warn_if_readable(path, logger)
     .. "(mode %o), and it holds a secret key: chmod 600 it", path, mode)
   if logger then
     logger("warn", message)
-    return
-  end
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.log) == "function" and ngx.WARN then
-    ngx.log(ngx.WARN, message)
   else
-    io.stderr:write(message, "\n")
+    require("essbasic.runtime").warn(message)
   end
 end
 

@@ -1,5 +1,6 @@
 -- Time and waiting where the code runs: inside nginx ngx.sleep yields to other requests instead of blocking the
--- worker; elsewhere the C core's monotonic clock and nanosleep.
+-- worker; elsewhere the C core's monotonic clock and nanosleep. And where a warning goes when the caller gave no
+-- logger: nginx's error log (WARN), else stderr.
 
 local core = require("essbasic.core")
 local transport = require("essbasic.transport")
@@ -14,9 +15,15 @@ if transport.in_nginx() then
     return ngx_now()
   end
   M.sleep = ngx_sleep
+  function M.warn(message)
+    ngx.log(ngx.WARN, message)
+  end
 else
   M.now = core.monotonic
   M.sleep = core.sleep
+  function M.warn(message)
+    io.stderr:write(message, "\n")
+  end
 end
 
 M.time = core.time
