@@ -47,11 +47,22 @@ M.DEFAULT_TEMPLATES = {
     } },
 }
 
+-- Per user, never a shared path: $XDG_RUNTIME_DIR/essbasic-sandbox (the user's private run-time folder), else
+-- /tmp/essbasic-sandbox-<uid>. The launcher creates it 0700 and refuses one another user owns (sandbox/launch.lua).
+function M.default_data_dir()
+  local runtime = os.getenv("XDG_RUNTIME_DIR")
+  if runtime and runtime:sub(1, 1) == "/" then return runtime .. "/essbasic-sandbox" end
+  local f = io.open("/proc/self/status", "r")
+  local status = f and f:read("*a") or ""
+  if f then f:close() end
+  return "/tmp/essbasic-sandbox-" .. (status:match("\nUid:%s*%d+%s+(%d+)") or "unknown")
+end
+
 local function defaults()
   return {
     host = "127.0.0.1",
     port = nil,
-    data_dir = "/tmp/essbasic-sandbox",
+    data_dir = M.default_data_dir(),
     credentials = {
       { secret_id = M.DEFAULT_SECRET_ID, secret_key = M.DEFAULT_SECRET_KEY, apps = { M.DEFAULT_APP_ID } },
     },

@@ -10,6 +10,7 @@ As a command (sandbox/run wraps it; paths set up there):
   lua5.4 sandbox/launch.lua stop   [--data DIR] [--config FILE]
   lua5.4 sandbox/launch.lua status [--data DIR] [--config FILE]
   lua5.4 sandbox/launch.lua env    [--data DIR] [--config FILE]   export lines for a client (endpoint, test keys)
+  lua5.4 sandbox/launch.lua data-dir [--data DIR] [--config FILE] the data folder, made private (or refused)
 
 nginx is started through tools/nginx.lua (one writer of nginx configurations in the project), which runs
 worker_processes 1: the sandbox keeps its state in that one worker's Lua VM. The resolved configuration is
@@ -59,7 +60,7 @@ local HTTP_BLOCK = [[
   client_max_body_size 100m;
   client_body_buffer_size 16m;
   init_by_lua_block { require("sandbox.server").init("%PREFIX%/sandbox-config.json") }
-  init_worker_by_lua_block { require("sandbox.server").init_worker() }
+  init_worker_by_lua_block { require("sandbox.store").restrict_umask() require("sandbox.server").init_worker() }
   server {
     listen 127.0.0.1:%PORT%;
     location / { content_by_lua_block { require("sandbox.server").handle() } }
@@ -80,12 +81,43 @@ local function installed_paths(root)
   return ";" .. package.path, cpath
 end
 
+-- The effective uid of this process.
+local function own_uid()
+  return tonumber((read_file("/proc/self/status") or ""):match("\nUid:%s*%d+%s+(%d+)"))
+end
+
+-- dir (and dir/files) made private: created 0700 when missing; refused when it is not a folder (a symlink is
+-- refused, not followed), another user owns it, or others may write into it (they could plant a symlink where the
+-- sandbox writes). → true, or nil and why.
+function M.private_folder(dir)
+  for _, d in ipairs({ dir, dir .. "/files" }) do
+    os.execute("mkdir -p -m 700 " .. shell_quote(d) .. " 2>/dev/null")
+    local p = io.popen("stat -c '%u %a %F' -- " .. shell_quote(d) .. " 2>/dev/null")
+    local uid, mode, kind = (p:read("*l") or ""):match("^(%d+) (%d+) (.+)$")
+    p:close()
+    if kind ~= "directory" then
+      return nil, "the data folder " .. d .. " is not a folder (" .. tostring(kind or "missing") .. "): refused"
+    end
+    if tonumber(uid) ~= own_uid() then
+      return nil, "the data folder " .. d .. " belongs to another user (uid " .. uid .. "): refused; choose "
+        .. "another with --data or ESSBASIC_SANDBOX_DATA"
+    end
+    local bits = tonumber(mode, 8)
+    local group_writes, others_write = math.floor(bits / 16) % 2 == 1, math.floor(bits / 2) % 2 == 1
+    if group_writes or others_write then
+      return nil, "the data folder " .. d .. " is writable by others (mode " .. mode .. "): refused; chmod 700 it"
+    end
+  end
+  return true
+end
+
 -- opts = { overrides = table, config_file = path, env = bool (default true) } → a running sandbox.
 function M.start(opts)
   opts = opts or {}
   local config = sandbox_config.resolve({ file = opts.config_file, env = opts.env, overrides = opts.overrides })
   config.data_dir = absolute(config.data_dir)
   local tree_path, tree_cpath = installed_paths(repo_root())
+  assert(M.private_folder(config.data_dir))
   local srv = nginx.start{
     http = HTTP_BLOCK,
     port = config.port and math.floor(config.port) or nil, -- a fixed port, or a free one
@@ -142,10 +174,19 @@ local function running(run_file)
   return nil
 end
 
+-- As root nginx would run the sandbox's workers as root (tools/nginx.lua: `user root;`, since "nobody" may not
+-- read the repository): refused, unless ESSBASIC_SANDBOX_AS_ROOT=1 says this is a throwaway container.
+local function refuse_root()
+  if own_uid() == 0 and os.getenv("ESSBASIC_SANDBOX_AS_ROOT") ~= "1" then
+    error("the sandbox does not run as root (its nginx workers would too); run it as your own user, or set "
+      .. "ESSBASIC_SANDBOX_AS_ROOT=1 in a throwaway container", 0)
+  end
+end
+
 local function serve(o)
+  refuse_root()
   local run_file, stop_file, dir = files_for(o)
   if running(run_file) then error("a sandbox already runs with the data folder " .. dir, 0) end
-  os.execute("mkdir -p " .. shell_quote(dir))
   os.remove(stop_file)
   local sb = M.start(o)
   local info = { endpoint = sb.endpoint, file_endpoint = sb.endpoint, port = sb.port, data_dir = sb.data_dir,
@@ -191,6 +232,15 @@ local function stop(o)
   return 0
 end
 
+-- The data folder, made private (or refused), printed for sandbox/run (its log goes there).
+local function data_dir(o)
+  refuse_root()
+  local _, _, dir = files_for(o)
+  assert(M.private_folder(dir))
+  io.stdout:write(dir, "\n")
+  return 0
+end
+
 local function status(o)
   local info = running((files_for(o)))
   if not info then
@@ -227,7 +277,7 @@ local function main(argv)
     io.stderr:write("sandbox: ", tostring(o), "\n")
     return 2
   end
-  local commands = { serve = serve, stop = stop, status = status, env = client_env }
+  local commands = { serve = serve, stop = stop, status = status, env = client_env, ["data-dir"] = data_dir }
   local fn = commands[cmd]
   if not fn then
     io.stderr:write("usage: sandbox/run start|stop|status|foreground [--port N] [--data DIR] [--config FILE]\n")

@@ -466,6 +466,7 @@ function M.handle()
   if uri == "/sandbox/reject" and method == "POST" then return handle_signer("reject") end
   if uri == "/sandbox/sign/document" then return handle_signer_document() end
   if uri == "/sandbox/sign/preview" then return handle_signer_preview() end
+  if require("sandbox.admin_guard").refused(uri) then return end -- loopback Host, JSON only (issue 27)
   if uri == "/sandbox/stats" then return handle_stats() end
   if uri == "/sandbox/console" then return handle_console() end
   if uri == "/sandbox/faults" then return handle_faults(nil) end

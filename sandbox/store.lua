@@ -9,10 +9,17 @@
 -- After each change the whole state is written as JSON to a temporary file and renamed over state.json (blocking
 -- io: nothing else runs meanwhile; rename is atomic), so a crash or a restart leaves either the old or the new
 -- state. Uploaded files go to files/<FileId> the same way, before the state that names them.
+--
+-- The data folder holds people's names and mobiles: the launcher makes it private (sandbox/launch.lua), the worker
+-- runs with umask 077 (M.restrict_umask: nginx's daemon mode sets umask 0), and every temporary file has a fresh
+-- random name and is created with O_CREAT | O_EXCL (inside nginx, through LuaJIT's FFI), which never follows a
+-- symlink planted at that name.
 
 local json = require("essbasic.json")
+local core = require("essbasic.core")
 
-local io_open, os_rename, os_remove, type, pairs, tostring = io.open, os.rename, os.remove, type, pairs, tostring
+local io_open, os_rename, os_remove, type, pairs, tostring, tonumber, pcall, require = io.open, os.rename, os.remove,
+  type, pairs, tostring, tonumber, pcall, require
 
 local M = {}
 
@@ -37,15 +44,60 @@ end
 local data_dir
 M.state = empty_state()
 
+-- LuaJIT's FFI (inside nginx), or nil (plain Lua, where the sandbox writes nothing but through the launcher).
+local ffi = (function()
+  local ok, f = pcall(require, "ffi")
+  if not ok then return nil end
+  local declared = pcall(f.cdef, [[
+    int open(const char *path, int flags, ...);
+    long write(int fd, const void *buf, unsigned long n);
+    int close(int fd);
+    unsigned int umask(unsigned int mask);
+  ]])
+  return declared and f or nil
+end)()
+
+-- The generic Linux values (x86, x86-64, ARM, arm64 alike).
+local O_WRONLY, O_CREAT, O_EXCL, O_CLOEXEC = 1, 64, 128, 524288 -- 01, 0100, 0200, 02000000
+local PRIVATE_FILE = 384 -- 0600
+
+-- umask 077 for this process (an nginx worker: init_worker_by_lua, after nginx's daemon mode set umask 0).
+function M.restrict_umask()
+  if ffi then ffi.C.umask(63) end
+end
+
+-- Creates path (which must not exist: a symlink there is refused, not followed) with bytes in it, mode 0600.
+local function write_new(path, bytes)
+  if not ffi then -- plain Lua has no O_EXCL: the fresh random name in a private folder stands in for it
+    local f, why = io_open(path, "wb")
+    if not f then return nil, why end
+    local ok, werr = f:write(bytes)
+    local closed, cerr = f:close()
+    if not ok or not closed then return nil, werr or cerr end
+    return true
+  end
+  local fd = ffi.C.open(path, O_WRONLY + O_CREAT + O_EXCL + O_CLOEXEC, ffi.new("int", PRIVATE_FILE))
+  if fd < 0 then return nil, "open failed (errno " .. ffi.errno() .. ")" end
+  local at, n = 0, #bytes
+  while at < n do
+    local w = tonumber(ffi.C.write(fd, ffi.cast("const char *", bytes) + at, n - at))
+    if w <= 0 then
+      local errno = ffi.errno()
+      ffi.C.close(fd)
+      return nil, "write failed (errno " .. errno .. ")"
+    end
+    at = at + w
+  end
+  if ffi.C.close(fd) ~= 0 then return nil, "close failed (errno " .. ffi.errno() .. ")" end
+  return true
+end
+
 local function write_atomic(path, bytes)
-  local tmp = path .. ".tmp"
-  local f, why = io_open(tmp, "wb")
-  if not f then return nil, "cannot write " .. tmp .. ": " .. tostring(why) end
-  local ok, werr = f:write(bytes)
-  local closed, cerr = f:close()
-  if not ok or not closed then
+  local tmp = path .. ".tmp." .. core.hex(core.random_bytes(8))
+  local written, why = write_new(tmp, bytes)
+  if not written then
     os_remove(tmp)
-    return nil, "cannot write " .. tmp .. ": " .. tostring(werr or cerr)
+    return nil, "cannot write " .. tmp .. ": " .. tostring(why)
   end
   local renamed, rerr = os_rename(tmp, path)
   if not renamed then return nil, "cannot rename " .. tmp .. ": " .. tostring(rerr) end
@@ -65,7 +117,7 @@ M.read_file = read_all
 -- Opens the data folder (created when missing) and loads state.json if there is one.
 function M.open(dir)
   data_dir = dir
-  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "/files'")
+  os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "'\\''") .. "/files'") -- the launcher made both already
   local text = read_all(dir .. "/state.json")
   if text then
     local loaded, why = json.decode(text)

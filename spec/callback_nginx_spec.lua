@@ -372,3 +372,78 @@ describe("the OpenResty example's callback receiver", function()
     assert(ok, why)
   end)
 end)
+
+-- Issue 27, finding 7: handle's own body limit (max_body), answered with the one refusal body before the body is
+-- read, even where nginx's client_max_body_size is off (0); the worker's resident size does not grow with a
+-- 100 MB body, sent with a Content-Length or chunked.
+describe("callback.handle's body limit in nginx", function()
+  local srv
+  local LIMITS = [=[
+    server {
+      listen 127.0.0.1:%PORT%;
+      client_max_body_size 0;
+      location /default {
+        content_by_lua_block { require("essbasic.callback").handle({ token = "@TOKEN@" }, function() return true end) }
+      }
+      location /small {
+        content_by_lua_block {
+          require("essbasic.callback").handle({ token = "@TOKEN@", max_body = 1000 }, function() return true end)
+        }
+      }
+    }
+  ]=]
+
+  setup(function()
+    srv = nginx.start{ http = LIMITS:gsub("@TOKEN@", TOKEN) }
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    os.remove(srv and srv.prefix .. "/big" or "")
+  end)
+
+  local function worker_rss_kb()
+    local master = assert(read_file(srv.prefix .. "/nginx.pid")):match("%d+")
+    local p = assert(io.popen("ps -o pid= --ppid " .. master))
+    local worker = assert(p:read("*l"):match("%d+"))
+    p:close()
+    return tonumber(assert(read_file("/proc/" .. worker .. "/status")):match("VmRSS:%s*(%d+)"))
+  end
+
+  -- curl sends the body from a file (-T: streamed, with its Content-Length) or from a pipe, chunked.
+  local function curl(path, source)
+    local p = assert(io.popen("curl -s -X POST -H 'Content-Type: application/json' " .. source
+      .. " -w '\\n%{http_code}' http://127.0.0.1:" .. srv.port .. path .. " 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    local body, status = out:match("^(.*)\n(%d+)$")
+    return tonumber(status), body
+  end
+
+  it("refuses a body over max_body with the one refusal body, and keeps the full-size message working", function()
+    local signed = sender.body(core.base64_encode("x"))
+    local status, body = curl("/small", "-H 'Content-Signature: sha256=" .. core.hex(core.hmac_sha256(TOKEN,
+      signed .. string.rep(" ", 1001 - #signed))) .. "' --data-binary '" .. signed .. string.rep(" ", 1001 - #signed)
+      .. "'")
+    assert.equal(413, status)
+    assert.equal(REFUSED_BODY, body)
+    status, body = curl("/small", "--data-binary '" .. signed .. "'")
+    assert.equal(401, status) -- within the limit: read and checked (no signature)
+    assert.equal(REFUSED_BODY, body)
+    assert.truthy(srv:error_log():find("larger than max_body (1000 bytes)", 1, true))
+  end)
+
+  it("answers a 100 MB body at once, and the worker does not grow", function()
+    assert.equal(401, (curl("/default", "--data-binary '{}'"))) -- the modules are loaded: the baseline
+    local before = worker_rss_kb()
+    local big = srv.prefix .. "/big"
+    assert(os.execute("truncate -s 100M " .. big))
+    local status, body = curl("/default", "-T " .. big)
+    assert.equal(413, status)
+    assert.equal(REFUSED_BODY, body)
+    status, body = curl("/default", "-H 'Transfer-Encoding: chunked' -T - < " .. big)
+    assert.equal(413, status)
+    assert.equal(REFUSED_BODY, body)
+    local grown = worker_rss_kb() - before
+    assert.is_true(grown < 20 * 1024, "the worker grew by " .. grown .. " KB")
+  end)
+end)

@@ -349,3 +349,134 @@ describe("hostile callbacks", function()
     assert.has_error(function() callback.parse{ body = {}, key = KEY } end)
   end)
 end)
+
+-- Issue 27, findings 1 and 9: the sandbox's data folder is private and its files are written without following
+-- symlinks; its admin endpoints answer only JSON from a loopback Host. From outside: sandbox/run as a user runs
+-- it, `stat` of the files, planted symlinks, raw HTTP requests.
+describe("the sandbox's data folder and admin endpoints (issue 27)", function()
+  local sandbox_config = require("sandbox.config")
+  local files = require("helpers.files")
+  local q = require("helpers.cli").quote
+  local LUA = require("helpers.cli").LUA
+  local tmp
+  local AS_ROOT = "ESSBASIC_SANDBOX_AS_ROOT=1 " -- the suite may run as root (a container): the refusal is tested apart
+  local IS_ROOT
+
+  local function sh(cmd)
+    local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"exit=$?\""))
+    local out = p:read("*a")
+    p:close()
+    local text, code = out:match("^(.-)exit=(%d+)\n?$")
+    return tonumber(code), text
+  end
+  local function stat(path, fmt) return select(2, sh("stat -c '" .. fmt .. "' " .. q(path))):gsub("%s+$", "") end
+
+  setup(function()
+    tmp = select(2, sh("mktemp -d /tmp/essbasic-hostile.XXXXXX")):gsub("%s+$", "")
+    IS_ROOT = select(2, sh("id -u")):match("^0%s") ~= nil
+  end)
+  teardown(function()
+    sh("sandbox/run stop --data " .. q(tmp .. "/d") .. " >/dev/null")
+    os.execute("rm -rf " .. q(tmp))
+  end)
+
+  it("has a per-user default data folder, never a shared path", function()
+    local _, out = sh("env -u XDG_RUNTIME_DIR " .. LUA .. " -e 'print(require(\"sandbox.config\").default_data_dir())'")
+    assert.truthy(out:match("^/tmp/essbasic%-sandbox%-%d+\n$"), out)
+    _, out = sh("env XDG_RUNTIME_DIR=/run/user/1234 " .. LUA
+      .. " -e 'print(require(\"sandbox.config\").default_data_dir())'")
+    assert.equal("/run/user/1234/essbasic-sandbox\n", out)
+    assert.is_nil(sandbox_config.resolve({ env = false }).data_dir:find("^/tmp/essbasic%-sandbox$"))
+  end)
+
+  it("refuses a data folder others may write into, and writes nothing into it", function()
+    local d = tmp .. "/shared"
+    assert.equal(0, (sh("mkdir -m 777 " .. q(d) .. " && chmod 777 " .. q(d))))
+    local code, out = sh(AS_ROOT .. "sandbox/run start --data " .. q(d))
+    assert.not_equal(0, code)
+    assert.truthy(out:find("writable by others", 1, true), out)
+    assert.equal("", select(2, sh("ls -A " .. q(d))))
+  end)
+
+  it("refuses a data folder another user owns", function()
+    if not IS_ROOT then return end -- only root can give a folder away; as another user see the test above
+    local d = tmp .. "/foreign"
+    assert.equal(0, (sh("mkdir -m 700 " .. q(d) .. " && chown nobody " .. q(d))))
+    local code, out = sh(AS_ROOT .. "sandbox/run start --data " .. q(d))
+    assert.not_equal(0, code)
+    assert.truthy(out:find("belongs to another user", 1, true), out)
+  end)
+
+  it("does not run as root unless told it is a throwaway container", function()
+    if not IS_ROOT then return end
+    local code, out = sh("env -u ESSBASIC_SANDBOX_AS_ROOT sandbox/run start --data " .. q(tmp .. "/root"))
+    assert.not_equal(0, code)
+    assert.truthy(out:find("does not run as root", 1, true), out)
+  end)
+
+  it("writes its folder 0700 and its files 0600, following no planted symlink", function()
+    local d = tmp .. "/d"
+    local victims = {}
+    assert.equal(0, (sh("mkdir -m 700 " .. q(d) .. " " .. q(d .. "/files"))))
+    for i, name in ipairs({ "sandbox.log", "state.json.tmp", "files/victim.tmp" }) do
+      victims[i] = tmp .. "/victim" .. i
+      files.write(victims[i], "untouched")
+      assert.equal(0, (sh("ln -s " .. q(victims[i]) .. " " .. q(d .. "/" .. name))))
+    end
+    local code, out = sh("umask 000; " .. AS_ROOT .. "sandbox/run start --data " .. q(d)) -- a careless umask
+    assert.equal(0, code, out)
+    local info = json.decode(files.read(d .. "/sandbox.run.json"))
+    local c = essbasic.new{ secret_id = sandbox_config.DEFAULT_SECRET_ID,
+      secret_key = sandbox_config.DEFAULT_SECRET_KEY, endpoint = info.endpoint, file_endpoint = info.endpoint,
+      rate_limit = false }
+    local up = assert(c:call("UploadFiles", { Agent = { AppId = sandbox_config.DEFAULT_APP_ID,
+      ProxyOrganizationOpenId = "org-hostile", ProxyOperator = { OpenId = "op-hostile" } }, BusinessType = "DOCUMENT",
+      FileInfos = { { FileName = "a.pdf", FileBody = core.base64_encode(require("helpers.sandbox").PDF) } } }))
+    assert.equal(0, (sh("sandbox/run stop --data " .. q(d))))
+    for i = 1, #victims do assert.equal("untouched", files.read(victims[i])) end
+    assert.equal("700", stat(d, "%a"))
+    assert.equal("700", stat(d .. "/files", "%a"))
+    for _, name in ipairs({ "state.json", "sandbox.log", "files/" .. up.FileIds[1] }) do
+      assert.equal("600 regular file", stat(d .. "/" .. name, "%a %F"), name)
+    end
+    assert.truthy(files.read(d .. "/state.json"):find("org-hostile", 1, true)) -- the state was written there
+  end)
+
+  describe("admin endpoints", function()
+    local sb
+    setup(function() sb = require("helpers.sandbox").start() end)
+    teardown(function() if sb then sb:stop() end end)
+
+    local function curl(args)
+      local _, out = sh("env -u LD_PRELOAD curl -s -w '\\n%{http_code}' " .. args)
+      local body, status = out:match("^(.*)\n(%d+)\n?$")
+      return tonumber(status), body
+    end
+    local function faults() return select(2, curl(q(sb.endpoint .. "/sandbox/faults"))) end
+
+    it("refuse a cross-site text/plain or form POST, and take JSON", function()
+      local before = faults()
+      local fault = q('{"*": {"error": "InternalError"}}')
+      for _, ctype in ipairs({ "text/plain", "application/x-www-form-urlencoded", "multipart/form-data" }) do
+        local status = curl("-X POST -H 'Content-Type: " .. ctype .. "' --data-binary " .. fault .. " "
+          .. q(sb.endpoint .. "/sandbox/faults"))
+        assert.equal(415, status, ctype)
+      end
+      assert.equal(before, faults())
+      local status = curl("-X POST -H 'Content-Type: application/json' --data-binary " .. fault .. " "
+        .. q(sb.endpoint .. "/sandbox/faults"))
+      assert.equal(200, status)
+      assert.not_equal(before, faults())
+      assert.equal(200, (curl("-X DELETE " .. q(sb.endpoint .. "/sandbox/faults"))))
+    end)
+
+    it("refuse a foreign Host (DNS rebinding) or Origin, on stats and faults", function()
+      for _, path in ipairs({ "/sandbox/stats", "/sandbox/faults" }) do
+        assert.equal(403, (curl("-H 'Host: evil.example:" .. sb.port .. "' " .. q(sb.endpoint .. path))), path)
+        assert.equal(403, (curl("-H 'Origin: http://evil.example' " .. q(sb.endpoint .. path))), path)
+        assert.equal(200, (curl("-H 'Host: localhost:" .. sb.port .. "' " .. q(sb.endpoint .. path))), path)
+        assert.equal(200, (curl(q(sb.endpoint .. path))), path)
+      end
+    end)
+  end)
+end)

@@ -201,3 +201,121 @@ describe("secrets", function()
     assert.is_true(responses >= 10, "response lines: " .. responses)
   end)
 end)
+
+-- Issue 27, findings 2 and 10: credentials in URLs never leave the library. libcurl quotes a malformed proxy URL
+-- whole in its own error text; essbasic.new, a Redis URL and the command line's --header quoted theirs.
+describe("credentials in URLs", function()
+  local PASSWORD = "pr0xyPASSWORD"
+  local cli = require("helpers.cli").new()
+  teardown(function() cli:remove() end)
+
+  local MALFORMED = {
+    "http://user:" .. PASSWORD .. "@127.0.0.1:99999",     -- a bad port
+    "http://user:pr0xy PASSWORD@127.0.0.1:3128",          -- a space in the password
+    "htp://user:" .. PASSWORD .. "@127.0.0.1:3128",       -- an unknown scheme
+    "socks9://user:" .. PASSWORD .. "@127.0.0.1:1080",
+    "user:" .. PASSWORD .. "@127.0.0.1:abc",              -- no scheme, a bad port
+    "http://user:" .. PASSWORD .. "@[::1:3128",           -- an unclosed IPv6 bracket
+  }
+  local USAGE = { Agent = { AppId = "app", ProxyOrganizationOpenId = "org", ProxyOperator = { OpenId = "op" } },
+    StartDate = "2026-01-01", EndDate = "2026-01-02" }
+
+  local function refute_password(text)
+    assert.is_nil(text:find("pr0xy", 1, true), "the password in: " .. text)
+    assert.is_nil(text:find("PASSWORD", 1, true), "the password in: " .. text)
+  end
+
+  it("removes a malformed proxy URL's password from err.message and tostring(err)", function()
+    for _, proxy in ipairs(MALFORMED) do
+      local c = essbasic.new{ secret_id = SECRET_ID, secret_key = SECRET_KEY, endpoint = "https://127.0.0.1:9",
+        proxy = proxy }
+      local _, err = c:call("DescribeUsage", USAGE)
+      assert.equal(errors.NETWORK, err.code)
+      assert.truthy(err.message:find("***@", 1, true), err.message) -- libcurl quoted the URL: not vacuous
+      refute_password(err.message)
+      refute_password(tostring(err))
+    end
+  end)
+
+  it("removes the password of http_proxy / HTTPS_PROXY from the command line's stderr", function()
+    local env = { TENCENTCLOUD_SECRET_ID = SECRET_ID, TENCENTCLOUD_SECRET_KEY = SECRET_KEY }
+    for _, case in ipairs({ { "HTTPS_PROXY", "https://127.0.0.1:9" }, { "https_proxy", "https://127.0.0.1:9" },
+      { "http_proxy", "http://127.0.0.1:9" } }) do
+      for _, proxy in ipairs({ MALFORMED[1], MALFORMED[3], MALFORMED[5] }) do
+        env[case[1]] = proxy
+        env.ESSBASIC_ENDPOINT = case[2]
+        local r = cli:run({ "call", "DescribeUsage", "--input", require("essbasic.json").encode(USAGE) }, { env = env })
+        assert.not_equal(0, r.status)
+        assert.truthy(r.err:find("***@", 1, true), case[1] .. ": " .. r.err)
+        refute_password(r.err)
+        refute_password(r.out)
+        env[case[1]] = nil
+      end
+    end
+  end)
+
+  it("removes the password from essbasic.new's endpoint error and a Redis URL's error", function()
+    local ok, raised = pcall(essbasic.new, { secret_id = SECRET_ID, secret_key = SECRET_KEY,
+      endpoint = "https://user:" .. PASSWORD .. "@127.0.0.1" })
+    assert.is_false(ok)
+    assert.truthy(tostring(raised):find("https://***@127.0.0.1", 1, true), tostring(raised))
+    refute_password(tostring(raised))
+    for _, url in ipairs({ "rediss://:" .. PASSWORD .. "@127.0.0.1:6379/0", "redis+tls://u:" .. PASSWORD .. "@h" }) do
+      ok, raised = pcall(require("essbasic.redis").parse, url, "callback_store.redis")
+      assert.is_false(ok)
+      assert.truthy(tostring(raised):find("***@", 1, true), tostring(raised))
+      refute_password(tostring(raised))
+    end
+  end)
+
+  it("does not echo a --header without a colon (it can hold a signature)", function()
+    local r = cli:run({ "callback", "decrypt", "--key", string.rep("k", 32), "--allow-unsigned", "--header",
+      "sig-" .. PASSWORD }, { stdin = "{}" })
+    assert.not_equal(0, r.status)
+    assert.truthy(r.err:find("--header", 1, true), r.err)
+    refute_password(r.err)
+  end)
+end)
+
+-- Issue 27, finding 5: a profile file others may read is used, with a warning (through the client's logger, or on
+-- the command line's stderr).
+describe("a credentials profile file others may read", function()
+  local cli = require("helpers.cli").new()
+  local files = require("helpers.files")
+  teardown(function() cli:remove() end)
+  local USAGE = '{"Agent":{"AppId":"app","ProxyOrganizationOpenId":"org","ProxyOperator":{"OpenId":"op"}},'
+    .. '"StartDate":"2026-01-01","EndDate":"2026-01-02"}'
+
+  local function profile(mode)
+    local path = cli.dir .. "/credentials-" .. mode
+    files.write(path, "[default]\nsecret_id = " .. SECRET_ID .. "\nsecret_key = " .. SECRET_KEY .. "\n")
+    assert(os.execute("chmod " .. mode .. " " .. path))
+    return path
+  end
+
+  it("is warned about on the command line's stderr, and a private one is not", function()
+    for _, mode in ipairs({ "644", "640" }) do
+      local path = profile(mode)
+      local r = cli:run({ "call", "DescribeUsage", "--input", USAGE },
+        { env = { TENCENTCLOUD_CREDENTIALS_FILE = path, ESSBASIC_ENDPOINT = "http://127.0.0.1:9" } })
+      assert.truthy(r.err:find("chmod 600", 1, true), mode .. ": " .. r.err)
+      assert.truthy(r.err:find("could not connect", 1, true), r.err) -- the file was used all the same
+      assert.is_nil(r.err:find(SECRET_KEY, 1, true))
+    end
+    local r = cli:run({ "call", "DescribeUsage", "--input", USAGE },
+      { env = { TENCENTCLOUD_CREDENTIALS_FILE = profile("600"), ESSBASIC_ENDPOINT = "http://127.0.0.1:9" } })
+    assert.is_nil(r.err:find("chmod 600", 1, true), r.err)
+    assert.truthy(r.err:find("could not connect", 1, true), r.err)
+  end)
+
+  it("is warned about through the client's logger, once", function()
+    local lines = {}
+    local provider = credentials.profile{ path = profile("604"), logger = function(level, msg)
+      lines[#lines + 1] = level .. " " .. msg
+    end }
+    assert.truthy(provider.get())
+    assert.truthy(provider.get())
+    assert.equal(1, #lines)
+    assert.truthy(lines[1]:find("^warn essbasic: the credentials profile file .* %(mode 604%)"), lines[1])
+  end)
+end)

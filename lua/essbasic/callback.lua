@@ -174,7 +174,7 @@ local function warn_unsigned()
   local text = "essbasic callback: allow_unsigned = true and no token: messages are not authenticated, anyone who "
     .. "can reach the callback URL can send one; set a callback token in the essbasic console and pass it as "
     .. "`token`"
-  require("essbasic.runtime").logger("warn", text) -- the one default logger: nginx's error log, or stderr
+  require("essbasic.runtime").warn(text) -- the one default logger: nginx's error log, or stderr
 end
 
 -- The messages parse() returned after checking their signature with a token (weak keys). Only these may record
@@ -245,18 +245,58 @@ function M.parse(opts)
   return msg
 end
 
--- The raw request body in nginx: in memory, or from the temporary file nginx wrote a large body to.
-local function read_request_body(ngx)
+-- The largest body handle() reads, by default: a callback message is a few kilobytes; a megabyte leaves room
+-- for any of them and bounds what a sender can make a worker hold.
+M.DEFAULT_MAX_BODY = 1024 * 1024
+
+-- A body without Content-Length (chunked) read through the request socket, at most max_body + 1 bytes: the body,
+-- or nil and "too_large", or nil, nil when the socket cannot be had (nginx then reads it to its client_body_temp
+-- folder, bounded by client_max_body_size only). lua-nginx-module 0.10.23 (Debian 12) refuses the socket for a
+-- chunked body ("chunked request bodies not supported yet", ngx_http_lua_req_socket); a later one may not.
+local function read_unsized_body(ngx, max_body)
+  local ok, sock = pcall(ngx.req.socket)
+  if not ok or not sock then return nil, nil end
+  local parts, n = {}, 0
+  while true do
+    local data, err, partial = sock:receive(65536)
+    data = data or partial
+    if data and #data > 0 then
+      n = n + #data
+      if n > max_body then return nil, "too_large" end
+      parts[#parts + 1] = data
+    end
+    if err == "closed" or (not err and data == nil) then break end
+    if err then return nil, err end
+  end
+  return table.concat(parts)
+end
+
+-- The raw request body in nginx, at most max_body bytes: a Content-Length above it is refused before a byte of
+-- the body is read (nginx then discards the body through a small buffer), a body without one is read through the
+-- request socket and refused as soon as it passes the limit. → body, or nil and "too_large" or why it failed.
+local function read_request_body(ngx, max_body)
+  local length = ngx.var.http_content_length
+  if length ~= nil then
+    length = tonumber(length)
+    if not length or length > max_body then return nil, "too_large" end
+  elseif ngx.var.http_transfer_encoding then
+    local body, why = read_unsized_body(ngx, max_body)
+    if body or why then return body, why end
+  end
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
-  if body then return body end
+  if body then
+    if #body > max_body then return nil, "too_large" end
+    return body
+  end
   local path = ngx.req.get_body_file()
   if not path then return "" end
   local f, why = io.open(path, "rb")
   if not f then return nil, "cannot open the request body file: " .. tostring(why) end
-  body = f:read("*a")
+  body = f:read(max_body + 1)
   f:close()
-  if not body then return nil, "cannot read the request body file" end
+  if not body then return "" end
+  if #body > max_body then return nil, "too_large" end
   return body
 end
 
@@ -287,21 +327,31 @@ local function refuse(ngx, err)
   return answer(ngx, status, REFUSED_BODY)
 end
 
--- An accepted message to the application: 200 only when deliver(msg) returned true.
+-- The answer for a message a store did not let run (callback_store.HTTP_STATUS gives the status): one body code
+-- per outcome.
+local NOT_DELIVERED = { busy = "Callback.Busy", unavailable = "Callback.StoreUnavailable" }
+
+-- An accepted message to the application: 200 only when deliver(msg) returned true. A store's deliver also
+-- returns its outcome, answered with the store's status for it.
 local function deliver_to(ngx, deliver, msg)
-  local ok, handled = pcall(deliver, msg)
+  local ok, handled, outcome = pcall(deliver, msg)
   if not ok then
     -- the handler's text may quote the message: its names, mobiles and ID numbers are masked
     ngx.log(ngx.ERR, "essbasic callback: the message handler raised: ", personal.scrub(tostring(handled), msg))
     return answer(ngx, 500, failure_body("Callback.HandlerFailed"))
   end
-  if handled ~= true then return answer(ngx, 500, failure_body("Callback.NotHandled")) end
+  if handled ~= true then
+    local status = outcome and require("essbasic.callback_store").HTTP_STATUS[outcome] or 500
+    return answer(ngx, status, failure_body(NOT_DELIVERED[outcome] or "Callback.NotHandled"))
+  end
   return answer(ngx, 200, ACCEPTED_BODY)
 end
 
 -- The nginx receiver, for a content handler:
 --   content_by_lua_block { require("essbasic.callback").handle({ key = K, token = T }, function(msg) ... end) }
--- opts: token (required unless allow_unsigned = true), key, allow_unsigned; as for parse().
+-- opts: token (required unless allow_unsigned = true), key, allow_unsigned; as for parse(); max_body (bytes,
+-- DEFAULT_MAX_BODY): a larger body is refused with 413 and the refusal body, before it is read when it has a
+-- Content-Length; store (essbasic.callback_store): a message it does not let run gets its HTTP_STATUS.
 -- Reads the body, checks, decrypts and decodes it (parse), and calls on_message(msg). The answer is 200 only
 -- when on_message returned true (essbasic sends the message again otherwise). Every refused message gets the
 -- body {"ok":false,"error":"Callback.Refused"}, with 401 for a missing or wrong signature and 400 for anything
@@ -311,6 +361,10 @@ end
 function M.handle(opts, on_message)
   if type(opts) ~= "table" then error("callback.handle expects a table of options", 2) end
   if type(on_message) ~= "function" then error("callback.handle expects a function for the messages", 2) end
+  local max_body = opts.max_body or M.DEFAULT_MAX_BODY
+  if type(max_body) ~= "number" or max_body < 1 then
+    error("callback.handle: max_body must be a positive number of bytes", 2)
+  end
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.req) ~= "table" then
     error("callback.handle runs in an nginx content handler", 2)
@@ -322,7 +376,11 @@ function M.handle(opts, on_message)
     ngx.log(ngx.WARN, "essbasic callback refused: the request is a ", ngx.req.get_method(), ", not a POST")
     return answer(ngx, 405, REFUSED_BODY)
   end
-  local body, why = read_request_body(ngx)
+  local body, why = read_request_body(ngx, max_body)
+  if why == "too_large" then
+    ngx.log(ngx.WARN, "essbasic callback refused: the body is larger than max_body (", max_body, " bytes)")
+    return answer(ngx, 413, REFUSED_BODY)
+  end
   if not body then
     ngx.log(ngx.ERR, "essbasic callback: ", why)
     return answer(ngx, 500, failure_body("Callback.BodyUnreadable"))

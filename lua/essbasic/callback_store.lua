@@ -28,6 +28,7 @@ local callback = require("essbasic.callback")
 local type, tostring, pcall, error, pairs, rawget, setmetatable = type, tostring, pcall, error, pairs, rawget,
   setmetatable
 local floor = math.floor
+local byte, sub = string.byte, string.sub
 
 local M = {}
 
@@ -327,6 +328,26 @@ local function new_token()
   return core.hex(core.random_bytes(16))
 end
 
+-- The key a message is marked under: its MsgId, a string as it is; a number is marked apart from the string of
+-- its digits (7 and "7" are two messages); an id over 200 bytes, or one starting with NUL, by its SHA-256 (a
+-- lua_shared_dict key holds at most 65535 bytes, and a Redis key that long is waste). Strings of ordinary ids keep
+-- the key of 0.2.0, so marks set before an upgrade are still found.
+local LONG_ID = 200
+
+local function mark_key(id)
+  if type(id) == "number" then return "\0n:" .. tostring(id) end
+  if #id > LONG_ID or byte(id, 1) == 0 then return "\0h:" .. core.sha256_hex(id) end
+  return id
+end
+
+-- A MsgId as log lines show it: decrypted content, so only the start of its SHA-256.
+local function id_for_log(msg)
+  local id = type(msg) == "table" and msg.MsgId or nil
+  if id == nil then return "(no MsgId)" end
+  return "#" .. sub(core.sha256_hex(type(id) .. ":" .. tostring(id)), 1, 12)
+end
+M.id_for_log = id_for_log
+
 local function run_handler(handler, msg, ...)
   local ok, res = pcall(handler, msg, ...)
   if not ok then return "failed", res end
@@ -344,13 +365,13 @@ function M.process(store, msg, handler, ...)
   if not is_store(store) then error("callback_store.process expects a store", 2) end
   if type(handler) ~= "function" then error("callback_store.process expects a handler function", 2) end
   local id = type(msg) == "table" and msg.MsgId or nil
-  if type(id) == "number" then id = tostring(id) end
-  if type(id) ~= "string" or id == "" then
+  if (type(id) ~= "string" and type(id) ~= "number") or id == "" then
     local recorded, rerr = M.record(store, msg)
     if not recorded then return "unavailable", rerr end
     local outcome, detail = run_handler(handler, msg, ...)
     return outcome, detail or "the message has no MsgId: not deduplicated"
   end
+  id = mark_key(id)
   local token = new_token()
   local state, err = store:claim(id, token)
   if not state then
@@ -383,13 +404,14 @@ local function log(level, message) -- the one default logger: nginx's error log,
 end
 
 -- The handler for callback.handle: true for "handled" and "duplicate" (handle answers 200), false otherwise
--- (non-200: essbasic delivers again); a handler that raised raises again, after its lock was given back.
+-- (non-200: essbasic delivers again), and the outcome (handle answers HTTP_STATUS[outcome]); a handler that
+-- raised raises again, after its lock was given back. Log lines name the message by id_for_log, never its MsgId.
 function M.wrap(store, handler)
   if not is_store(store) then error("callback_store.wrap expects a store", 2) end
   if type(handler) ~= "function" then error("callback_store.wrap expects a handler function", 2) end
   return function(msg, ...)
     local outcome, detail = M.process(store, msg, handler, ...)
-    local id = type(msg) == "table" and tostring(msg.MsgId) or "?"
+    local id = id_for_log(msg)
     if outcome == "failed" then error(detail, 0) end
     if outcome == "duplicate" then
       log("INFO", "essbasic callback: message " .. id .. " was handled before; answered without calling the handler")
@@ -402,7 +424,7 @@ function M.wrap(store, handler)
     elseif detail then
       log("WARN", "essbasic callback: message " .. id .. ": " .. tostring(detail))
     end
-    return outcome == "handled" or outcome == "duplicate"
+    return outcome == "handled" or outcome == "duplicate", outcome
   end
 end
 

@@ -13,6 +13,7 @@ local runtime = require("essbasic.runtime")
 local errors = require("essbasic.errors")
 local suggest = require("essbasic.validate").suggest
 local correlate = require("essbasic.correlate")
+local remove_url_credentials = require("essbasic.url_credentials").remove
 
 local type, tostring, setmetatable, error, pairs, floor, sort = type, tostring, setmetatable, error,
   pairs, math.floor, table.sort
@@ -73,7 +74,8 @@ local function parse_endpoint(name, value)
   if not signer.header_safe(value) then error("essbasic.new: " .. name .. " contains CR, LF or NUL", 4) end
   local scheme, authority = match(value, "^(https?)://([^/?#@%s]+)/?$")
   if not scheme then
-    error("essbasic.new: " .. name .. " must look like https://host[:port], got '" .. value .. "'", 4)
+    error("essbasic.new: " .. name .. " must look like https://host[:port], got '"
+      .. remove_url_credentials(value) .. "'", 4)
   end
   return { url = scheme .. "://" .. authority .. "/", host = authority }
 end
@@ -121,7 +123,7 @@ local function credentials_provider(opts)
   if opts.secret_id or opts.secret_key then
     return credentials.static{ secret_id = opts.secret_id, secret_key = opts.secret_key, token = opts.token }
   end
-  return credentials.default_chain()
+  return credentials.default_chain({ logger = opts.logger })
 end
 
 function M.new(opts)

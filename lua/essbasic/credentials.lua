@@ -104,6 +104,27 @@ local function read_profile(path, section)
   return values
 end
 
+-- A profile file others may read holds a secret key they can use: warned about once per file and process, as
+-- OpenSSH does for a private key (it refuses one). The file is still read: refusing would stop a running fleet on
+-- an upgrade. The warning goes to logger(level, message) when the client has one, else to nginx's error log or
+-- stderr. (Checked against tccli 3.0: it reads ~/.tccli/*.credential with no mode check.)
+local warned = {}
+
+local function warn_if_readable(path, logger)
+  if warned[path] then return end
+  local mode = core.file_mode(path)
+  if not mode or mode % 64 == 0 then return end -- no bit for group or others (mode & 077)
+  warned[path] = true
+  local message = string.format("essbasic: the credentials profile file %s is readable or writable by others "
+    .. "(mode %o), and it holds a secret key: chmod 600 it", path, mode)
+  if logger then
+    logger("warn", message)
+  else
+    require("essbasic.runtime").warn(message)
+  end
+end
+
+-- opts: path, profile (the section), getenv, logger (function(level, message), for the warning above).
 function M.profile(opts)
   opts = opts or {}
   local getenv = opts.getenv or os_getenv
@@ -119,6 +140,7 @@ function M.profile(opts)
     end
     local values = read_profile(path, section)
     if not values then return nil, not_configured("profile file") end
+    warn_if_readable(path, opts.logger)
     if not values.secret_id or values.secret_id == "" or not values.secret_key or values.secret_key == "" then
       return nil, cred_error("profile file: section [" .. section .. "] lacks secret_id or secret_key")
     end
@@ -199,8 +221,9 @@ function M.chain(providers)
   end)
 end
 
-function M.default_chain()
-  return M.chain({ M.env(), M.profile() })
+-- opts: logger, handed to the profile provider.
+function M.default_chain(opts)
+  return M.chain({ M.env(), M.profile({ logger = opts and opts.logger }) })
 end
 
 function M.is_provider(v)

@@ -12,10 +12,14 @@
 -- Personal data: the callers mask the values they quote (essbasic.personal), and tostring scrubs the message once
 -- more, so a service's message that echoes an ID number or a mobile prints masked too; the message itself is left
 -- as it was made. `personal_data_shown = true` (an error made under debug_personal_data) turns the scrub off.
+-- Credentials in URLs (a proxy's password that libcurl quotes in its own error text, a caller's URL) are removed
+-- from every message here, in new and again in tostring (essbasic.url_credentials): one place that every error
+-- passes, whoever built its message, so no transport or caller has to remember it.
 
 local setmetatable, getmetatable, tostring, type = setmetatable, getmetatable, tostring, type
 local concat = table.concat
 local scrub = require("essbasic.personal").scrub
+local remove_url_credentials = require("essbasic.url_credentials").remove
 
 local M = {}
 
@@ -24,7 +28,7 @@ Error.__index = Error
 Error.__name = "essbasic.error"
 
 function Error.__tostring(e)
-  local message = tostring(e.message)
+  local message = remove_url_credentials(tostring(e.message))
   if not e.personal_data_shown then message = scrub(message) end
   local parts = { "essbasic: ", tostring(e.code), ": ", message }
   if e.request_id then parts[#parts + 1] = " [request_id=" .. tostring(e.request_id) .. "]" end
@@ -63,6 +67,7 @@ function M.new(fields)
   if type(fields) ~= "table" then error("errors.new expects a table", 2) end
   if type(fields.code) ~= "string" then error("errors.new: code must be a string", 2) end
   if fields.message == nil then fields.message = fields.code end
+  fields.message = remove_url_credentials(fields.message)
   return setmetatable(fields, Error)
 end
 

@@ -11,8 +11,10 @@
 --                                  张三丰 → 张*丰
 --   personal.scrub(text [, request]) → text with personal data masked: the personal members' values of `request`
 --                                  (any table: a request, a response), "Member": "value" pairs of such members
---                                  (JSON excerpts), digit runs shaped like an ID number, a mobile or a bank card,
---                                  Hong Kong and Macao permit numbers, e-mail addresses
+--                                  (JSON excerpts), and by shape: ID numbers, mobiles (also in groups, +86),
+--                                  bank cards (also in groups), passports, Hong Kong and Macao permits, Hong Kong
+--                                  and Taiwan ID cards, Taiwan permits, old foreigner residence cards, e-mail
+--                                  addresses (non-ASCII, no dot); the first CAP bytes only, in linear time
 --
 -- The list goes by member name, in every structure that has the name: one list, and a new structure reusing a
 -- name (Mobile, IdCardNumber) is covered without an edit. spec/personal_spec.lua scans every member of the
@@ -20,10 +22,10 @@
 -- in MEMBERS or in NOT_PERSONAL, so a member added to the schema must be classified before the tests pass.
 -- This module needs nothing else (errors.lua uses it for tostring).
 
-local type, tostring, next, select = type, tostring, next, select
+local type, tostring, tonumber, next, select, ipairs = type, tostring, tonumber, next, select, ipairs
 local floor = math.floor
-local byte, sub, rep, find, gsub, format = string.byte, string.sub, string.rep, string.find, string.gsub,
-  string.format
+local byte, sub, rep, find, gsub, format, match, gmatch, reverse = string.byte, string.sub, string.rep,
+  string.find, string.gsub, string.format, string.match, string.gmatch, string.reverse
 local concat, sort = table.concat, table.sort
 
 local M = {}
@@ -180,24 +182,230 @@ local function replace_plain(text, value, masked)
   return concat(parts)
 end
 
--- A digit run (with one letter after it: the X of an ID number, or a mistyped one) bounded by non-alphanumerics:
--- masked when it has the shape of a mainland mobile (11 digits 1[3-9]…, 13 with the 86 prefix), an ID number (15
--- digits, or 18 characters: 17 digits and a digit or a letter) or a bank card (16 to 19 digits). Unix times (10
--- digits), millisecond times (13) and ids with letters inside stay as they are.
-local function digits_shape(s)
-  local n = #s
-  local last = byte(s, n)
-  if last > 57 then return n == 18 and mask(s) or nil end -- a letter
-  if (n == 11 and find(s, "^1[3-9]")) or (n == 13 and find(s, "^861[3-9]")) or (n >= 15 and n <= 19) then
-    return mask(s)
+-- Free text is examined up to CAP bytes (the cut falls on a character boundary); what lies beyond is not shown, so
+-- no text can make the scrub slow or carry unmasked data past it. Every rule below looks at a bounded window per
+-- word or per "@": the time is linear in the text (bench/personal_scrub.lua: a 64 KB message, hostile ones too).
+M.CAP = 65536
+
+local function cap(text)
+  if #text <= M.CAP then return text end
+  local cut = M.CAP
+  while cut > 0 do -- back to the start of a character
+    local b = byte(text, cut + 1)
+    if b < 0x80 or b >= 0xC0 then break end
+    cut = cut - 1
   end
-  return nil
+  return sub(text, 1, cut) .. format("...(%d bytes not shown)", #text - cut)
 end
 
--- H or M and 8 or 10 digits: a Hong Kong or Macao permit.
-local function permit_shape(s)
-  local n = #s
-  return (n == 9 or n == 11) and mask(s) or nil
+local function is_alnum(b)
+  return b and ((b >= 48 and b <= 57) or (b >= 65 and b <= 90) or (b >= 97 and b <= 122))
+end
+
+-- YYYYMMDD of a plausible date.
+local function is_date(s)
+  local y, m, d = tonumber(sub(s, 1, 4)), tonumber(sub(s, 5, 6)), tonumber(sub(s, 7, 8))
+  return y >= 1900 and y <= 2199 and m >= 1 and m <= 12 and d >= 1 and d <= 31
+end
+
+-- A label just before position i that says a document number follows: 证 (证件, 证号, 通行证, 台胞证, 居住证...),
+-- "permit", "ID".
+local function after_document_label(text, i)
+  local before = sub(text, i > 24 and i - 24 or 1, i - 1)
+  return find(before, "\232\175\129", 1, true) or find(before, "ermit", 1, true) or find(before, "ID", 1, true)
+end
+
+-- A word of digits (with one letter after it: the X of an ID number, or a mistyped one) bounded by
+-- non-alphanumerics: masked when it has the shape of a mainland mobile (11 digits 1[3-9]…, 13 with the 86 prefix),
+-- an ID number (15 digits, or 18 characters: 17 digits and a digit or a letter; the new foreigner's permanent
+-- residence card and the Hong Kong, Macao and Taiwan residents' residence permit have this shape too) or a bank
+-- card (16 to 19 digits); a Taiwan residents' travel permit (8 digits, not a date) after a label (证, permit, ID),
+-- or its older form of 10 digits and a letter in parentheses, 1234567890(B). Unix times (10 digits), millisecond
+-- times (13) and ids with letters inside stay as they are.
+local function digit_words(text)
+  return (gsub(text, "()%f[%w](%d+%a?)%f[%W]()", function(i, s, j)
+    local n = #s
+    local last = byte(s, n)
+    if last > 57 then return n == 18 and mask(s) or nil end -- a letter
+    if (n == 11 and find(s, "^1[3-9]")) or (n == 13 and find(s, "^861[3-9]")) or (n >= 15 and n <= 19) then
+      return mask(s)
+    end
+    if n == 8 and not is_date(s) and after_document_label(text, i) then return mask(s) end
+    if n == 10 and find(text, "^%(%u%)", j) then return mask(s) end
+    return nil
+  end))
+end
+
+-- Letters then digits, a whole word: a passport (1 or 2 letters and 7 to 9 digits: E12345678, EA1234567, G12345678,
+-- and most other countries'), a Hong Kong or Macao travel permit (H or M and 8 or 10 digits), a Taiwan ID card
+-- (A123456789), a Hong Kong ID card (A123456(7), AB987654(3), or its check digit written without parentheses) and
+-- the old foreigner's permanent residence card (a country's 3 letters and 12 digits: USA110012345678).
+local function document_words(text)
+  return (gsub(text, "%f[%w](%u+)(%d+)()", function(letters, digits, j)
+    local nl, nd = #letters, #digits
+    local after = byte(text, j)
+    if is_alnum(after) then return nil end
+    if nl <= 2 and ((nd >= 7 and nd <= 10) or (nd == 6 and find(text, "^%([%dA]%)", j))) then
+      return mask(letters .. digits) -- the Hong Kong ID card's check digit in parentheses stays
+    end
+    if nl == 3 and nd == 12 then return mask(letters .. digits) end
+    return nil
+  end))
+end
+
+-- Numbers written in groups (spaces or dashes between them, a + before them): a mobile (138 0013 8000,
+-- 138-0013-8000, +86 138 0013 8000, 0086-13800138000, +8613800138000), a bank card (6222 0212 3456 7890 123) or an
+-- ID number (110105 19491231 002X). A run of groups is read left to right, and at each group the longest run of at
+-- most 5 groups with one of these shapes is masked (its digits as mask() shows them, separators kept); dates,
+-- times and ids with letters in between stay as they are.
+local MAX_GROUPS = 5
+
+local function sizes_are(sizes, i, j, ...)
+  local want = { ... }
+  if j - i + 1 ~= #want then return false end
+  for k = 1, #want do
+    if sizes[i + k - 1] ~= want[k] then return false end
+  end
+  return true
+end
+
+local function grouped_shape(groups, sizes, i, j, plus, counted)
+  local n = counted[j] - counted[i - 1]
+  if n < 11 or n > 19 then return false end -- no shape has fewer or more digits
+  local digits = concat(groups, "", i, j)
+  local prefix = 0 -- the groups of a country code: +86, 86, 0086
+  if plus and j == i then return n == 13 and find(digits, "^861[3-9]") ~= nil end -- +8613800138000
+  if plus and groups[i] ~= "86" then return false end -- another country's number
+  if (plus or groups[i] == "86" or groups[i] == "0086") and j > i then prefix = 1 end
+  if prefix == 1 then
+    local rest = concat(groups, "", i + 1, j)
+    if #rest == 11 and find(rest, "^1[3-9]") then return true end
+  end
+  if n == 11 and find(digits, "^1[3-9]") and (sizes_are(sizes, i, j, 3, 4, 4) or sizes_are(sizes, i, j, 3, 8)) then
+    return true
+  end
+  if n == 18 and sizes_are(sizes, i, j, 6, 8, 4) then return true end
+  if n < 16 or n > 19 or j - i < 3 or sizes[j] > 4 then return false end
+  for k = i, j - 1 do -- a bank card: groups of 4, the last one of 1 to 4
+    if sizes[k] ~= 4 then return false end
+  end
+  return true
+end
+
+local function grouped(pre, plus, run, post, text)
+  if is_alnum(byte(text, pre - 1)) or is_alnum(byte(text, post)) then return nil end
+  if #run < 11 or (plus == "" and not find(run, "[ %-]")) then return nil end -- too short; or one word, which
+  -- digit_words reads
+  local groups, seps = {}, {}
+  for g, sep in gmatch(run, "([%dXx]+)([ %-]*)") do
+    groups[#groups + 1] = g
+    seps[#seps + 1] = sep
+  end
+  local sizes, counted = {}, { [0] = 0 }
+  for k = 1, #groups do
+    sizes[k] = #groups[k]
+    counted[k] = counted[k - 1] + sizes[k]
+  end
+  local out, i, changed = {}, 1, false
+  while i <= #groups do
+    local found
+    for j = (i + MAX_GROUPS - 1 < #groups) and i + MAX_GROUPS - 1 or #groups, i, -1 do
+      if grouped_shape(groups, sizes, i, j, plus ~= "" and i == 1, counted) then found = j break end
+    end
+    if found then
+      local masked = mask(concat(groups, "", i, found))
+      local at = 1
+      for k = i, found do
+        out[#out + 1] = sub(masked, at, at + sizes[k] - 1)
+        at = at + sizes[k]
+        out[#out + 1] = seps[k]
+      end
+      i, changed = found + 1, true
+    else
+      out[#out + 1] = groups[i]
+      out[#out + 1] = seps[i]
+      i = i + 1
+    end
+  end
+  if not changed then return nil end
+  return plus .. concat(out)
+end
+
+local function grouped_numbers(text)
+  if not find(text, "%d[ %-]%d") and not find(text, "+", 1, true) then return text end
+  return (gsub(text, "()(%+?)(%d[%d %-]*[%dXx])()", function(pre, plus, run, post)
+    return grouped(pre, plus, run, post, text)
+  end))
+end
+
+-- E-mail addresses: around each "@", the local part (ASCII letters, digits, . _ + - and any non-ASCII character
+-- but CJK punctuation; at most 64 bytes) and the domain (the same, at most 255 bytes; a dot not required, so
+-- user@localhost and 张三@例子.中国 are caught), both not empty.
+local LOCAL_MAX, DOMAIN_MAX = 64, 255
+local CJK_PUNCTUATION = {}
+for _, p in ipairs({ "，", "。", "：", "；", "！", "？", "、", "（", "）", "【", "】", "《", "》", "「", "」", "“", "”", "‘", "’",
+  "　" }) do
+  CJK_PUNCTUATION[p] = true
+end
+
+-- s cut at its first CJK punctuation mark (after its last one when from_end). Every mark of the list is 3 bytes
+-- and starts with E2, E3 or EF.
+local function before_punctuation(s, from_end)
+  local init, cut = 1, nil
+  while true do
+    local i, j = find(s, "[\226\227\239][\128-\191][\128-\191]", init)
+    if not i then break end
+    if CJK_PUNCTUATION[sub(s, i, j)] then
+      if not from_end then return sub(s, 1, i - 1) end
+      cut = j
+    end
+    init = j + 1
+  end
+  return cut and sub(s, cut + 1) or s
+end
+
+-- The local part's first character and a star for each of the others (a name written before it without a space
+-- would otherwise show in mask()'s head), the domain as it is (it names a provider, not a person).
+local function mask_email(left, right)
+  local starts, n = char_starts(left)
+  local first = n > 1 and sub(left, 1, starts[2] - 1) or ""
+  return first .. rep("*", n - (n > 1 and 1 or 0)) .. "@" .. right
+end
+
+local EMAIL_CHARS = "[%w%._%+%-\128-\255]"
+local EMAIL_RUN = "^" .. EMAIL_CHARS .. "*"
+local NOT_EMAIL_CHAR = "[^%w%._%+%-\128-\255]"
+
+local function emails(text)
+  if not find(text, "@", 1, true) then return text end
+  local parts, n, init, scan = {}, 0, 1, 1
+  while true do
+    local at = find(text, "@", scan, true)
+    if not at then break end
+    scan = at + 1
+    -- an address has something on both sides of its "@"
+    if find(sub(text, at - 1, at - 1), EMAIL_CHARS) and find(sub(text, at + 1, at + 1), EMAIL_CHARS) then
+      local window = sub(text, (at - LOCAL_MAX > init) and at - LOCAL_MAX or init, at - 1)
+      local left = before_punctuation(sub(window, #window - #match(reverse(window), EMAIL_RUN) + 1),
+        true)
+      local stop = (find(text, NOT_EMAIL_CHAR, at + 1) or #text + 1) - 1
+      if stop - at > DOMAIN_MAX then stop = at + DOMAIN_MAX end
+      local right = before_punctuation(sub(text, at + 1, stop), false)
+      local last = #right
+      while byte(right, last) == 46 do last = last - 1 end -- a full stop after the address
+      right = sub(right, 1, last)
+      if left ~= "" and right ~= "" then
+        parts[n + 1] = sub(text, init, at - #left - 1)
+        parts[n + 2] = mask_email(left, right)
+        n = n + 2
+        init = at + #right + 1
+        scan = init
+      end
+    end
+  end
+  if n == 0 then return text end
+  parts[n + 1] = sub(text, init)
+  return concat(parts)
 end
 
 local function json_pair(key, sep, value)
@@ -209,6 +417,7 @@ end
 -- personal (mask those): for text that may quote them, such as a service's error message or a body excerpt.
 function M.scrub(text, t)
   if type(text) ~= "string" then text = tostring(text) end
+  text = cap(text)
   if type(t) == "table" then
     local values = {}
     collect(t, values, {}, 0, false)
@@ -224,11 +433,13 @@ function M.scrub(text, t)
     return nil
   end)
   text = gsub(text, '"(%w+)"(%s*:%s*)(%d+)', json_pair)
-  text = gsub(text, "%f[%w](%d+%a?)%f[%W]", digits_shape)
-  text = gsub(text, "%f[%w]([HM]%d+)%f[%W]", permit_shape)
-  text = gsub(text, "[%w%._%+%-]+@[%w%-]+%.[%w%.%-]*%a", mask)
+  text = emails(text)
+  text = grouped_numbers(text)
+  text = digit_words(text)
+  text = document_words(text)
   return text
 end
+
 
 -- Is member `name` in the list?
 function M.is_personal(name)

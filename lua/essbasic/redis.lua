@@ -14,6 +14,7 @@ local type, tostring, tonumber, error, pairs, ipairs, pcall, rawget, setmetatabl
   error, pairs, ipairs, pcall, rawget, setmetatable
 local match, find, gsub, format, char = string.match, string.find, string.gsub, string.format, string.char
 local unpack = table.unpack or unpack -- luacheck: ignore 113 (unpack: Lua 5.1 / LuaJIT)
+local remove_url_credentials = require("essbasic.url_credentials").remove
 
 local M = {}
 
@@ -33,7 +34,8 @@ end
 -- "redis://[[user]:password@]host[:port][/db][?timeout=s&prefix=p]" → fields, or raises (a configuration error).
 local function parse_url(url, where, level)
   local rest = match(url, "^redis://(.+)$")
-  if not rest then error(where .. ": a Redis URL looks like redis://[:password@]host:port/db, got '" .. url .. "'",
+  if not rest then error(where .. ": a Redis URL looks like redis://[:password@]host:port/db, got '"
+    .. remove_url_credentials(url) .. "'",
     level + 1) end
   local out = {}
   local query

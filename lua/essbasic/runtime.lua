@@ -1,5 +1,6 @@
 -- Time and waiting where the code runs: inside nginx ngx.sleep yields to other requests instead of blocking the
--- worker; elsewhere the C core's monotonic clock and nanosleep.
+-- worker; elsewhere the C core's monotonic clock and nanosleep. And where a warning goes when the caller gave no
+-- logger: nginx's error log (WARN), else stderr.
 
 local core = require("essbasic.core")
 local transport = require("essbasic.transport")
@@ -41,5 +42,10 @@ function M.default_logger(verbose)
 end
 
 M.logger = M.default_logger(false)
+
+-- A warning through the default logger (for the parts that have no client's logger at hand).
+function M.warn(message)
+  M.logger("warn", message)
+end
 
 return M

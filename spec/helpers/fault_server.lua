@@ -23,6 +23,7 @@ repeats). Steps:
   slow            wait 2 s, then as ok
   wait100         wait 0.1 s, then as ok
   huge            HTTP 200 with a 3 MB body
+  long_message    HTTP 200 with InvalidParameter.Mobile whose message is 80 KB of one word, then a mobile
 ]==]
 
 local nginx = require("tools.nginx")
@@ -73,6 +74,10 @@ init_by_lua_block {
     if step == "error200" then
       return faults.reply(200, { Response = { Error = { Code = "InvalidParameter.FlowName", Message = "bad name" },
         RequestId = rid } })
+    end
+    if step == "long_message" then -- issue 27: 80 KB of one word, then a mobile (quadratic to 0.2.0's masking)
+      return faults.reply(200, { Response = { Error = { Code = "InvalidParameter.Mobile",
+        Message = string.rep("a", 80000) .. " 13800138000" }, RequestId = rid } })
     end
     if step == "html502" then
       ngx.status = 502

@@ -58,7 +58,7 @@ function M.run(opts, words)
   local signature = opts.signature
   for _, h in ipairs(opts.header or {}) do
     local name, value = match(h, "^%s*([^:]+):%s*(.-)%s*$")
-    if not name then fail(EXIT.usage, "--header takes 'Name: value', got '" .. h .. "'") end
+    if not name then fail(EXIT.usage, "--header takes 'Name: value' (the value, a signature, is not shown)") end
     if lower(name) == "content-signature" then signature = value end
   end
   local body = common.read_source(opts.body or "-", "--body")

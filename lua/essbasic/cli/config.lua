@@ -7,7 +7,7 @@
 --   --timeout S, --rate N (requests per second per action; 0 turns the client's limiter off); call and batch:
 --   --no-validate (send requests as they are and let the API judge them)
 -- --sandbox[=DIR] asks `sandbox/run env` of the source checkout for a running sandbox (its data folder DIR, else
--- ESSBASIC_SANDBOX_DATA, else /tmp/essbasic-sandbox).
+-- ESSBASIC_SANDBOX_DATA, else the per-user default of sandbox/config.lua).
 
 local common = require("essbasic.cli.common")
 local args = require("essbasic.cli.args")
