@@ -96,6 +96,7 @@ build = {
     ["essbasic.version"] = "lua/essbasic/version.lua",
     -- The sandbox (essbasic sandbox start|stop|status|env|demo from an installed tree): its files keep their
     -- names under essbasic/, where essbasic.cli.sandbox puts them on the path as sandbox.* and tools.nginx.
+    ["essbasic.sandbox.admin_guard"] = "sandbox/admin_guard.lua",
     ["essbasic.sandbox.auth"] = "sandbox/auth.lua",
     ["essbasic.sandbox.callbacks"] = "sandbox/callbacks.lua",
     ["essbasic.sandbox.config"] = "sandbox/config.lua",
