@@ -1,6 +1,7 @@
 -- The libcurl transport for plain Lua: one kept-alive connection per client (the C session owns the easy handle),
 -- and a multi for call_many. It keeps the transport contract (transport/contract.lua): the C side hands libcurl
--- the body of a request that is not repeatable in a way libcurl cannot resend on its own (src/http.c, on_seek).
+-- a request that is not repeatable a pre-request callback that refuses a second sending and says whether it may
+-- have left (src/http.c, on_prereq).
 
 local core = require("essbasic.core")
 local contract = require("essbasic.transport.contract")
