@@ -241,3 +241,120 @@ describe("never twice", function()
     assert.equal(0, f.other_failures)
   end)
 end)
+
+-- libcurl resends a request by itself when a reused connection dies before a byte of the answer (a lost answer
+-- looks the same): these cases make that resend's new connection fail without sending anything — refused while the
+-- server restarts, reset during the TLS handshake, a proxy refusing the tunnel — and check with the server's own
+-- count that the creation was carried out once and reported as OutcomeUnknown, never as a success or "not sent".
+describe("never twice: a failed reconnect after a lost answer, and stray answers (libcurl)", function()
+  local essbasic = require("essbasic")
+  local faults_server = require("helpers.fault_server")
+  local gate_helper = require("helpers.gate")
+  local proxy_helper = require("helpers.proxy")
+  local faults, tinyproxy
+  local n = 0
+  setup(function()
+    faults = faults_server.start()
+    tinyproxy = proxy_helper.start()
+  end)
+  teardown(function()
+    if faults then faults:stop() end
+    if tinyproxy then tinyproxy:stop() end
+  end)
+
+  local function port_of(url) return tonumber(url:match(":(%d+)$")) end
+
+  -- route: "http", "https" or "tunnel" (https through tinyproxy's CONNECT); the gate stands before the server.
+  local function client(route, gate, extra)
+    local https = route ~= "http"
+    local endpoint = (https and "https" or "http") .. "://127.0.0.1:" .. gate.port
+    local o = { secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef", endpoint = endpoint,
+      file_endpoint = endpoint, validate = false, rate_limit = false, timeout = 3,
+      -- the client's own retry waits longer than the refusal lasts: a wrong "not sent" would be sent again
+      retry = { base_delay = 0.4, max_delay = 0.4 },
+      ca_file = https and faults.cert or nil, proxy = route == "tunnel" and tinyproxy.url or nil }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return essbasic.new(o)
+  end
+
+  local function scenario(steps)
+    n = n + 1
+    return { Scenario = ("nt%d-%d-%d"):format(n, os.time(), math.random(1e6)), Steps = steps }
+  end
+
+  local function run(c, how, params)
+    if how == "call" then return c:call(CREATE, params) end
+    local r = c:call_many({ { action = CREATE, params = params } })[1]
+    return r[1], r[2]
+  end
+
+  local CASES = {
+    { "http", "refuse" }, { "https", "refuse" }, { "https", "reset" }, { "tunnel", "refuse" },
+  }
+  for _, case in ipairs(CASES) do
+    local route, mode = case[1], case[2]
+    for _, how in ipairs({ "call", "call_many" }) do
+      for _, retry in ipairs({ "default", "off" }) do
+        it(("%s, %s, retry %s: an answer lost on a reused connection, the reconnect %s: carried out once, "
+          .. "OutcomeUnknown"):format(route, how, retry, mode == "refuse" and "refused" or "reset"), function()
+          local upstream = port_of(route == "http" and faults.endpoint or faults.tls_endpoint)
+          local gate = gate_helper.start{ upstream_port = upstream, mode = mode, hold = 0.15 }
+          local ok, why = pcall(function()
+            local c = client(route, gate, retry == "off" and { retry = false } or nil)
+            local first = scenario({ "ok" })
+            assert.truthy((run(c, how, first)), "the first creation makes the kept-alive connection")
+            local second = scenario({ "create_reset", "ok" })
+            local resp, err = run(c, how, second)
+            local seen = faults:stats(second.Scenario)
+            assert.equal(1, seen.created, "the server carried the creation out once")
+            assert.is_nil(resp, "not a success: its answer was lost")
+            assert.equal("ClientError.OutcomeUnknown", err.code)
+            assert.is_not_false(err.sent)
+            c:close()
+          end)
+          gate:stop()
+          assert(ok, why)
+        end)
+      end
+    end
+  end
+
+  for _, route in ipairs({ "http", "https" }) do
+    for _, how in ipairs({ "call", "call_many" }) do
+      it(route .. ", " .. how .. ": a copy of A's answer waiting on the connection is never read as B's", function()
+        local endpoint = route == "http" and faults.endpoint or faults.tls_endpoint
+        local c = essbasic.new{ secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef",
+          endpoint = endpoint, file_endpoint = endpoint, validate = false, rate_limit = false, timeout = 3,
+          retry = false, ca_file = faults.cert }
+        local a, b = scenario({ "answer_twice" }), scenario({ "ok" })
+        local ra = assert(run(c, how, a))
+        assert.equal("group-" .. a.Scenario, ra.FlowGroupId)
+        -- the copy is on its way once the server counted it
+        for _ = 1, 500 do
+          if faults:stats(a.Scenario).copies then break end
+          require("socket").sleep(0.01)
+        end
+        local rb, err = run(c, how, b)
+        assert.is_nil(err)
+        assert.equal("group-" .. b.Scenario, rb.FlowGroupId, "B reads B's answer")
+        assert.same({ attempts = 1, created = 1 }, faults:stats(b.Scenario))
+        c:close()
+      end)
+    end
+  end
+
+  it("an oversized answer to a creation is OutcomeUnknown (carried out), not a final ResponseTooLarge", function()
+    local c = essbasic.new{ secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef",
+      endpoint = faults.endpoint, file_endpoint = faults.endpoint, validate = false, rate_limit = false,
+      timeout = 3, max_response_bytes = 1024 * 1024 }
+    for _, how in ipairs({ "call", "call_many" }) do
+      local s = scenario({ "create_huge" })
+      local resp, err = run(c, how, s)
+      assert.is_nil(resp)
+      assert.equal("ClientError.OutcomeUnknown", err.code)
+      assert.equal("ClientError.ResponseTooLarge", err.cause.code)
+      assert.same({ attempts = 1, created = 1 }, faults:stats(s.Scenario))
+    end
+    c:close()
+  end)
+end)

@@ -23,6 +23,9 @@ repeats). Steps:
   slow            wait 2 s, then as ok
   wait100         wait 0.1 s, then as ok
   huge            HTTP 200 with a 3 MB body
+  create_huge     create, then as huge
+  answer_twice    create, answer, and 50 ms later (the client has read the answer) send the same answer again and
+                  keep the connection open until the client closes it; stats(scenario).copies counts the copies
 ]==]
 
 local nginx = require("tools.nginx")
@@ -81,12 +84,27 @@ init_by_lua_block {
     end
     if step == "notjson" then return faults.reply(200, "this is not json") end
     if step == "huge" then return faults.reply(200, string.rep("x", 3 * 1024 * 1024)) end
+    if step == "create_huge" then create(); return faults.reply(200, string.rep("x", 3 * 1024 * 1024)) end
     if step == "reset" then return faults.raw("") end
     if step == "create_reset" then create(); return faults.raw("") end
     local body = json.encode(create())
     if step == "half" then
       return faults.raw("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
         .. "\r\n\r\n" .. body:sub(1, math.floor(#body / 2)))
+    end
+    if step == "answer_twice" then
+      local answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n"
+        .. body
+      local sock = assert(ngx.req.socket(true))
+      sock:send(answer)
+      ngx.sleep(0.05)
+      sock:send(answer)
+      dict:incr("copies:" .. id, 1, 0)
+      -- the connection stays open until the client closes it (2 s at most): a client that sends its next request
+      -- on it finds the copy waiting as its answer
+      sock:settimeout(2000)
+      sock:receive("*a")
+      return ngx.exit(444)
     end
     if step == "never_ends" then
       return faults.raw("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
@@ -105,7 +123,7 @@ server {
       local id = ngx.var.arg_scenario
       local d = ngx.shared.faults
       ngx.say(require("essbasic.json").encode({ attempts = d:get("attempts:" .. id) or 0,
-        created = d:get("created:" .. id) or 0 }))
+        created = d:get("created:" .. id) or 0, copies = d:get("copies:" .. id) }))
     }
   }
   location / { content_by_lua_block { faults.handle() } }
