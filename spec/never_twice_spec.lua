@@ -386,6 +386,49 @@ describe("never twice: a failed reconnect after a lost answer, and stray answers
     assert(ok, why)
   end)
 
+  -- libcurl offers HTTP/2 over TLS by default (ALPN); on_prereq runs once per request there too (lib/multi.c,
+  -- MSTATE_DO, per transfer), and HTTP/2 connections are not checked for unread bytes (frames of other streams).
+  describe("HTTP/2 over TLS", function()
+    local function h2_client()
+      return essbasic.new{ secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef",
+        endpoint = faults.h2_endpoint, file_endpoint = faults.h2_endpoint, validate = false, rate_limit = false,
+        timeout = 3, ca_file = faults.cert, retry = { base_delay = 0.01, max_delay = 0.02 } }
+    end
+
+    it("sequential and concurrent creations: each carried out once, on one connection each way", function()
+      local c = h2_client()
+      local list = {}
+      for i = 1, 10 do
+        local s = scenario({ "ok" })
+        local resp = assert(c:call(CREATE, s))
+        assert.equal("group-" .. s.Scenario, resp.FlowGroupId)
+        list[i] = { action = CREATE, params = scenario({ "wait100" }) }
+      end
+      local rs = c:call_many(list, { concurrency = 10 })
+      for i, r in ipairs(rs) do
+        assert.equal("group-" .. list[i].params.Scenario, r[1].FlowGroupId)
+        assert.same({ attempts = 1, created = 1, h2 = 1 }, faults:stats(list[i].params.Scenario))
+      end
+      local info = c.transport:info()
+      assert.equal(1, info.connects, "the sequential calls shared one HTTP/2 connection")
+      c:close()
+    end)
+
+    for _, how in ipairs({ "call", "call_many" }) do
+      it(how .. ": a stream reset after the creation on a reused connection: carried out once, OutcomeUnknown",
+        function()
+          local c = h2_client()
+          assert.truthy((run(c, how, scenario({ "ok" }))))
+          local s = scenario({ "create_reset", "ok" })
+          local resp, err = run(c, how, s)
+          assert.is_nil(resp)
+          assert.equal("ClientError.OutcomeUnknown", err.code)
+          assert.same({ attempts = 1, created = 1, h2 = 1 }, faults:stats(s.Scenario))
+          c:close()
+        end)
+    end
+  end)
+
   it("an oversized answer to a creation is OutcomeUnknown (carried out), not a final ResponseTooLarge", function()
     local c = essbasic.new{ secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef",
       endpoint = faults.endpoint, file_endpoint = faults.endpoint, validate = false, rate_limit = false,

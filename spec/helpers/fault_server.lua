@@ -3,8 +3,9 @@
   local faults = require("helpers.fault_server").start()
   faults.endpoint          -- http://127.0.0.1:PORT  (plain HTTP)
   faults.tls_endpoint      -- https://127.0.0.1:PORT2 (self-signed certificate)
+  faults.h2_endpoint       -- https://127.0.0.1:PORT3, where nginx offers HTTP/2 (ALPN) as well
   faults.cert              -- path of that certificate (use as ca_file)
-  faults:stats(scenario)   -- { attempts = n, created = m } as the server saw them
+  faults:stats(scenario)   -- { attempts = n, created = m } as the server saw them (+ h2 = n: attempts over HTTP/2)
   faults:stop()
 
 Every request names its scenario in the JSON body: { Scenario = "<unique id>", Steps = { "limit", "limit", "ok" } }
@@ -46,6 +47,8 @@ init_by_lua_block {
     ngx.print(type(doc) == "string" and doc or json.encode(doc))
   end
   function faults.raw(bytes, then_stall)
+    -- HTTP/2 has no raw socket per request: the stream is reset instead (nothing of an answer either way)
+    if ngx.var.server_protocol == "HTTP/2.0" then return ngx.exit(444) end
     local sock = assert(ngx.req.socket(true))
     sock:send(bytes)
     if then_stall then ngx.sleep(30) end
@@ -56,6 +59,7 @@ init_by_lua_block {
     local req = json.decode(ngx.req.get_body_data() or "") or {}
     local id = tostring(req.Scenario)
     local n = dict:incr("attempts:" .. id, 1, 0)
+    if ngx.var.server_protocol == "HTTP/2.0" then dict:incr("h2:" .. id, 1, 0) end
     local steps = req.Steps or { "ok" }
     local step = steps[n] or steps[#steps]
     local rid = id .. "-" .. n
@@ -116,6 +120,7 @@ init_by_lua_block {
 server {
   listen 127.0.0.1:%PORT%;
   listen 127.0.0.1:%PORT2% ssl;
+  listen 127.0.0.1:%PORT3% ssl http2;
   ssl_certificate %PREFIX%/cert.pem;
   ssl_certificate_key %PREFIX%/key.pem;
   location = /stats {
@@ -123,7 +128,7 @@ server {
       local id = ngx.var.arg_scenario
       local d = ngx.shared.faults
       ngx.say(require("essbasic.json").encode({ attempts = d:get("attempts:" .. id) or 0,
-        created = d:get("created:" .. id) or 0, copies = d:get("copies:" .. id) }))
+        created = d:get("created:" .. id) or 0, copies = d:get("copies:" .. id), h2 = d:get("h2:" .. id) }))
     }
   }
   location / { content_by_lua_block { faults.handle() } }
@@ -136,7 +141,7 @@ Faults.__index = Faults
 function M.start()
   local srv = nginx.start{
     http = HANDLER,
-    ports = 2,
+    ports = 3,
     setup = function(prefix)
       local cmd = ("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
         .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1")
@@ -148,6 +153,7 @@ function M.start()
     srv = srv,
     endpoint = "http://127.0.0.1:" .. srv.port,
     tls_endpoint = "https://127.0.0.1:" .. srv.ports[2],
+    h2_endpoint = "https://127.0.0.1:" .. srv.ports[3],
     cert = srv.prefix .. "/cert.pem",
     session = core.http_session({ timeout = 5 }),
   }, Faults)
