@@ -1,33 +1,40 @@
 --[==[ A TCP relay on loopback that misbehaves right after its upstream closes a connection: the moment a server
 restarts, as a client's next connection attempt sees it (issue 22). Real sockets, in a process of its own (LuaSocket).
 
-  local gate = require("helpers.gate").start{ upstream_port = 8443, mode = "refuse", hold = 0.1, times = 1 }
+  local gate = require("helpers.gate").start{ upstream_port = 8443, mode = "refuse", hold = 0.1, times = 1,
+    every = 1 }
   gate.port          -- where clients connect (127.0.0.1)
   gate:stop()        -- idempotent; call it in a teardown
 
-Bytes are relayed both ways untouched (TLS goes through). When the upstream closes a connection (not the client),
-the gate, `times` times at most:
+Bytes are relayed both ways untouched (TLS goes through). After every `every`-th connection the upstream closes
+(not the client), the gate, `times` times at most:
   mode = "refuse"  stops listening for `hold` seconds: a connection attempt in that time is refused (ECONNREFUSED)
   mode = "reset"   accepts the next connection and resets it at once (RST), before any byte
-Run as a script: lua gate.lua UPSTREAM_PORT MODE HOLD TIMES; it prints its port on stdout, and stops when its
-stdin closes (so it never outlives the spec that started it).
+Run as a script: lua gate.lua UPSTREAM_PORT MODE HOLD TIMES EVERY; it prints its port on stdout, and stops when its
+stdin closes (so it never outlives the spec that started it). GATE_DEBUG=1: it logs each refusal, and stop() shows
+the log.
 ]==]
 
 local M = {}
 
-local function serve(upstream_port, mode, hold, times)
+local function serve(upstream_port, mode, hold, times, every)
   local socket = require("socket")
   local function listen(port)
-    local s = assert(socket.bind("127.0.0.1", port or 0))
+    local s, err = socket.bind("127.0.0.1", port or 0)
+    if not s then
+      io.stdout:write("gate: cannot listen: ", tostring(err), "\n")
+      io.stdout:flush()
+      return nil
+    end
     s:settimeout(0)
     return s
   end
-  local server = listen()
+  local server = assert(listen())
   local _, port = server:getsockname()
   io.stdout:write(port, "\n")
   io.stdout:flush()
   local peer, is_upstream = {}, {}
-  local reopen_at, reset_next = nil, false
+  local reopen_at, reset_next, upstream_closes = nil, false, 0
   local function drop(s)
     local p = peer[s]
     peer[s], is_upstream[s] = nil, nil
@@ -70,12 +77,13 @@ local function serve(upstream_port, mode, hold, times)
           p:settimeout(0)
         end
         if err == "closed" then
-          local upstream_closed = is_upstream[s]
-          if upstream_closed and times > 0 then
+          if is_upstream[s] then upstream_closes = upstream_closes + 1 end
+          if is_upstream[s] and times > 0 and upstream_closes % every == 0 then
             times = times - 1
             if mode == "refuse" then
               server:close()
               server, reopen_at = nil, socket.gettime() + hold
+              if os.getenv("GATE_DEBUG") then io.stdout:write("refuse ", socket.gettime(), "\n") end
             else
               reset_next = true
             end
@@ -85,7 +93,9 @@ local function serve(upstream_port, mode, hold, times)
       end
     end
     if reopen_at and socket.gettime() >= reopen_at then
-      server, reopen_at = listen(port), nil
+      server = listen(port)
+      reopen_at = not server and socket.gettime() + 0.01 or nil -- try again shortly
+      if os.getenv("GATE_DEBUG") then io.stdout:write("open ", socket.gettime(), "\n") io.stdout:flush() end
     end
     -- The parent holds the write end of our stdin: when it goes (spec done, or killed), so do we.
     local r = socket.select({ { getfd = function() return 0 end } }, nil, 0)
@@ -96,7 +106,7 @@ end
 local Gate = {}
 Gate.__index = Gate
 
--- opts: upstream_port, mode ("refuse" | "reset"), hold (seconds, refuse), times (default 1).
+-- opts: upstream_port, mode ("refuse" | "reset"), hold (seconds, refuse), times (default 1), every (default 1).
 function M.start(opts)
   local here = debug.getinfo(1, "S").source:match("^@(.*)$")
   local lua = os.getenv("ESSBASIC_LUA") or "lua5.4"
@@ -105,8 +115,8 @@ function M.start(opts)
   assert(os.execute("mkfifo " .. fifo))
   -- stdin: a FIFO this process keeps open for writing; stdout: the port, read back through a file.
   local out = os.tmpname()
-  local cmd = string.format("%s %s %d %s %s %d < %s > %s 2>&1 &", lua, here, opts.upstream_port, opts.mode or "refuse",
-    tostring(opts.hold or 0.1), opts.times or 1, fifo, out)
+  local cmd = string.format("%s %s %d %s %s %d %d < %s > %s 2>&1 &", lua, here, opts.upstream_port,
+    opts.mode or "refuse", tostring(opts.hold or 0.1), opts.times or 1, opts.every or 1, fifo, out)
   assert(os.execute(cmd))
   local keep = assert(io.open(fifo, "w")) -- opens once the gate opened its end
   local port
@@ -126,13 +136,17 @@ function Gate:stop()
   if self.keep then
     self.keep:close()
     self.keep = nil
+    if os.getenv("GATE_DEBUG") then
+      local f = io.open(self.out)
+      if f then io.stderr:write("gate: ", f:read("a"), "\n") f:close() end
+    end
     os.remove(self.fifo)
     os.remove(self.out)
   end
 end
 
 if arg and arg[0] and arg[0]:match("gate%.lua$") then
-  serve(tonumber(arg[1]), arg[2], tonumber(arg[3]), tonumber(arg[4]))
+  serve(tonumber(arg[1]), arg[2], tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5]) or 1)
 end
 
 return M
