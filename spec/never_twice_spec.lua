@@ -355,6 +355,29 @@ describe("never twice: a failed reconnect after a lost answer, and stray answers
     end
   end
 
+  it("essbasic batch: a row whose reconnect was refused after its lost answer is unknown, never sent again", function()
+    local cli = require("helpers.cli").new()
+    local gate = gate_helper.start{ upstream_port = port_of(faults.endpoint), mode = "refuse", hold = 0.15 }
+    local ok, why = pcall(function()
+      local a, b = scenario({ "ok" }), scenario({ "create_reset", "ok" })
+      local input, journal = cli.dir .. "/rows.jsonl", cli.dir .. "/rows.db"
+      require("helpers.files").write(input, json.encode(a) .. "\n" .. json.encode(b) .. "\n")
+      local env = { TENCENTCLOUD_SECRET_ID = "AKIDnever", TENCENTCLOUD_SECRET_KEY = "never-twice-secret",
+        ESSBASIC_ENDPOINT = "http://127.0.0.1:" .. gate.port }
+      -- one row at a time: the second goes out on the connection the first kept alive
+      local argv = { "batch", "--action", CREATE, "--input", input, "--journal", journal, "--no-validate", "--quiet",
+        "--concurrency", "1" }
+      local r = cli:run(argv, { env = env })
+      assert.equal("1 done, 0 failed, 1 unknown\n", r.out, r.err)
+      local again = cli:run(argv, { env = env })
+      assert.equal("1 done, 0 failed, 1 unknown\n", again.out, again.err)
+      assert.same({ attempts = 1, created = 1 }, faults:stats(b.Scenario))
+    end)
+    gate:stop()
+    cli:remove()
+    assert(ok, why)
+  end)
+
   -- nginx closes a pooled connection on which bytes arrive when its event loop sees them, and setkeepalive refuses
   -- one that holds unread bytes (lua-nginx-module 0.10.23: ngx_http_lua_socket_keepalive_close_handler, "unread
   -- data in buffer", "connection in dubious state"); the transport closes what setkeepalive refuses.
