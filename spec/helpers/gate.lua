@@ -78,7 +78,8 @@ local function serve(upstream_port, mode, hold, times, every)
         end
         if err == "closed" then
           if is_upstream[s] then upstream_closes = upstream_closes + 1 end
-          if is_upstream[s] and times > 0 and upstream_closes % every == 0 then
+          -- (a close during a refusal counts, but the refusal is not made longer)
+          if is_upstream[s] and times > 0 and upstream_closes % every == 0 and (server or mode ~= "refuse") then
             times = times - 1
             if mode == "refuse" then
               server:close()

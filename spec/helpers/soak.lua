@@ -4,8 +4,8 @@ of the answers lost at random after the sandbox did the work, and the sandbox's 
   local figures = require("helpers.soak").run{ sb = sb, fp = fp, n = 1000, loss = 0.1, concurrency = 10, seed = 7,
     refuse = { every = 20, hold = 0.15 } }   -- refuse: optional, see below
   figures.calls, .successes, .unknown, .other_failures, .lost (answers the proxy dropped), .sent (creations that
-  reached the sandbox), .groups (groups the sandbox created), .duplicates (creations carried out more than once:
-  sent - n when positive; and groups beyond successes + unknown-that-reached), .not_sent (failures the client
+  reached the sandbox), .groups (groups the sandbox created), .duplicates (requests that reached the sandbox beyond
+  one per success or unknown, and groups beyond those requests), .not_sent (failures the client
   called certainly not sent), .seconds
 refuse: the client reaches the proxy through helpers/gate.lua, which stops accepting connections for `hold`
 seconds after every `every`-th connection the proxy closed (a lost answer closes one): libcurl's own resend of the
@@ -60,8 +60,10 @@ function M.run(o)
   f.lost = st.faults.lose_answer or 0
   f.sent = st.by_action[CREATE] or 0
   f.groups = sb:stats().groups - before
-  -- every lost answer belongs to a creation that reached the sandbox: those are the unknown ones that reached it
-  f.duplicates = math.max(0, f.sent - o.n) + math.max(0, f.groups - (f.successes + f.lost))
+  -- Each creation reported as a success or as unknown may have reached the sandbox once; any request beyond those
+  -- (a creation sent twice, or one reported "not sent" that did reach it) and any group beyond the requests is a
+  -- duplicate.
+  f.duplicates = math.max(0, f.sent - (f.successes + f.unknown)) + math.max(0, f.groups - f.sent)
   return f
 end
 
