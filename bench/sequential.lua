@@ -222,7 +222,20 @@ local function run_mode(mode)
     B.write_file(request_file, require("essbasic.json").encode(params))
     local small_path = os.tmpname()
     write_request_file(small_path, assert(validating:prepare(B.ACTION, small)))
+    -- the transport alone: the same pre-signed request sent again through the C session, against the C program
+    local presigned = assert(validating:prepare(B.ACTION, params))
+    presigned.timeout, presigned.response_headers = validating.timeout, false
+    local transport = validating.transport
+    local function transport_rate()
+      local t0, n = B.now(), 0
+      repeat
+        for _ = 1, 64 do assert(transport:request(presigned)) end
+        n = n + 64
+      until B.now() - t0 >= SECONDS
+      return n / (B.now() - t0)
+    end
     local variants = {
+      { "transport alone (pre-signed, C session)", transport_rate },
       { "small: C libcurl, same bytes", function() return c_rate(small_path) end },
       { "small: Lua client:call (validate on)", function() return lua_rate(validating, small) end },
       { "C libcurl (one easy handle, same bytes)", function() return c_rate(path) end },
@@ -248,6 +261,8 @@ local function run_mode(mode)
     end
     local lua_on = med["Lua client:call (validate on)"]
     B.report("ratio Lua client:call (validate on) / C libcurl", lua_on / c, "x")
+    B.report("transport alone (pre-signed, C session)", med["transport alone (pre-signed, C session)"], "calls/s",
+      format("%.2f of C", med["transport alone (pre-signed, C session)"] / c))
     print("-- the call loop of the A/B tool (3 flows, 1 approver each), same alternated rounds")
     local small_c, small_lua = med["small: C libcurl, same bytes"], med["small: Lua client:call (validate on)"]
     B.report("small: C libcurl, same bytes", small_c, "calls/s")
