@@ -123,7 +123,7 @@ function M.start(opts)
   local port
   for _ = 1, 500 do
     local f = io.open(out)
-    local line = f and f:read("l")
+    local line = f and f:read("*l")
     if f then f:close() end
     port = tonumber(line)
     if port then break end
@@ -139,7 +139,7 @@ function Gate:stop()
     self.keep = nil
     if os.getenv("GATE_DEBUG") then
       local f = io.open(self.out)
-      if f then io.stderr:write("gate: ", f:read("a"), "\n") f:close() end
+      if f then io.stderr:write("gate: ", f:read("*a"), "\n") f:close() end
     end
     os.remove(self.fifo)
     os.remove(self.out)
