@@ -1,7 +1,7 @@
 -- The libcurl transport for plain Lua: one kept-alive connection per client (the C session owns the easy handle),
--- and a multi for call_many. It keeps the transport contract (transport/contract.lua): the C side hands libcurl
--- a request that is not repeatable a pre-request callback that refuses a second sending and says whether it may
--- have left (src/http.c, on_prereq).
+-- and a multi for call_many. It keeps the transport contract (transport/contract.lua): the C side gives libcurl a
+-- pre-request callback that refuses to send a request that is not repeatable a second time, and that alone says
+-- whether a request may have left (src/http.c, on_prereq).
 
 local core = require("essbasic.core")
 local contract = require("essbasic.transport.contract")
