@@ -6,6 +6,11 @@
 --   pinning: "same" = client and nginx worker both on CPU 0 (default, the configuration of the performance notes),
 --            "split" = client on CPU 0, worker on CPU 1. Both may be given.
 -- The C program is build/bench/c_baseline (make bench builds it from bench/c_baseline.c).
+-- In the same run: Tencent Cloud's official Node.js SDK making the same calls, when tools/install-node-sdk has
+-- put it into build/node-sdk (else that row is skipped), and the system calls per call of the Lua client and of
+-- the C program under `strace -c` (the difference of a short and a long run, so setup does not count).
+-- Targets, as ratios within the run: the Lua client (validate on) >= 0.65 of the C program (goal 0.7) and >= 10x
+-- the Node.js SDK.
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]+$") or "."
 package.path = here .. "/?.lua;" .. package.path
@@ -23,6 +28,17 @@ local C_BASELINE = B.root .. "/build/bench/c_baseline"
 assert(io.open(C_BASELINE, "rb"), "missing " .. C_BASELINE .. " (run make bench, or build bench/c_baseline.c)")
 
 local params = B.seed_request()
+-- The call loop of the project's A/B tool (tools/call-ab in the development notes): a smaller creation, three flows
+-- of one file and one approver each, where the transport weighs more.
+local function small_request()
+  local a = { ApproverType = "PERSON", Name = "张三", Mobile = "13800138000" }
+  local function flow(n)
+    return { FileIds = { "yDwiBUUckpkldrb0UuO1ABjPkOwtPa1t" }, FlowName = "合同" .. n, FlowApprovers = { a } }
+  end
+  return { Agent = { AppId = "yDwFoUUckpsmiu7v", ProxyOrganizationOpenId = "org", ProxyOperator = { OpenId = "op" } },
+    FlowGroupName = "入职签约", FlowFileInfos = { flow(1), flow(2), flow(3) } }
+end
+local small = small_request()
 
 -- The request file the C program reads: URL, header lines, empty line, body.
 local function write_request_file(path, req)
@@ -52,13 +68,81 @@ local function c_rate(path, sign)
   return rate
 end
 
+local NODE_SDK = B.root .. "/build/node-sdk"
+local HAVE_NODE = io.open(NODE_SDK .. "/node_modules/tencentcloud-sdk-nodejs/package.json", "rb")
+if HAVE_NODE then HAVE_NODE:close() end
+
+-- Calls per second of the official Node.js SDK (bench/node/sequential.js) for SECONDS.
+local function node_rate(port, request_file)
+  local p = assert(io.popen(format("node %s/bench/node/sequential.js %s 127.0.0.1:%d %s %s", B.root, NODE_SDK, port,
+    request_file, SECONDS)))
+  local out = p:read("*a")
+  p:close()
+  return assert(tonumber(out), "the Node.js SDK run printed: " .. out)
+end
+
+-- System calls of one command under strace -f -c, by name; and what the command printed.
+local TRACED = "sendto,sendmsg,write,writev,recvfrom,recvmsg,read,readv,poll,ppoll,epoll_wait,select"
+local function strace_counts(cmd)
+  local file = os.tmpname()
+  local p = assert(io.popen(format("strace -f -c -o %s -e trace=%s %s", file, TRACED, cmd)))
+  local out = p:read("*a")
+  p:close()
+  local counts = {}
+  for line in io.lines(file) do
+    local t = {}
+    for tok in line:gmatch("%S+") do t[#t + 1] = tok end
+    if #t >= 5 and tonumber(t[4]) and t[#t] ~= "total" then counts[t[#t]] = tonumber(t[4]) end
+  end
+  os.remove(file)
+  return counts, out
+end
+
+local SYSCALL_GROUPS = {
+  { "sends", { "sendto", "sendmsg", "write", "writev" } },
+  { "reads", { "recvfrom", "recvmsg", "read", "readv" } },
+  { "waits", { "poll", "ppoll", "epoll_wait", "select" } },
+}
+
+-- Per call: (counts of the long run - counts of the short run) / (calls of the long - calls of the short).
+local function per_call(short, long, calls)
+  local out, total = {}, 0
+  for _, g in ipairs(SYSCALL_GROUPS) do
+    local n = 0
+    for _, name in ipairs(g[2]) do n = n + (long[name] or 0) - (short[name] or 0) end
+    out[g[1]] = n / calls
+    total = total + n
+  end
+  out.total = total / calls
+  return out
+end
+
+local function report_syscalls(url, path)
+  local has_strace = os.execute("command -v strace >/dev/null 2>&1")
+  if not has_strace then print("-- system calls: strace is not installed, skipped") return end
+  print("-- system calls per call (strace -c; a run of 1,200 calls minus a run of 200)")
+  local lua = arg[-1] or "lua5.4"
+  local short = strace_counts(format("%s %s/call_count.lua %s call:200", lua, here, url))
+  local long = strace_counts(format("%s %s/call_count.lua %s call:1200", lua, here, url))
+  local l = per_call(short, long, 1000)
+  local c_short, out_short = strace_counts(format("%s %s 0.1", C_BASELINE, path))
+  local c_long, out_long = strace_counts(format("%s %s 0.4", C_BASELINE, path))
+  local n_short, n_long = tonumber(out_short:match("calls=(%d+)")), tonumber(out_long:match("calls=(%d+)"))
+  local c = n_short and n_long and n_long > n_short and per_call(c_short, c_long, n_long - n_short)
+  for _, g in ipairs({ "sends", "reads", "waits", "total" }) do
+    B.report(format("Lua client:call, %s per call", g), l[g], "",
+      c and format("C libcurl: %.2f", c[g]) or "C libcurl: not measured")
+  end
+end
+
 -- Calls per second of client:call for SECONDS; every answer must be the envelope's Response.
-local function lua_rate(client)
+local function lua_rate(client, request)
+  request = request or params
   local t0 = B.now()
   local n, elapsed = 0
   repeat
     for _ = 1, 64 do
-      local resp, err = client:call(B.ACTION, params)
+      local resp, err = client:call(B.ACTION, request)
       if not resp or resp.RequestId == nil then error("call failed: " .. tostring(err)) end
     end
     n = n + 64
@@ -134,12 +218,37 @@ local function run_mode(mode)
     assert(c_authorization(path, B.TIMESTAMP) == at.headers.Authorization,
       "c_baseline signs differently from the client")
     for _ = 1, 200 do assert(validating:call(B.ACTION, params)); assert(unvalidated:call(B.ACTION, params)) end
-    local med = B.alternate(ROUNDS, {
+    local request_file = os.tmpname()
+    B.write_file(request_file, require("essbasic.json").encode(params))
+    local small_path = os.tmpname()
+    write_request_file(small_path, assert(validating:prepare(B.ACTION, small)))
+    -- the transport alone: the same pre-signed request sent again through the C session, against the C program
+    local presigned = assert(validating:prepare(B.ACTION, params))
+    presigned.timeout, presigned.response_headers = validating.timeout, false
+    local transport = validating.transport
+    local function transport_rate()
+      local t0, n = B.now(), 0
+      repeat
+        for _ = 1, 64 do assert(transport:request(presigned)) end
+        n = n + 64
+      until B.now() - t0 >= SECONDS
+      return n / (B.now() - t0)
+    end
+    local variants = {
+      { "transport alone (pre-signed, C session)", transport_rate },
+      { "small: C libcurl, same bytes", function() return c_rate(small_path) end },
+      { "small: Lua client:call (validate on)", function() return lua_rate(validating, small) end },
       { "C libcurl (one easy handle, same bytes)", function() return c_rate(path) end },
       { "C libcurl + TC3 signing per call", function() return c_rate(path, true) end },
       { "Lua client:call (validate on)", function() return lua_rate(validating) end },
       { "Lua client:call (validate=false)", function() return lua_rate(unvalidated) end },
-    })
+    }
+    if HAVE_NODE then
+      variants[#variants + 1] = { "Node.js SDK", function() return node_rate(srv.port, request_file) end }
+    end
+    local med = B.alternate(ROUNDS, variants)
+    os.remove(request_file)
+    os.remove(small_path)
     print(format("-- pinning '%s': client on CPU 0, nginx worker on CPU %s; %d rounds of %.1f s; medians",
       mode, worker_cpu, ROUNDS, SECONDS))
     local c = med["C libcurl (one easy handle, same bytes)"]
@@ -150,6 +259,21 @@ local function run_mode(mode)
       B.report(name, med[name], "calls/s", format("%.0f%% of C (target >= 80%%); %.0f%% of C signing", 100 *
         med[name] / c, 100 * med[name] / cs))
     end
+    local lua_on = med["Lua client:call (validate on)"]
+    B.report("ratio Lua client:call (validate on) / C libcurl", lua_on / c, "x")
+    B.report("transport alone (pre-signed, C session)", med["transport alone (pre-signed, C session)"], "calls/s",
+      format("%.2f of C", med["transport alone (pre-signed, C session)"] / c))
+    print("-- the call loop of the A/B tool (3 flows, 1 approver each), same alternated rounds")
+    local small_c, small_lua = med["small: C libcurl, same bytes"], med["small: Lua client:call (validate on)"]
+    B.report("small: C libcurl, same bytes", small_c, "calls/s")
+    B.report("small: Lua client:call (validate on)", small_lua, "calls/s")
+    B.report("ratio small: Lua client:call / C libcurl", small_lua / small_c, "x", "target >= 0.65, goal 0.7")
+    if med["Node.js SDK"] then
+      B.report("Node.js SDK (tencentcloud-sdk-nodejs)", med["Node.js SDK"], "calls/s")
+      B.report("ratio Lua client:call (validate on) / Node.js SDK", lua_on / med["Node.js SDK"], "x", "target >= 10")
+    else
+      print("Node.js SDK: not installed (tools/install-node-sdk), row skipped")
+    end
     B.report("per-call client overhead over C (validate on)", 1e6 / med["Lua client:call (validate on)"] - 1e6 / c,
       "us/call")
     B.report("per-call client overhead over C (validate=false)",
@@ -158,6 +282,7 @@ local function run_mode(mode)
     if info then
       B.report("connections opened by the Lua client", info.connects, "", format("for %d requests", info.requests))
     end
+    if mode == MODES[1] then report_syscalls(url, path) end
     if mode == MODES[1] and B.callgrind_enabled() then report_instructions(url, path) end
     os.remove(path)
     validating:close()

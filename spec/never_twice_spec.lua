@@ -14,7 +14,8 @@ local READ = "DescribeFlowDetailInfo"
 local FAULTS = { "lose_answer", "reset_before", "stall", "garbage", "cut_body", "close_after_headers" }
 local TIMEOUT = 1.5 -- the client's timeout; a stall outlasts it
 
--- Runs one client job inside nginx: { endpoint, pool, steps = { { action, params } | { many = {...}, concurrency } } }
+-- Runs one client job inside nginx: { endpoint, pool, validate, retry,
+--   steps = { { action, params } | { many = {...}, concurrency } | { wait_for = url, text = "..." } } }
 -- → per step { ok, code, network, id } or, for many, a list of them.
 local APP = [=[
 server {
@@ -29,14 +30,25 @@ server {
       local transport = require("essbasic.transport.ngx").new{ pool = job.pool, timeout = job.timeout }
       local c = essbasic.new{ secret_id = job.secret_id, secret_key = job.secret_key, endpoint = job.endpoint,
         file_endpoint = job.endpoint, rate_limit = false, timeout = job.timeout, transport = transport,
-        retry = { base_delay = 0.01, max_delay = 0.05 } }
+        validate = job.validate, retry = job.retry or { base_delay = 0.01, max_delay = 0.05 } }
       local function out(resp, err)
         if resp then return { ok = true, id = resp.FlowGroupId or (resp.FileIds and resp.FileIds[1]) } end
         return { ok = false, code = err.code, network = err.network }
       end
       local results = json.array()
       for i, step in ipairs(job.steps) do
-        if step.many then
+        if step.wait_for then
+          -- Asks step.wait_for (a GET URL) until its answer holds step.text (each ask yields to the event loop).
+          local seen
+          local asker = require("essbasic.transport.ngx").new{ pool = "wait_for" }
+          for _ = 1, 500 do
+            local res = asker:request{ method = "GET", url = step.wait_for, headers = {}, body = "", timeout = 5 }
+            seen = res and res.body:find(step.text, 1, true)
+            if seen then break end
+            ngx.sleep(0.01)
+          end
+          results[i] = seen and true or false
+        elseif step.many then
           local list = json.array()
           local rs = c:call_many(step.many, { concurrency = step.concurrency })
           for j, r in ipairs(rs) do list[j] = out(r[1], r[2]) end
@@ -239,5 +251,219 @@ describe("never twice", function()
     assert.equal(f.successes + f.unknown, f.groups)
     assert.equal(f.lost, f.unknown)
     assert.equal(0, f.other_failures)
+  end)
+end)
+
+-- libcurl resends a request by itself when a reused connection dies before a byte of the answer (a lost answer
+-- looks the same): these cases make that resend's new connection fail without sending anything — refused while the
+-- server restarts, reset during the TLS handshake, a proxy refusing the tunnel — and check with the server's own
+-- count that the creation was carried out once and reported as OutcomeUnknown, never as a success or "not sent".
+describe("never twice: a failed reconnect after a lost answer, and stray answers (libcurl)", function()
+  local essbasic = require("essbasic")
+  local faults_server = require("helpers.fault_server")
+  local gate_helper = require("helpers.gate")
+  local proxy_helper = require("helpers.proxy")
+  local faults, tinyproxy
+  local n = 0
+  setup(function()
+    faults = faults_server.start()
+    tinyproxy = proxy_helper.start()
+  end)
+  teardown(function()
+    if faults then faults:stop() end
+    if tinyproxy then tinyproxy:stop() end
+  end)
+
+  local function port_of(url) return tonumber(url:match(":(%d+)$")) end
+
+  -- route: "http", "https" or "tunnel" (https through tinyproxy's CONNECT); the gate stands before the server.
+  local function client(route, gate, extra)
+    local https = route ~= "http"
+    local endpoint = (https and "https" or "http") .. "://127.0.0.1:" .. gate.port
+    local o = { secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef", endpoint = endpoint,
+      file_endpoint = endpoint, validate = false, rate_limit = false, timeout = 3,
+      -- the client's own retry waits longer than the refusal lasts: a wrong "not sent" would be sent again
+      retry = { base_delay = 0.4, max_delay = 0.4 },
+      ca_file = https and faults.cert or nil, proxy = route == "tunnel" and tinyproxy.url or nil }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return essbasic.new(o)
+  end
+
+  local function scenario(steps)
+    n = n + 1
+    return { Scenario = ("nt%d-%d-%d"):format(n, os.time(), math.random(1e6)), Steps = steps }
+  end
+
+  local function run(c, how, params)
+    if how == "call" then return c:call(CREATE, params) end
+    local r = c:call_many({ { action = CREATE, params = params } })[1]
+    return r[1], r[2]
+  end
+
+  local CASES = {
+    { "http", "refuse" }, { "https", "refuse" }, { "https", "reset" }, { "tunnel", "refuse" },
+  }
+  for _, case in ipairs(CASES) do
+    local route, mode = case[1], case[2]
+    for _, how in ipairs({ "call", "call_many" }) do
+      for _, retry in ipairs({ "default", "off" }) do
+        it(("%s, %s, retry %s: an answer lost on a reused connection, the reconnect %s: carried out once, "
+          .. "OutcomeUnknown"):format(route, how, retry, mode == "refuse" and "refused" or "reset"), function()
+          local upstream = port_of(route == "http" and faults.endpoint or faults.tls_endpoint)
+          local gate = gate_helper.start{ upstream_port = upstream, mode = mode, hold = 0.15 }
+          local ok, why = pcall(function()
+            local c = client(route, gate, retry == "off" and { retry = false } or nil)
+            local first = scenario({ "ok" })
+            assert.truthy((run(c, how, first)), "the first creation makes the kept-alive connection")
+            local second = scenario({ "create_reset", "ok" })
+            local resp, err = run(c, how, second)
+            local seen = faults:stats(second.Scenario)
+            assert.equal(1, seen.created, "the server carried the creation out once")
+            assert.is_nil(resp, "not a success: its answer was lost")
+            assert.equal("ClientError.OutcomeUnknown", err.code)
+            assert.is_not_false(err.sent)
+            c:close()
+          end)
+          gate:stop()
+          assert(ok, why)
+        end)
+      end
+    end
+  end
+
+  for _, route in ipairs({ "http", "https" }) do
+    for _, how in ipairs({ "call", "call_many" }) do
+      it(route .. ", " .. how .. ": a copy of A's answer waiting on the connection is never read as B's", function()
+        local endpoint = route == "http" and faults.endpoint or faults.tls_endpoint
+        local c = essbasic.new{ secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef",
+          endpoint = endpoint, file_endpoint = endpoint, validate = false, rate_limit = false, timeout = 3,
+          retry = false, ca_file = faults.cert }
+        local a, b = scenario({ "answer_twice" }), scenario({ "ok" })
+        local ra = assert(run(c, how, a))
+        assert.equal("group-" .. a.Scenario, ra.FlowGroupId)
+        -- the copy is on its way once the server counted it
+        for _ = 1, 500 do
+          if faults:stats(a.Scenario).copies then break end
+          require("socket").sleep(0.01)
+        end
+        local rb, err = run(c, how, b)
+        assert.is_nil(err)
+        assert.equal("group-" .. b.Scenario, rb.FlowGroupId, "B reads B's answer")
+        assert.same({ attempts = 1, created = 1 }, faults:stats(b.Scenario))
+        c:close()
+      end)
+    end
+  end
+
+  it("essbasic batch: a row whose reconnect was refused after its lost answer is unknown, never sent again", function()
+    local cli = require("helpers.cli").new()
+    local gate = gate_helper.start{ upstream_port = port_of(faults.endpoint), mode = "refuse", hold = 0.15 }
+    local ok, why = pcall(function()
+      local a, b = scenario({ "ok" }), scenario({ "create_reset", "ok" })
+      local input, journal = cli.dir .. "/rows.jsonl", cli.dir .. "/rows.db"
+      require("helpers.files").write(input, json.encode(a) .. "\n" .. json.encode(b) .. "\n")
+      local env = { TENCENTCLOUD_SECRET_ID = "AKIDnever", TENCENTCLOUD_SECRET_KEY = "never-twice-secret",
+        ESSBASIC_ENDPOINT = "http://127.0.0.1:" .. gate.port }
+      -- one row at a time: the second goes out on the connection the first kept alive
+      local argv = { "batch", "--action", CREATE, "--input", input, "--journal", journal, "--no-validate", "--quiet",
+        "--concurrency", "1" }
+      local r = cli:run(argv, { env = env })
+      assert.equal("1 done, 0 failed, 1 unknown\n", r.out, r.err)
+      local again = cli:run(argv, { env = env })
+      assert.equal("1 done, 0 failed, 1 unknown\n", again.out, again.err)
+      assert.same({ attempts = 1, created = 1 }, faults:stats(b.Scenario))
+    end)
+    gate:stop()
+    cli:remove()
+    assert(ok, why)
+  end)
+
+  -- nginx closes a pooled connection on which bytes arrive when its event loop sees them, and setkeepalive refuses
+  -- one that holds unread bytes (lua-nginx-module 0.10.23: ngx_http_lua_socket_keepalive_close_handler, "unread
+  -- data in buffer", "connection in dubious state"); the transport closes what setkeepalive refuses.
+  it("ngx, call and call_many: a copy of A's answer that arrived before B is never read as B's", function()
+    local app = nginx.start{ http = APP }
+    local ok, why = pcall(function()
+      local http = core.http_session({ timeout = 30 })
+      local stats = faults.endpoint .. "/stats?scenario="
+      local a1, b1, a2, b2 = scenario({ "answer_twice" }), scenario({ "ok" }), scenario({ "answer_twice" }),
+        scenario({ "ok" })
+      local status, _, body = http:request("POST", "http://127.0.0.1:" .. app.port .. "/run", {}, json.encode{
+        endpoint = faults.endpoint, pool = "copies", timeout = 3, validate = false, retry = false,
+        secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef",
+        steps = { { CREATE, a1 }, { wait_for = stats .. a1.Scenario, text = '"copies"' }, { CREATE, b1 },
+          { many = { { action = CREATE, params = a2 } } }, { wait_for = stats .. a2.Scenario, text = '"copies"' },
+          { many = { { action = CREATE, params = b2 } } } } })
+      http:close()
+      assert.equal(200, status, tostring(body))
+      local r = json.decode(body)
+      assert.is_true(r[2] and r[5], "the copies were sent")
+      assert.equal("group-" .. a1.Scenario, r[1].id)
+      assert.equal("group-" .. b1.Scenario, r[3].id, "B reads B's answer")
+      assert.equal("group-" .. a2.Scenario, r[4][1].id)
+      assert.equal("group-" .. b2.Scenario, r[6][1].id, "B reads B's answer (call_many)")
+      assert.same({ attempts = 1, created = 1 }, faults:stats(b1.Scenario))
+      assert.same({ attempts = 1, created = 1 }, faults:stats(b2.Scenario))
+    end)
+    app:stop()
+    assert(ok, why)
+  end)
+
+  -- libcurl offers HTTP/2 over TLS by default (ALPN); on_prereq runs once per request there too (lib/multi.c,
+  -- MSTATE_DO, per transfer), and HTTP/2 connections are not checked for unread bytes (frames of other streams).
+  describe("HTTP/2 over TLS", function()
+    local function h2_client()
+      return essbasic.new{ secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef",
+        endpoint = faults.h2_endpoint, file_endpoint = faults.h2_endpoint, validate = false, rate_limit = false,
+        timeout = 3, ca_file = faults.cert, retry = { base_delay = 0.01, max_delay = 0.02 } }
+    end
+
+    it("sequential and concurrent creations: each carried out once, on one connection each way", function()
+      local c = h2_client()
+      local list = {}
+      for i = 1, 10 do
+        local s = scenario({ "ok" })
+        local resp = assert(c:call(CREATE, s))
+        assert.equal("group-" .. s.Scenario, resp.FlowGroupId)
+        list[i] = { action = CREATE, params = scenario({ "wait100" }) }
+      end
+      local rs = c:call_many(list, { concurrency = 10 })
+      for i, r in ipairs(rs) do
+        assert.equal("group-" .. list[i].params.Scenario, r[1].FlowGroupId)
+        assert.same({ attempts = 1, created = 1, h2 = 1 }, faults:stats(list[i].params.Scenario))
+      end
+      local info = c.transport:info()
+      assert.equal(1, info.connects, "the sequential calls shared one HTTP/2 connection")
+      c:close()
+    end)
+
+    for _, how in ipairs({ "call", "call_many" }) do
+      it(how .. ": a stream reset after the creation on a reused connection: carried out once, OutcomeUnknown",
+        function()
+          local c = h2_client()
+          assert.truthy((run(c, how, scenario({ "ok" }))))
+          local s = scenario({ "create_reset", "ok" })
+          local resp, err = run(c, how, s)
+          assert.is_nil(resp)
+          assert.equal("ClientError.OutcomeUnknown", err.code)
+          assert.same({ attempts = 1, created = 1, h2 = 1 }, faults:stats(s.Scenario))
+          c:close()
+        end)
+    end
+  end)
+
+  it("an oversized answer to a creation is OutcomeUnknown (carried out), not a final ResponseTooLarge", function()
+    local c = essbasic.new{ secret_id = "AKIDnever", secret_key = "never-twice-secret-0123456789abcdef",
+      endpoint = faults.endpoint, file_endpoint = faults.endpoint, validate = false, rate_limit = false,
+      timeout = 3, max_response_bytes = 1024 * 1024 }
+    for _, how in ipairs({ "call", "call_many" }) do
+      local s = scenario({ "create_huge" })
+      local resp, err = run(c, how, s)
+      assert.is_nil(resp)
+      assert.equal("ClientError.OutcomeUnknown", err.code)
+      assert.equal("ClientError.ResponseTooLarge", err.cause.code)
+      assert.same({ attempts = 1, created = 1 }, faults:stats(s.Scenario))
+    end
+    c:close()
   end)
 end)

@@ -27,7 +27,7 @@ describe("retry.decide", function()
     { err{ kind = "http", code = errors.HTTP_STATUS, http_status = 404 }, true, "stop", "final" },
     { err{ kind = "service", code = "InvalidParameter.FlowName" }, true, "stop", "final" },
     { err{ kind = "service", code = "AuthFailure.SignatureFailure" }, true, "stop", "final" },
-    { err{ kind = "network", network = "too_large", sent = true }, true, "stop", "final" },
+    { err{ kind = "network", network = "too_large", sent = true }, true, "stop", "unread" },
   }
   for i, c in ipairs(cases) do
     it(("case %d: %s (%s, %s)"):format(i, c[1].code, c[1].network or c[1].kind, c[2] and "read-only" or "creating"),

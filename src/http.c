@@ -12,6 +12,7 @@
 #endif
 #endif
 #include <math.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,11 @@
 #include <curl/curl.h>
 
 #include "core.h"
+
+/* CURLOPT_PREREQFUNCTION tells when a request may have left (on_prereq); nothing older can say it exactly. */
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "libcurl 7.80 or newer is needed (CURLOPT_PREREQFUNCTION)"
+#endif
 
 #define SESSION_MT "essbasic.http_session"
 #define MULTI_MT "essbasic.http_multi"
@@ -153,6 +159,55 @@ static void opts_free(http_opts *o) {
   o->proxy = o->ca_file = o->ca_path = NULL;
 }
 
+/* ---------------------------------------------------------------- kept-alive connections: notes for on_prereq */
+
+/* What a finished exchange leaves about its connection, so that on_prereq can look at that connection's socket when
+ * libcurl reuses it: libcurl tells the callback only the addresses, and CURLINFO_ACTIVESOCKET names the last
+ * connection of the handle, not the one in use. One note per local port (a kept-alive connection's own). */
+#define CONN_NOTES 64
+typedef struct {
+  long local_port, remote_port, version; /* version: CURLINFO_HTTP_VERSION of the last exchange */
+  curl_socket_t fd;
+} conn_note;
+
+typedef struct {
+  conn_note notes[CONN_NOTES];
+} conn_memo;
+
+static void memo_init(conn_memo *m) {
+  for (int i = 0; i < CONN_NOTES; i++) {
+    m->notes[i].local_port = -1;
+    m->notes[i].fd = CURL_SOCKET_BAD;
+  }
+}
+
+/* After an exchange that got an answer: the handle's connection, if libcurl kept it. */
+static void memo_note(conn_memo *m, CURL *e) {
+  long local_port = -1, remote_port = -1, version = 0;
+  curl_socket_t fd = CURL_SOCKET_BAD;
+  if (curl_easy_getinfo(e, CURLINFO_LOCAL_PORT, &local_port) != CURLE_OK || local_port < 0) return;
+  curl_easy_getinfo(e, CURLINFO_PRIMARY_PORT, &remote_port);
+  curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
+  curl_easy_getinfo(e, CURLINFO_ACTIVESOCKET, &fd); /* CURL_SOCKET_BAD when libcurl closed it */
+  conn_note *n = &m->notes[local_port % CONN_NOTES];
+  n->local_port = local_port;
+  n->remote_port = remote_port;
+  n->version = version;
+  n->fd = fd;
+}
+
+/* Does the HTTP/1 connection behind these ports hold bytes nobody asked for (a second copy of an answer, the rest
+ * of an oversized one)? Its next reader would take them for its own answer. HTTP/2 frames arrive at any time and
+ * belong to their streams: not checked. A TLS record already inside OpenSSL is not seen (libcurl reads records one
+ * at a time, so a record that follows a complete answer stays in the socket). */
+static int memo_unread(const conn_memo *m, long local_port, long remote_port) {
+  const conn_note *n = &m->notes[local_port % CONN_NOTES];
+  if (n->local_port != local_port || n->remote_port != remote_port || n->fd == CURL_SOCKET_BAD) return 0;
+  if (n->version != CURL_HTTP_VERSION_1_0 && n->version != CURL_HTTP_VERSION_1_1) return 0;
+  struct pollfd p = {.fd = n->fd, .events = POLLIN};
+  return poll(&p, 1, 0) > 0;
+}
+
 /* ---------------------------------------------------------------- one transfer: handle, buffers, callbacks */
 
 typedef struct xfer {
@@ -166,11 +221,12 @@ typedef struct xfer {
   size_t max_body;
   int want_headers; /* 0: the caller reads status and body only; response headers are neither kept nor pushed */
   int too_large, out_of_memory;
-  /* The request body, handed to libcurl by on_read, so that libcurl can only send it again through on_seek. */
-  const char *upload;
-  size_t upload_len, upload_pos;
   int repeatable;     /* the caller allows the request to be sent twice (transport contract) */
-  int resend_refused; /* on_seek refused a rewind: libcurl wanted to send the request again */
+  int requests_begun; /* times libcurl was about to write this request (on_prereq said go): > 0 = it may have left */
+  int resend_refused; /* on_prereq refused a second sending of a request that is not repeatable */
+  int stale;          /* on_prereq refused a reused connection that held unread bytes; nothing was written */
+  int stale_retries;
+  conn_memo *memo; /* the session's or multi's notes on its kept-alive HTTP/1 connections */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
   int id_ref, body_ref; /* multi only: the caller's id and the request body, kept alive in the multi's table */
@@ -209,28 +265,28 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   return append_within(x, &x->resp_headers, p, total, MAX_RESPONSE_HEADER_BYTES);
 }
 
-static size_t on_read(char *dst, size_t size, size_t n, void *ud) {
+/* libcurl calls this each time it is about to write this transfer's request: after the connection (TCP, a proxy's
+ * CONNECT tunnel, TLS) is up or taken from the cache, before the first byte (lib/multi.c, MSTATE_DO; the same in
+ * 7.88 and 8.x). A second call is libcurl sending the request again by itself, after a reused connection died with
+ * no byte of an answer (lib/transfer.c, Curl_retry_request), which is also what a lost answer looks like: refused
+ * for a request that is not repeatable. So after the first call the request may have reached the server, whatever
+ * happens to the connections after it; before it, nothing of it was written. */
+static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port) {
   xfer *x = ud;
-  size_t room = size * n, left = x->upload_len - x->upload_pos;
-  if (room > left) room = left;
-  if (room) memcpy(dst, x->upload + x->upload_pos, room);
-  x->upload_pos += room;
-  return room;
-}
-
-/* libcurl rewinds the body only to send the request again: after a reused connection died with no byte of the
- * answer (lib/transfer.c, Curl_retry_request), which is also what a lost answer looks like. A request that is not
- * repeatable may already have been carried out, so its rewind is refused once any of the body was handed over;
- * before that, no complete request can have left (the body is what the server waits for). */
-static int on_seek(void *ud, curl_off_t offset, int origin) {
-  xfer *x = ud;
-  if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
-  if (x->upload_pos > 0 && !x->repeatable) {
+  (void)remote_ip;
+  (void)local_ip;
+  if (x->requests_begun > 0 && !x->repeatable) {
     x->resend_refused = 1;
-    return CURL_SEEKFUNC_FAIL;
+    return CURL_PREREQFUNC_ABORT;
   }
-  x->upload_pos = 0;
-  return CURL_SEEKFUNC_OK;
+  long fresh = 0; /* connections this transfer opened: none means the one in use is a reused one */
+  curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh);
+  if (fresh == 0 && x->memo && memo_unread(x->memo, local_port, remote_port)) {
+    x->stale = 1; /* an aborted transfer's connection is closed by libcurl (multi_done: "premature") */
+    return CURL_PREREQFUNC_ABORT;
+  }
+  x->requests_begun++;
+  return CURL_PREREQFUNC_OK;
 }
 
 static void xfer_init(xfer *x) {
@@ -395,10 +451,7 @@ static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opt
   curl_easy_reset(e);
   x->body.len = x->resp_headers.len = 0;
   x->want_headers = r->want_headers;
-  x->too_large = x->out_of_memory = x->resend_refused = 0;
-  x->upload = r->body;
-  x->upload_len = r->body_len;
-  x->upload_pos = 0;
+  x->too_large = x->out_of_memory = x->resend_refused = x->stale = x->stale_retries = x->requests_begun = 0;
   x->repeatable = r->repeatable;
   x->max_body = o->max_response_bytes;
   x->errbuf[0] = '\0';
@@ -408,16 +461,9 @@ static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opt
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
   SET(CURLOPT_URL, r->url);
   if (r->post) {
-    /* Not POSTFIELDS, which libcurl can always send again: the body goes through on_read and on_seek decides. */
-    SET(CURLOPT_POST, 1L);
+    /* One buffer, so headers and body leave in one send; libcurl reads it in place (the caller keeps it alive). */
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    SET(CURLOPT_READFUNCTION, on_read);
-    SET(CURLOPT_READDATA, x);
-    SET(CURLOPT_SEEKFUNCTION, on_seek);
-    SET(CURLOPT_SEEKDATA, x);
-#if LIBCURL_VERSION_NUM >= 0x081000
-    if (!r->repeatable) SET(CURLOPT_FORBID_RETRY_ON_REUSE, 1L); /* libcurl 8.16+ says the same in one option */
-#endif
+    SET(CURLOPT_POSTFIELDS, r->body);
   } else {
     SET(CURLOPT_HTTPGET, 1L);
   }
@@ -446,6 +492,8 @@ static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opt
   SET(CURLOPT_WRITEDATA, x);
   SET(CURLOPT_HEADERFUNCTION, on_header);
   SET(CURLOPT_HEADERDATA, x);
+  SET(CURLOPT_PREREQFUNCTION, on_prereq);
+  SET(CURLOPT_PREREQDATA, x);
   SET(CURLOPT_PRIVATE, (void *)x);
 #undef SET
   return rc;
@@ -478,10 +526,10 @@ static int is_tls_failure(CURLcode rc) {
   }
 }
 
-/* Classifies a finished transfer. `performed` is false when setting the options already failed. */
+/* Classifies a finished transfer. `performed` is false when setting the options already failed. Whether the
+ * request may have left is on_prereq's count alone: a connect, TLS or proxy failure after it (libcurl's own resend
+ * on a fresh connection, refused) does not make the first sending undone. */
 static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
-  curl_off_t pretransfer = 0;
-  long request_size = 0;
   memset(out, 0, sizeof *out);
   if (performed) curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &out->connects);
   if (rc == CURLE_OK) {
@@ -489,43 +537,47 @@ static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
     if (out->status > 0) return;
   }
   long proxy_answer = 0; /* the proxy's status for our CONNECT; 0 without a tunnel */
-  if (performed) {
-    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
-    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &request_size);
-    curl_easy_getinfo(x->easy, CURLINFO_HTTP_CONNECTCODE, &proxy_answer);
-  }
+  if (performed) curl_easy_getinfo(x->easy, CURLINFO_HTTP_CONNECTCODE, &proxy_answer);
   out->message = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
-  /* The request may have gone out once libcurl got past connecting (pretransfer) or counted request bytes. */
-  out->sent = performed && (pretransfer > 0 || request_size > 0);
+  out->sent = performed && x->requests_begun > 0;
   if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
     out->kind = "too_large";
     out->message = "response exceeds max_response_bytes";
-    out->sent = 1;
   } else if (x->out_of_memory) {
     out->kind = "other";
     out->message = "out of memory while receiving the response";
-  } else if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY) {
-    out->kind = "dns";
-    out->sent = 0;
-  } else if (rc == CURLE_COULDNT_CONNECT || (proxy_answer != 0 && (proxy_answer < 200 || proxy_answer > 299))) {
-    /* A proxy that refused the tunnel (libcurl says CURLE_RECV_ERROR) got only our CONNECT, never the request;
-     * request_size counts the CONNECT, so `sent` must be cleared here too. */
-    out->kind = "connect";
-    out->sent = 0;
-  } else if (is_tls_failure(rc)) {
-    out->kind = "tls";
-    out->sent = 0;
-  } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-    out->kind = "timeout";
   } else if (x->resend_refused || rc == CURLE_GOT_NOTHING) {
     /* The request went out and the connection closed with no byte of an answer: carried out or not. libcurl's
-     * own words for a refused resend ("seek callback returned error") would only confuse. */
+     * own words for the refused resend ("aborted by pre-request callback") would only confuse. */
     out->kind = "closed";
     if (x->resend_refused) out->message = "the connection closed after the request was sent, before any answer";
-    out->sent = 1;
+  } else if (x->stale) {
+    out->kind = "other";
+    out->message = "every kept-alive connection held bytes of an answer to no request of ours";
+  } else if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY) {
+    out->kind = "dns";
+  } else if (rc == CURLE_COULDNT_CONNECT || (proxy_answer != 0 && (proxy_answer < 200 || proxy_answer > 299))) {
+    out->kind = "connect"; /* a proxy that refused the tunnel: libcurl says CURLE_RECV_ERROR */
+  } else if (is_tls_failure(rc)) {
+    out->kind = "tls";
+  } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+    out->kind = "timeout";
   } else {
     out->kind = "other";
   }
+}
+
+/* A transfer on_prereq stopped before it wrote anything, because its reused connection held unread bytes (libcurl
+ * closed that connection): worth another go on a fresh one. Ready for it when this returns 1. */
+#define MAX_STALE_RETRIES 2
+static int xfer_again(xfer *x, CURLcode rc) {
+  if (rc != CURLE_ABORTED_BY_CALLBACK || !x->stale || x->resend_refused || x->stale_retries >= MAX_STALE_RETRIES)
+    return 0;
+  x->stale = 0;
+  x->stale_retries++;
+  x->errbuf[0] = '\0';
+  x->body.len = x->resp_headers.len = 0;
+  return curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
 }
 
 /* Pushes the last response's headers as a map: names lowercase, values trimmed, repeated names joined by ", ". */
@@ -577,6 +629,7 @@ static void curl_init_once(lua_State *L) {
 typedef struct {
   http_opts opts;
   xfer x;
+  conn_memo memo;
   long long requests, connects;
   int closed;
 } session_t;
@@ -600,6 +653,8 @@ static int l_http_session(lua_State *L) {
   session_t *s = essbasic_newuserdata(L, sizeof *s);
   memset(s, 0, sizeof *s);
   xfer_init(&s->x);
+  memo_init(&s->memo);
+  s->x.memo = &s->memo;
   s->closed = 1; /* until the handle exists: a half-built session refuses use but is still freed by __gc */
   luaL_setmetatable(L, SESSION_MT);
   opts_read(L, 1, &s->opts);
@@ -619,8 +674,12 @@ static int l_session_request(lua_State *L) {
   struct curl_slist *headers = build_headers(L, 4, &s->x);
   CURLcode rc = xfer_prepare(&s->x, headers, &s->opts, &r);
   int performed = rc == CURLE_OK;
-  if (performed) rc = curl_easy_perform(s->x.easy);
+  if (performed) {
+    do rc = curl_easy_perform(s->x.easy);
+    while (xfer_again(&s->x, rc));
+  }
   xfer_outcome(&s->x, rc, performed, &out);
+  if (out.status > 0) memo_note(&s->memo, s->x.easy);
   s->requests++;
   s->connects += out.connects;
   if (out.status > 0) {
@@ -658,6 +717,7 @@ static int l_session_info(lua_State *L) {
 
 typedef struct {
   http_opts opts;
+  conn_memo memo;
   CURLM *multi;
   xfer *active, *done, *idle; /* doubly linked lists; every xfer is on exactly one */
   int n_active, n_done, n_idle;
@@ -734,6 +794,7 @@ static int l_http_multi(lua_State *L) {
   lua_settop(L, 1); /* the opts stay at slot 1, below the new userdata */
   multi_t *m = essbasic_newuserdata(L, sizeof *m);
   memset(m, 0, sizeof *m);
+  memo_init(&m->memo);
   m->refs = LUA_NOREF;
   m->closed = 1; /* until the multi handle exists */
   luaL_setmetatable(L, MULTI_MT);
@@ -753,6 +814,7 @@ static xfer *multi_take_idle(lua_State *L, multi_t *m) {
     xfer *x = malloc(sizeof *x);
     if (!x) luaL_error(L, "out of memory");
     xfer_init(x);
+    x->memo = &m->memo;
     x->easy = curl_easy_init();
     if (!x->easy) {
       free(x);
@@ -805,8 +867,12 @@ static void multi_collect(multi_t *m) {
     CURLcode rc = msg->data.result; /* msg dies with curl_multi_remove_handle */
     CURL *e = msg->easy_handle;
     curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-    curl_multi_remove_handle(m->multi, e);
     xfer *x = (xfer *)priv;
+    long status = 0;
+    if (rc == CURLE_OK && curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status > 0)
+      memo_note(&m->memo, e); /* before the removal: the handle still knows its connection */
+    curl_multi_remove_handle(m->multi, e);
+    if (xfer_again(x, rc) && curl_multi_add_handle(m->multi, e) == CURLM_OK) continue;
     x->result = rc;
     list_remove(&m->active, x);
     m->n_active--;

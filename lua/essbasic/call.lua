@@ -206,7 +206,7 @@ function Call:conclude(res, err)
       return M.RETRY
     end
   end
-  if class == "unknown" and not self.readonly then err = outcome_unknown(self.action, err) end
+  if (class == "unknown" or class == "unread") and not self.readonly then err = outcome_unknown(self.action, err) end
   return self:fail(err)
 end
 

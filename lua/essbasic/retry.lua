@@ -42,7 +42,9 @@ local function internal(code)
   return code == "InternalError" or find(code, "^InternalError%.") ~= nil
 end
 
--- Classifies a failure: "refused" (never processed), "unknown" (may have been processed), or "final".
+-- Classifies a failure: "refused" (never processed), "unknown" (may have been processed), "unread" (carried out,
+-- its answer refused unread: never retried) or "final". Whether a request may have left is err.sent, set by the
+-- transport (transport/contract.lua): nothing else here guesses it.
 function M.classify(err)
   if err.kind == "service" then
     if rate_limited(err.code) then return "refused" end
@@ -50,8 +52,8 @@ function M.classify(err)
     return "final"
   end
   if err.kind == "network" then
-    if err.network == "too_large" then return "final" end
-    return err.sent == false and "refused" or "unknown"
+    if err.sent == false then return "refused" end
+    return err.network == "too_large" and "unread" or "unknown"
   end
   if err.kind == "http" and err.http_status and err.http_status >= 500 then return "unknown" end
   if err.kind == "parse" then return "unknown" end
@@ -68,7 +70,7 @@ end
 -- → "retry" or "stop", and the class of the failure.
 function M.decide(policy, err, readonly, attempts)
   local class = M.classify(err)
-  if attempts >= policy.max_attempts or class == "final" then return "stop", class end
+  if attempts >= policy.max_attempts or class == "final" or class == "unread" then return "stop", class end
   if class == "refused" or readonly or policy.unsafe then return "retry", class end
   return "stop", class
 end

@@ -3,8 +3,9 @@
   local faults = require("helpers.fault_server").start()
   faults.endpoint          -- http://127.0.0.1:PORT  (plain HTTP)
   faults.tls_endpoint      -- https://127.0.0.1:PORT2 (self-signed certificate)
+  faults.h2_endpoint       -- https://127.0.0.1:PORT3, where nginx offers HTTP/2 (ALPN) as well
   faults.cert              -- path of that certificate (use as ca_file)
-  faults:stats(scenario)   -- { attempts = n, created = m } as the server saw them
+  faults:stats(scenario)   -- { attempts = n, created = m } as the server saw them (+ h2 = n: attempts over HTTP/2)
   faults:stop()
 
 Every request names its scenario in the JSON body: { Scenario = "<unique id>", Steps = { "limit", "limit", "ok" } }
@@ -24,6 +25,9 @@ repeats). Steps:
   wait100         wait 0.1 s, then as ok
   huge            HTTP 200 with a 3 MB body
   long_message    HTTP 200 with InvalidParameter.Mobile whose message is 80 KB of one word, then a mobile
+  create_huge     create, then as huge
+  answer_twice    create, answer, and 50 ms later (the client has read the answer) send the same answer again and
+                  keep the connection open until the client closes it; stats(scenario).copies counts the copies
 ]==]
 
 local nginx = require("tools.nginx")
@@ -44,6 +48,8 @@ init_by_lua_block {
     ngx.print(type(doc) == "string" and doc or json.encode(doc))
   end
   function faults.raw(bytes, then_stall)
+    -- HTTP/2 has no raw socket per request: the stream is reset instead (nothing of an answer either way)
+    if ngx.var.server_protocol == "HTTP/2.0" then return ngx.exit(444) end
     local sock = assert(ngx.req.socket(true))
     sock:send(bytes)
     if then_stall then ngx.sleep(30) end
@@ -54,6 +60,7 @@ init_by_lua_block {
     local req = json.decode(ngx.req.get_body_data() or "") or {}
     local id = tostring(req.Scenario)
     local n = dict:incr("attempts:" .. id, 1, 0)
+    if ngx.var.server_protocol == "HTTP/2.0" then dict:incr("h2:" .. id, 1, 0) end
     local steps = req.Steps or { "ok" }
     local step = steps[n] or steps[#steps]
     local rid = id .. "-" .. n
@@ -86,12 +93,27 @@ init_by_lua_block {
     end
     if step == "notjson" then return faults.reply(200, "this is not json") end
     if step == "huge" then return faults.reply(200, string.rep("x", 3 * 1024 * 1024)) end
+    if step == "create_huge" then create(); return faults.reply(200, string.rep("x", 3 * 1024 * 1024)) end
     if step == "reset" then return faults.raw("") end
     if step == "create_reset" then create(); return faults.raw("") end
     local body = json.encode(create())
     if step == "half" then
       return faults.raw("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
         .. "\r\n\r\n" .. body:sub(1, math.floor(#body / 2)))
+    end
+    if step == "answer_twice" then
+      local answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n"
+        .. body
+      local sock = assert(ngx.req.socket(true))
+      sock:send(answer)
+      ngx.sleep(0.05)
+      sock:send(answer)
+      dict:incr("copies:" .. id, 1, 0)
+      -- the connection stays open until the client closes it (2 s at most): a client that sends its next request
+      -- on it finds the copy waiting as its answer
+      sock:settimeout(2000)
+      sock:receive("*a")
+      return ngx.exit(444)
     end
     if step == "never_ends" then
       return faults.raw("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
@@ -103,6 +125,7 @@ init_by_lua_block {
 server {
   listen 127.0.0.1:%PORT%;
   listen 127.0.0.1:%PORT2% ssl;
+  listen 127.0.0.1:%PORT3% ssl http2;
   ssl_certificate %PREFIX%/cert.pem;
   ssl_certificate_key %PREFIX%/key.pem;
   location = /stats {
@@ -110,7 +133,7 @@ server {
       local id = ngx.var.arg_scenario
       local d = ngx.shared.faults
       ngx.say(require("essbasic.json").encode({ attempts = d:get("attempts:" .. id) or 0,
-        created = d:get("created:" .. id) or 0 }))
+        created = d:get("created:" .. id) or 0, copies = d:get("copies:" .. id), h2 = d:get("h2:" .. id) }))
     }
   }
   location / { content_by_lua_block { faults.handle() } }
@@ -123,7 +146,7 @@ Faults.__index = Faults
 function M.start()
   local srv = nginx.start{
     http = HANDLER,
-    ports = 2,
+    ports = 3,
     setup = function(prefix)
       local cmd = ("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
         .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1")
@@ -135,6 +158,7 @@ function M.start()
     srv = srv,
     endpoint = "http://127.0.0.1:" .. srv.port,
     tls_endpoint = "https://127.0.0.1:" .. srv.ports[2],
+    h2_endpoint = "https://127.0.0.1:" .. srv.ports[3],
     cert = srv.prefix .. "/cert.pem",
     session = core.http_session({ timeout = 5 }),
   }, Faults)

@@ -1,6 +1,7 @@
 -- The libcurl transport for plain Lua: one kept-alive connection per client (the C session owns the easy handle),
--- and a multi for call_many. It keeps the transport contract (transport/contract.lua): the C side hands libcurl
--- the body of a request that is not repeatable in a way libcurl cannot resend on its own (src/http.c, on_seek).
+-- and a multi for call_many. It keeps the transport contract (transport/contract.lua): the C side gives libcurl a
+-- pre-request callback that refuses to send a request that is not repeatable a second time, and that alone says
+-- whether a request may have left (src/http.c, on_prereq).
 
 local core = require("essbasic.core")
 local contract = require("essbasic.transport.contract")
@@ -10,6 +11,11 @@ local setmetatable = setmetatable
 local M = {}
 
 local network_error = contract.network_error
+
+-- The error object of a failed transfer, as the C side reports it: the one place this transport builds one.
+local function failure(kind, message, sent)
+  return network_error(kind, message, sent)
+end
 
 local Transport = { __name = "essbasic.transport.curl" }
 Transport.__index = Transport
@@ -32,7 +38,7 @@ end
 -- req.response_headers = false: res.headers is nil (the C session skips building the map).
 function Transport:request(req)
   local status, headers, body, sent = self.session:request(req.method, req.url, req.headers, req.body, req)
-  if not status then return nil, network_error(headers, body, sent) end
+  if not status then return nil, failure(headers, body, sent) end
   return { status = status, headers = headers, body = body }
 end
 
@@ -67,7 +73,7 @@ function Batch:poll(seconds)
     if f.status then
       out[i] = { id = f.id, res = { status = f.status, headers = f.headers, body = f.body } }
     else
-      out[i] = { id = f.id, err = network_error(f.err_kind, f.err_message, f.sent) }
+      out[i] = { id = f.id, err = failure(f.err_kind, f.err_message, f.sent) }
     end
   end
   return out
