@@ -42,5 +42,6 @@ ESSBASIC_EXPORT int luaopen_essbasic_core(lua_State *L) {
   essbasic_open_http(L);
   essbasic_open_clock(L);
   essbasic_open_check(L);
+  essbasic_open_process(L);
   return 1;
 }

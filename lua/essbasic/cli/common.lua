@@ -25,7 +25,8 @@ M.EXIT = {
   incomplete = 8,     -- batch: some rows failed (none unknown)
   journal = 9,        -- batch: the journal belongs to another input or action, or another run is using it
   callback = 10,      -- callback decrypt: signature, decryption or message refused
-  interrupted = 130,  -- Ctrl-C
+  interrupted = 130,  -- Ctrl-C (SIGINT)
+  terminated = 143,   -- batch: SIGTERM (systemd, Kubernetes, timeout)
 }
 local EXIT = M.EXIT
 
