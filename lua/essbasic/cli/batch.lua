@@ -130,16 +130,11 @@ local function encode_error(err)
   return t, json.encode(t) or json.encode{ code = errors.UNEXPECTED }
 end
 
--- The input's fingerprint by the journal's hash scheme: "2" reads the file in chunks; "1" (journals made by
--- essbasic 0.2) is the sha256 of the whole text and reads it at once (only such journals need it).
+-- The input's fingerprint: sha256 of the settings and the file's bytes, the file read a block at a time (the
+-- same value essbasic 0.2 computed from the whole text, so its journals resume).
 local function fingerprint(path, fmt, separator, template_text)
-  return function(scheme)
-    if scheme == "1" then
-      local text, why = common.read_file(path)
-      if not text then return nil, why end
-      return core.sha256_hex(concat({ "essbasic-batch-1", fmt, separator, template_text or "", text }, "\0"))
-    end
-    return rows_mod.hash_file(path, { "essbasic-batch-2", fmt, separator, template_text or "" })
+  return function()
+    return core.sha256_file_hex(concat({ "essbasic-batch-1", fmt, separator, template_text or "", "" }, "\0"), path)
   end
 end
 
@@ -232,50 +227,61 @@ function M.run(opts, words, ctx)
 
   -- Answers the journal could not store (a full disk): line → state. They stay `sending` in the journal (the next
   -- run makes them unknown); the summary counts them as what they are.
-  local unstored, unstored_n, storage_error = {}, 0, nil
+  local unstored, storage_error = {}, nil
   local config_failure
 
-  -- One row's outcome, journaled: resp (done) or err (failed or unknown). `before` is its state before this run.
-  -- → its state, its error code.
-  local function record(line, before, resp, err)
-    local state, code, stored, store_err
-    if resp then
-      state = "done"
-      stored, store_err = pcall(j.done, j, line, resp)
-    else
-      local t, text_err = encode_error(err)
-      code = t.code
-      -- The client says when a creating call may have been carried out (OUTCOME_UNKNOWN, from err.sent).
-      state = (type(err) == "table" and err.code == errors.OUTCOME_UNKNOWN) and "unknown" or "failed"
-      local sent = nil
-      if state == "failed" then sent = not M.not_sent(err) end
-      stored, store_err = pcall(j.failed, j, line, state, code, text_err, sent)
-    end
-    if not stored then
-      -- The journal cannot take it (disk full?): the outcome is told on stderr, masked, and the run stops after
-      -- this wave.
-      unstored[line] = state
-      unstored_n = unstored_n + 1
-      storage_error = storage_error or store_err
-      local shown = resp and personal.scrub(json.encode(resp) or "", resp) or nil
-      progress:notice(format("the journal could not store the answer of line %d (%s)", line, state)
-        .. (shown and (": " .. shown) or ""), { line = line, state = state, stored = false }, true)
-    end
-    progress:row(line, state, before, code)
-    return state, code
+  -- One row's outcome: resp (done) or err (failed or unknown), as the journal stores it. → { line, state, code,
+  -- resp, err_json, sent }
+  local function outcome(line, resp, err)
+    if resp then return { line = line, state = "done", resp = resp } end
+    local t, err_json = encode_error(err)
+    -- The client says when a creating call may have been carried out (OUTCOME_UNKNOWN, from err.sent).
+    local state = (type(err) == "table" and err.code == errors.OUTCOME_UNKNOWN) and "unknown" or "failed"
+    local sent = nil
+    if state == "failed" then sent = not M.not_sent(err) end
+    return { line = line, state = state, code = t.code, err_json = err_json, sent = sent }
   end
 
+  -- Outcomes written to the journal in one transaction (one commit, on disk before this returns). When the
+  -- journal cannot take them (disk full?), nothing of them is stored: each is told on stderr (masked) and counted
+  -- as what it is; the rows stay `sending` (the next run makes them unknown) and the run stops. → true or false.
+  local function store(list)
+    if #list == 0 then return true end
+    local ok, err = pcall(function()
+      j:exec("BEGIN IMMEDIATE")
+      for _, o in ipairs(list) do
+        if o.state == "done" then j:done(o.line, o.resp) else j:failed(o.line, o.state, o.code, o.err_json, o.sent) end
+      end
+      j:exec("COMMIT")
+    end)
+    if ok then return true end
+    pcall(j.exec, j, "ROLLBACK")
+    storage_error = storage_error or err
+    for _, o in ipairs(list) do
+      unstored[o.line] = o.state
+      local shown = o.resp and personal.scrub(json.encode(o.resp) or "", o.resp) or o.code
+      progress:notice(format("the journal could not store the outcome of line %d (%s): %s", o.line, o.state,
+        tostring(shown)), { line = o.line, state = o.state, stored = false }, true)
+    end
+    return false
+  end
+
+  -- A wave: its rows marked `sending` (committed), sent with call_many, their outcomes shown as they come and
+  -- stored together when the wave ends (a kill before that leaves them `sending`: unknown, never sent twice).
   local function send_wave(wave)
     local lines = {}
     for i, r in ipairs(wave) do lines[i] = r.line end
     j:mark_sending(lines)
-    local list = {}
+    local list, outcomes = {}, {}
     for i, r in ipairs(wave) do list[i] = { action.name, r.params } end
     local config_errors = 0
     client:call_many(list, { concurrency = concurrency, on_done = function(i, resp, err)
-      local _, code = record(wave[i].line, wave[i].state, resp, err)
-      if code == errors.CREDENTIAL or code == errors.HEADER_VALUE then config_errors = config_errors + 1 end
+      local o = outcome(wave[i].line, resp, err)
+      outcomes[#outcomes + 1] = o
+      progress:row(o.line, o.state, wave[i].state, o.code)
+      if o.code == errors.CREDENTIAL or o.code == errors.HEADER_VALUE then config_errors = config_errors + 1 end
     end })
+    store(outcomes)
     -- Calls refused for want of credentials: every later call of this client would be too.
     if config_errors > 0 then config_failure = true end
   end
@@ -312,8 +318,10 @@ function M.run(opts, words, ctx)
       if params then
         wave[#wave + 1] = { line = want.line, params = params, state = want.state }
       else
-        record(want.line, want.state, nil, errors.new{ code = M.ROW_UNUSABLE, kind = "validation", sent = false,
+        local o = outcome(want.line, nil, errors.new{ code = M.ROW_UNUSABLE, kind = "validation", sent = false,
           message = "the input's line " .. want.line .. " is no request now: " .. tostring(bad) })
+        progress:row(o.line, o.state, want.state, o.code)
+        store({ o })
       end
     end
     return wave
@@ -336,10 +344,16 @@ function M.run(opts, words, ctx)
   if not ran or storage_error then
     local e = run_err or storage_error
     local message = tostring(type(e) == "table" and (e.sqlite or e.message) or e)
-    local ok_abandon, n = pcall(j.abandon, j, "the run failed while this row was being sent: " .. message)
-    n = ok_abandon and n or 0
+    -- A journal that cannot store (disk full) is left as it is: its `sending` rows become unknown on the next run.
+    local n = 0
+    if not storage_error then
+      local ok_abandon, abandoned = pcall(j.abandon, j, "the run failed while this row was being sent: " .. message)
+      n = ok_abandon and abandoned or 0
+    end
     progress:notice("stopped: " .. personal.scrub(message)
-      .. (n > 0 and format(" (%d rows being sent are now unknown)", n) or ""), { abandoned = n }, true)
+      .. (n > 0 and format(" (%d rows being sent are now unknown)", n) or "")
+      .. (storage_error and "; free space for the journal and run the same command again (the rows it could not "
+        .. "store become unknown: check them before --retry-unknown)" or ""), { abandoned = n }, true)
     exit_override = EXIT.failure
   end
   if stopped_by then

@@ -6,8 +6,7 @@
 -- JSON from essbasic.json (which escapes control characters), state names, codes and numbers.
 --
 -- Tables:
---   meta (key, value)   format, action, input_hash (of the input and the template, by hash_scheme), hash_scheme,
---                       input_name, rows, created
+--   meta (key, value)   format, action, input_hash (sha256 of the input and the template), input_name, rows, created
 --   rows                one per input row: line (its line in the input file), state, sent, tries, run, updated,
 --                       request_id, ids (the Response's *Id and *Ids members, JSON), response (JSON),
 --                       error_code, error (the error object, JSON)
@@ -41,7 +40,6 @@ M.MISMATCH = "Journal.InputChanged"
 M.SQLITE = "Journal.SqliteError"
 M.BAD_INPUT = "Journal.InputUnusable"
 
-M.HASH_SCHEME = "2" -- rows.hash_file's chain; "1" (essbasic 0.2): sha256 of the whole input at once
 M.JOURNAL_MODE = "TRUNCATE"
 
 local Journal = {}
@@ -141,8 +139,7 @@ end
 
 -- Opens (or creates) the journal at path and starts a run; the lock comes first, so a journal in use is refused
 -- before anything is read. want = { action, input_name, options = JSON text,
---   input_hash = function(scheme) → hex or nil, why: the input's fingerprint by the journal's scheme (HASH_SCHEME
---     for a new journal; "1" for one made by essbasic 0.2),
+--   input_hash = function() → hex or nil, why: the input's fingerprint (called once the lock is held),
 --   rows = function(add) → nil or problems: for a new journal only, calls add(line) for every row of the input
 --     (problems: the input cannot be used; the new file is removed) }.
 -- Recovers the rows an earlier run left in `sending`.
@@ -234,9 +231,9 @@ function Journal:prepare(want)
       return e
     end
     flush()
-    local hash, herr = want.input_hash(M.HASH_SCHEME)
+    local hash, herr = want.input_hash()
     if not hash then return jerr(M.BAD_INPUT, "cannot read the input: " .. tostring(herr)) end
-    local meta = { format = M.FORMAT, action = want.action, input_hash = hash, hash_scheme = M.HASH_SCHEME,
+    local meta = { format = M.FORMAT, action = want.action, input_hash = hash,
       input_name = want.input_name or "", rows = int(n), created = int(now()) }
     for k, v in pairs(meta) do
       self:exec(format("INSERT INTO meta (key, value) VALUES (%s, %s)", self:q(k), self:q(v)))
@@ -253,7 +250,7 @@ function Journal:prepare(want)
     return jerr(M.MISMATCH, "the journal " .. self.path .. " is for " .. tostring(meta.action) .. ", not "
       .. tostring(want.action) .. ": use another journal")
   end
-  local hash, herr = want.input_hash(meta.hash_scheme or "1")
+  local hash, herr = want.input_hash()
   if not hash then return jerr(M.BAD_INPUT, "cannot read the input: " .. tostring(herr)) end
   if meta.input_hash ~= hash then
     return jerr(M.MISMATCH, "the journal " .. self.path .. " was made for another input (" .. tostring(meta.input_name)

@@ -15,7 +15,6 @@
 -- Files are read as a stream (M.open, a row at a time): memory does not grow with the input.
 -- Messages about a row never quote its values unmasked (they hold names and mobiles).
 
-local core = require("essbasic.core")
 local json = require("essbasic.json")
 local personal = require("essbasic.personal")
 
@@ -219,23 +218,6 @@ end
 ---------------------------------------------------------------------------------------------------------------
 -- Reading an input file as a stream: one row at a time, in bounded memory
 ---------------------------------------------------------------------------------------------------------------
-
-M.HASH_CHUNK = 1024 * 1024
-
--- The input's fingerprint for the journal, read in chunks of HASH_CHUNK bytes (constant memory): a chain
--- h = sha256(h .. chunk) started from sha256 of the settings (format, separator, template). → hex, or nil and why.
-function M.hash_file(path, settings)
-  local f, why = io.open(path, "rb")
-  if not f then return nil, why end
-  local h = core.sha256(concat(settings, "\0"))
-  while true do
-    local chunk = f:read(M.HASH_CHUNK)
-    if not chunk then break end
-    h = core.sha256(h .. chunk)
-  end
-  f:close()
-  return core.hex(h)
-end
 
 -- The physical lines of a file without their line ends: → an iterator giving (line number, text), the first
 -- line without a UTF-8 byte order mark.
