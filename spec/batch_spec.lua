@@ -303,6 +303,133 @@ describe("essbasic batch", function()
       assert.truthy(tty:find("6 done, 0 failed, 0 unknown", 1, true))
     end)
 
+  -- A batch started in the background: its pid (the interpreter itself: env execs it), and a function that waits
+  -- for its end and returns its exit status, stdout and stderr.
+  local function start(argv, name)
+    local out, err, st = TMP .. "/" .. name .. ".out", TMP .. "/" .. name .. ".err", TMP .. "/" .. name .. ".status"
+    os.remove(st)
+    -- The shell waits for the command and writes its status; $! of the inner command is the interpreter's pid.
+    local p = assert(io.popen("(" .. command(argv, env) .. " </dev/null >" .. q(out) .. " 2>" .. q(err)
+      .. " & echo $!; wait $!; echo $? >" .. q(st) .. ") &"))
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    local function finish()
+      local status = sandbox.wait_for(function()
+        local f = io.open(st, "rb")
+        local text = f and f:read("*a")
+        if f then f:close() end
+        return text and tonumber(text:match("%d+"))
+      end, 60)
+      assert(status, name .. " did not end")
+      return status, files.read(out), files.read(err)
+    end
+    return pid, finish
+  end
+
+  local function arrived() return sb:stats().requests[ACTION] or 0 end
+
+  it("stops on SIGTERM and SIGINT at random moments: answers in flight journaled, summary, exit 143 / 130, "
+    .. "the journal agrees with the sandbox, a rerun finishes without sending any row twice", function()
+      local seed = os.time()
+      math.randomseed(seed)
+      local RUNS = tonumber(os.getenv("ESSBASIC_SIGNAL_RUNS") or "") or 3
+      for _, sig in ipairs({ "TERM", "INT" }) do
+        local N, prefix = 120, "sig" .. sig
+        local input, journal = TMP .. "/" .. prefix .. ".jsonl", TMP .. "/" .. prefix .. ".db"
+        jsonl(input, N, prefix)
+        local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "4",
+          "--rate", "0", "--progress", "plain" }
+        local stopped = 0
+        for run_no = 1, RUNS do
+          local target = arrived() + math.random(1, 12)
+          local pid, finish = start(argv, prefix .. run_no)
+          sandbox.wait_for(function() return arrived() >= target end, 20)
+          os.execute("kill -" .. sig .. " " .. pid .. " 2>/dev/null")
+          local status, out, err = finish()
+          local c = count_states(journal_rows(journal))
+          local _, groups = sandbox_groups(prefix)
+          local where = ("seed %d, SIG%s run %d: %s"):format(seed, sig, run_no, err)
+          if status ~= 0 then
+            stopped = stopped + 1
+            assert.equal(sig == "TERM" and 143 or 130, status, where)
+            assert.truthy(err:find("stopped by SIG" .. sig, 1, true), where)
+            local d, f, u = summary(out)
+            assert.same({ c.done, c.failed, c.unknown }, { d, f, u }, where)
+            assert.truthy(out:find(c.pending .. " not sent", 1, true), where)
+          end
+          -- Every answer in flight was journaled: nothing left sending or unknown, one group per done row.
+          assert.equal(0, c.sending, where)
+          assert.equal(0, c.unknown, where)
+          assert.equal(c.done, groups, where)
+          if status == 0 then break end
+        end
+        assert.is_true(stopped >= 1, "seed " .. seed .. ": no run was stopped by SIG" .. sig)
+        local final = run(argv, env)
+        assert.equal(0, final.status, final.err)
+        assert.equal(N .. " done, 0 failed, 0 unknown\n", final.out)
+        local names, groups = sandbox_groups(prefix)
+        assert.equal(N, groups)
+        for name, n in pairs(names) do assert.equal(1, n, name .. " created twice, seed " .. seed) end
+      end
+    end)
+
+  it("a second signal ends the run at once; the rows in flight become unknown on the next run", function()
+    local N, prefix = 60, "twice"
+    local input, journal = TMP .. "/twice.jsonl", TMP .. "/twice.db"
+    jsonl(input, N, prefix)
+    -- The first wave's three answers take 2 s each, so the second signal lands while it waits.
+    local http = require("essbasic.core").http_session({ timeout = 10 })
+    local status_set = http:request("POST", sb.endpoint .. "/sandbox/faults/" .. ACTION,
+      { ["Content-Type"] = "application/json" }, json.encode{ latency = 2, times = 3 })
+    assert.equal(200, status_set)
+    local before = arrived()
+    local pid, finish = start({ "batch", "--action", ACTION, "--input", input, "--journal", journal,
+      "--concurrency", "3", "--rate", "0", "--quiet" }, "twice")
+    assert(sandbox.wait_for(function() return arrived() >= before + 3 end, 20))
+    os.execute("kill -TERM " .. pid .. "; sleep 0.2; kill -TERM " .. pid)
+    local status, out = finish()
+    assert.equal(143, status)
+    assert.equal("", out) -- no summary: ended at once
+    local c = count_states(journal_rows(journal))
+    assert.equal(3, c.sending)
+    -- The sandbox still carries out the three requests it holds (the client is gone, not the requests).
+    assert(sandbox.wait_for(function() return select(2, sandbox_groups(prefix)) >= 3 end, 10))
+    local again = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--rate", "0",
+      "--quiet" }, env)
+    assert.equal(6, again.status, again.err)
+    assert.equal((N - 3) .. " done, 0 failed, 3 unknown\n", again.out)
+    local names, groups = sandbox_groups(prefix)
+    assert.equal(N, groups)
+    for name, n in pairs(names) do assert.equal(1, n, name .. " created twice") end
+  end)
+
+  it("a copy of the journal file alone, taken after kill -9, resumes without sending a row twice", function()
+    local N, prefix = 150, "copy"
+    local input, journal, copy = TMP .. "/copy.jsonl", TMP .. "/copy.db", TMP .. "/copy-only.db"
+    jsonl(input, N, prefix)
+    local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "4",
+      "--rate", "0", "--quiet" }
+    local target = arrived() + math.random(20, 60)
+    local pid, finish = start(argv, "copy")
+    sandbox.wait_for(function() return arrived() >= target end, 20)
+    os.execute("kill -9 " .. pid)
+    finish()
+    os.execute("cp " .. q(journal) .. " " .. q(copy)) -- the file alone, as an operator copies it
+    local c0 = count_states(journal_rows(copy))
+    local _, groups_before = sandbox_groups(prefix)
+    -- The copy holds every commit (a rollback journal): the groups made are its done rows and at most the rows it
+    -- has sending (those become unknown, never sent again).
+    assert.is_true(groups_before >= c0.done and groups_before <= c0.done + c0.sending)
+    argv[7] = copy
+    local r = run(argv, env)
+    local d, f, u = summary(r.out)
+    assert.equal(N, d + f + u)
+    assert.equal(c0.sending, u, r.out)
+    local names, groups = sandbox_groups(prefix)
+    for name, n in pairs(names) do assert.equal(1, n, name .. " created twice") end
+    assert.is_true(groups >= d and groups <= d + u)
+  end)
+
   it("survives SIGKILL at random moments: rerun to the end, every row accounted for, no group made twice",
     function()
       local seed = os.time()
@@ -324,7 +451,6 @@ describe("essbasic batch", function()
       -- A random moment of each run: after a random number of its requests (1 to 40) reached the sandbox, so
       -- the kill lands while requests are in flight and answers are being recorded, the moment a journal that
       -- committed too late would lose track of a created group.
-      local function arrived() return sb:stats().requests[ACTION] or 0 end
       local kills, sending_at_kill, t0 = 0, 0, os.time()
       for _ = 1, 10 do
         if kills >= 4 then break end

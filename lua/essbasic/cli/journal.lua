@@ -19,7 +19,7 @@
 --
 -- The connection holds the database with locking_mode = EXCLUSIVE from open to close: a second run on the same
 -- journal is refused (M.IN_USE) instead of interleaving, and the lock goes with the process however it ends.
--- journal_mode = TRUNCATE (a rollback journal: at rest the database file alone holds everything) and
+-- journal_mode = DELETE (a rollback journal: at rest the database file alone holds everything) and
 -- synchronous = FULL: every commit is on disk, in run.db itself, before the call it describes goes out.
 
 local json = require("essbasic.json")
@@ -40,7 +40,7 @@ M.MISMATCH = "Journal.InputChanged"
 M.SQLITE = "Journal.SqliteError"
 M.BAD_INPUT = "Journal.InputUnusable"
 
-M.JOURNAL_MODE = "TRUNCATE"
+M.JOURNAL_MODE = "DELETE"
 
 local Journal = {}
 Journal.__index = Journal
