@@ -430,6 +430,99 @@ describe("essbasic batch", function()
     assert.is_true(groups >= d and groups <= d + u)
   end)
 
+  it("tells the truth when the journal's disk fills: answered rows counted as what they are, exit 1", function()
+    local N, prefix = 150, "full"
+    local input, journal = TMP .. "/full.jsonl", TMP .. "/full.db"
+    jsonl(input, N, prefix)
+    local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "5",
+      "--rate", "0" }
+    -- A file-size limit of 40 KiB: the journal is made, then a commit fails after a few waves (SIGXFSZ ignored,
+    -- so the write fails with EFBIG as on a full disk).
+    local err_path = TMP .. "/full.err"
+    local status = exit_status(os.execute("bash -c " .. q("trap '' XFSZ; ulimit -f 40; exec " .. command(argv, env))
+      .. " </dev/null >" .. q(TMP .. "/full.out") .. " 2>" .. q(err_path)))
+    local out, err = files.read(TMP .. "/full.out"), files.read(err_path)
+    assert.equal(1, status, err)
+    local d, f, u = summary(out)
+    local not_sent = tonumber(out:match("(%d+) not sent"))
+    local _, groups = sandbox_groups(prefix)
+    assert.equal(groups, d, out .. err) -- every row the sandbox carried out is counted done, none "not sent"
+    assert.same({ 0, 0 }, { f, u })
+    assert.equal(N - d, not_sent)
+    local c = count_states(journal_rows(journal))
+    assert.is_true(c.sending > 0 and c.sending <= 5, err)
+    assert.equal(d, c.done + c.sending)
+    assert.truthy(err:find("could not store the outcome of line", 1, true))
+    assert.truthy(err:find("free space for the journal", 1, true))
+    -- With room again: the rows the journal could not store are unknown (never sent twice), the rest done.
+    local again = run(argv, env)
+    assert.equal(6, again.status, again.err)
+    assert.equal((N - c.sending) .. " done, 0 failed, " .. c.sending .. " unknown\n", again.out)
+    local names = sandbox_groups(prefix)
+    for name, n in pairs(names) do assert.equal(1, n, name .. " created twice") end
+  end)
+
+  it("exits 1 for an unreadable input and an unwritable --output; journal and --output are private (0600)",
+    function()
+      local input, journal, output = TMP .. "/modes.jsonl", TMP .. "/modes.db", TMP .. "/modes.out"
+      jsonl(input, 3, "modes")
+      local missing = run({ "batch", "--action", ACTION, "--input", TMP .. "/no-such.jsonl", "--journal",
+        TMP .. "/never.db" }, env)
+      assert.equal(1, missing.status, missing.err)
+      assert.truthy(missing.err:find("cannot read the input", 1, true), missing.err)
+      assert.is_nil(io.open(TMP .. "/never.db", "rb"))
+
+      local r = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--output", output,
+        "--quiet" }, env)
+      assert.equal(0, r.status, r.err)
+      local function mode(path)
+        local p = assert(io.popen("stat -c %a " .. q(path)))
+        local m = p:read("*l")
+        p:close()
+        return m
+      end
+      assert.equal("600", mode(journal))
+      assert.equal("600", mode(output))
+      assert.is_nil(io.open(journal .. "-journal", "rb")) -- one file at rest
+      assert.is_nil(io.open(journal .. "-wal", "rb"))
+
+      local unwritable = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--output",
+        TMP .. "/no-such-dir/out.jsonl", "--quiet" }, env)
+      assert.equal(1, unwritable.status, unwritable.err)
+      assert.equal("3 done, 0 failed, 0 unknown\n", unwritable.out)
+      assert.truthy(unwritable.err:find("cannot write --output", 1, true), unwritable.err)
+    end)
+
+  it("refuses a JSON Lines row missing a template member, and never quotes a row's personal data", function()
+    local template = TMP .. "/jl-template.json"
+    local req = sb:group_request(file_ids, { name = "{{name}}入职" })
+    req.FlowFileInfos[1].FlowApprovers[1].Name = "{{name}}"
+    req.FlowFileInfos[1].FlowApprovers[1].Mobile = "{{mobile}}"
+    files.write(template, json.encode(req))
+    local input = TMP .. "/typo.jsonl"
+    files.write(input, json.encode{ name = "王小明", mobile = "13800138000" } .. "\n"
+      .. json.encode{ name = "赵小红", mobil = "13900139000" } .. "\n")
+    local r = run({ "batch", "--action", ACTION, "--input", input, "--template", "@" .. template, "--journal",
+      TMP .. "/typo.db" }, env)
+    assert.equal(2, r.status, r.err)
+    assert.truthy(r.err:find("typo.jsonl:2: has no member mobile", 1, true), r.err)
+    assert.is_nil(io.open(TMP .. "/typo.db", "rb")) -- no journal for an input that cannot be used
+
+    -- A CSV :json cell that does not parse: the message names the column, the value masked.
+    req.FlowFileInfos[1].FlowApprovers[1].SignComponents = "{{components:json}}"
+    files.write(template, json.encode(req))
+    local csv = TMP .. "/badjson.csv"
+    files.write(csv, 'name,mobile,components\n王小明,13800138000,"{""Name"":""王小明"",""Mobile"":""13800138000"",'
+      .. '""IdCardNumber"":""110101199003077777"" x}"\n')
+    local bad = run({ "batch", "--action", ACTION, "--input", csv, "--template", "@" .. template, "--journal",
+      TMP .. "/badjson.db" }, env)
+    assert.equal(2, bad.status, bad.err)
+    assert.truthy(bad.err:find("components is not JSON", 1, true), bad.err)
+    assert.is_nil(bad.err:find("13800138000", 1, true), bad.err)
+    assert.is_nil(bad.err:find("110101199003077777", 1, true), bad.err)
+    assert.is_nil(bad.err:find("王小明", 1, true), bad.err)
+  end)
+
   it("survives SIGKILL at random moments: rerun to the end, every row accounted for, no group made twice",
     function()
       local seed = os.time()
