@@ -523,6 +523,59 @@ describe("essbasic batch", function()
     assert.is_nil(bad.err:find("王小明", 1, true), bad.err)
   end)
 
+  it("keeps every one-second window at the server, aligned or sliding, within the default rate (20/s)", function()
+    -- A fixed-answer nginx that logs when each request arrived ($msec): the server's own count.
+    local nginx = require("tools.nginx")
+    local log = TMP .. "/arrivals.log"
+    local envelope = '{"Response":{"FlowGroupId":"g","FlowIds":["a","b"],"RequestId":"r"}}'
+    local srv = nginx.start{ http = "log_format arrivals '$msec';\n"
+      .. "server { listen 127.0.0.1:%PORT%; access_log " .. log .. " arrivals; "
+      .. "location / { default_type application/json; return 200 '" .. envelope .. "'; } }" }
+    finally(function() srv:stop() end)
+    local N = 50
+    local input = TMP .. "/limit.jsonl"
+    jsonl(input, N, "limit")
+    local r = run({ "batch", "--action", ACTION, "--input", input, "--journal", TMP .. "/limit.db", "--concurrency",
+      "10", "--quiet" }, { TENCENTCLOUD_SECRET_ID = "AKIDlimit", TENCENTCLOUD_SECRET_KEY = "limit-key",
+      ESSBASIC_ENDPOINT = "http://127.0.0.1:" .. srv.port })
+    assert.equal(0, r.status, r.err)
+    local at = {}
+    for line in files.read(log):gmatch("[^\n]+") do at[#at + 1] = tonumber(line) end
+    assert.equal(N, #at)
+    table.sort(at)
+    local aligned, most = {}, 0
+    for i, t in ipairs(at) do
+      local w = math.floor(t)
+      aligned[w] = (aligned[w] or 0) + 1
+      assert.is_true(aligned[w] <= 20, aligned[w] .. " requests in second " .. w)
+      local j = i
+      while j > 1 and at[j - 1] > t - 1 do j = j - 1 end
+      if i - j + 1 > most then most = i - j + 1 end
+    end
+    assert.is_true(most <= 20, most .. " requests in one sliding second")
+    assert.is_true(most >= 17, "the limiter is far below the rate: " .. most)
+  end)
+
+  it("draws no RequestLimitExceeded from a sandbox that allows 20 per second, at the default rate", function()
+    local limited = sandbox.start{ rate_limit = 20 }
+    finally(function() limited:stop() end)
+    local ids = { limited:upload(), limited:upload() }
+    local N = tonumber(os.getenv("ESSBASIC_LIMIT_ROWS") or "") or 60 -- the issue's figure: 400
+    local lines = {}
+    for i = 1, N do lines[i] = json.encode(limited:group_request(ids, { name = "limited-" .. i })) end
+    local input = TMP .. "/limited.jsonl"
+    files.write(input, table.concat(lines, "\n") .. "\n")
+    local before = limited:stats()
+    local r = run({ "batch", "--action", ACTION, "--input", input, "--journal", TMP .. "/limited.db", "--quiet" },
+      { TENCENTCLOUD_SECRET_ID = limited.secret_id, TENCENTCLOUD_SECRET_KEY = limited.secret_key,
+        ESSBASIC_ENDPOINT = limited.endpoint, ESSBASIC_FILE_ENDPOINT = limited.endpoint })
+    assert.equal(0, r.status, r.err)
+    assert.equal(N .. " done, 0 failed, 0 unknown\n", r.out)
+    local after = limited:stats()
+    assert.equal((before.refused or {}).RequestLimitExceeded or 0, (after.refused or {}).RequestLimitExceeded or 0)
+    assert.equal(N, after.requests[ACTION] - (before.requests[ACTION] or 0))
+  end)
+
   it("survives SIGKILL at random moments: rerun to the end, every row accounted for, no group made twice",
     function()
       local seed = os.time()
