@@ -37,11 +37,26 @@ M.DEFAULT_CONCURRENCY = 10
 M.MAX_CONCURRENCY = 200
 
 M.OPTIONS = {
-  action = { value = true }, input = { value = true }, journal = { value = true }, concurrency = { value = true },
-  output = { value = true }, template = { value = true }, format = { value = true }, separator = { value = true },
-  ["retry-failed"] = {}, ["retry-unknown"] = {}, quiet = { short = "q" }, json = {}, progress = { value = true },
-  ["progress-interval"] = { value = true }, ["no-validate"] = {},
+  action = { value = true, arg = "ACTION", help = "the action of every row" },
+  input = { value = true, arg = "FILE", help = "the rows: JSON Lines, or CSV with --template" },
+  journal = { value = true, arg = "FILE", help = "the SQLite journal (made on the first run; give it again to go on)" },
+  concurrency = { value = true, arg = "N", help = "rows in flight at once (default 10, at most 200)" },
+  output = { value = true, arg = "FILE", help = "every row's answer or error, JSON Lines in line order" },
+  template = { value = true, arg = "T", help = "a request with {{column}} placeholders: '{json}' or @file" },
+  format = { value = true, arg = "jsonl|csv", help = "the input's format (default: from its name)" },
+  separator = { value = true, arg = "C", help = "the CSV separator (default ,)" },
+  ["retry-failed"] = { help = "also send failed rows that reached the API" },
+  ["retry-unknown"] = { help = "also send rows whose outcome is unknown (check them first)" },
+  quiet = { short = "q", help = "no progress" },
+  json = { help = "progress as JSON events" },
+  progress = { value = true, arg = "MODE", help = "bar, plain, json or none (default: bar on a terminal)" },
+  ["progress-interval"] = { value = true, arg = "S", help = "seconds between plain or JSON progress lines (5)" },
+  ["no-validate"] = { help = "send rows as they are, without the API's rules" },
 }
+
+M.SYNOPSIS = "essbasic batch --action ACTION --input rows.jsonl --journal run.db [options]\n\n"
+  .. "One request per row, safe to stop (Ctrl-C, SIGTERM) or kill and run again with the same journal.\n"
+  .. "Exit: 0 every row done, 6 some unknown, 8 some failed, 9 journal refused, 130 SIGINT, 143 SIGTERM."
 
 -- Whether a failed call certainly did not reach the API (or the API refused it unread): such a row may be sent
 -- again by the next run without --retry-failed.

@@ -32,7 +32,13 @@ end
 -- call
 ---------------------------------------------------------------------------------------------------------------
 
-M.CALL_OPTIONS = { input = { value = true }, ["dry-run"] = {}, compact = {}, ["no-validate"] = {} }
+M.CALL_OPTIONS = {
+  input = { value = true, arg = "IN", help = "the request: '{json}', @file.json or - (standard input)" },
+  ["dry-run"] = { help = "print the signed request, do not send it" },
+  compact = { help = "one-line JSON" },
+  ["no-validate"] = { help = "send the request as it is, without the API's rules" },
+}
+M.CALL_SYNOPSIS = "essbasic call ACTION --input '{json}' | @file.json | - [options]"
 
 function M.call(opts, words, ctx)
   local action = M.action_named(words[1])
@@ -58,7 +64,8 @@ end
 -- actions
 ---------------------------------------------------------------------------------------------------------------
 
-M.ACTIONS_OPTIONS = { json = {} }
+M.ACTIONS_OPTIONS = { json = { help = "as JSON" } }
+M.ACTIONS_SYNOPSIS = "essbasic actions [--json]"
 
 local function kind_of(a)
   return a.readonly and "read-only" or "changes"
@@ -94,7 +101,8 @@ end
 -- describe
 ---------------------------------------------------------------------------------------------------------------
 
-M.DESCRIBE_OPTIONS = { json = {}, all = {} }
+M.DESCRIBE_OPTIONS = { json = { help = "as JSON" }, all = { help = "every member, nested structures too" } }
+M.DESCRIBE_SYNOPSIS = "essbasic describe ACTION|STRUCTURE [--all] [--json]"
 
 local function type_text(f)
   return (f.list and "list of " or "") .. f.type
