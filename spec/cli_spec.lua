@@ -290,6 +290,20 @@ describe("essbasic (the command)", function()
     local short = run{ "-x" }
     assert.equal(2, short.status)
     assert.truthy(short.err:find("unknown option -x", 1, true), short.err)
+    -- a file's name given to --input without its @
+    files.write(TMP .. "/req.json", "{}")
+    local path = run{ "call", "DescribeFlowDetailInfo", "--input", TMP .. "/req.json" }
+    assert.equal(2, path.status)
+    assert.truthy(path.err:find("write --input @" .. TMP .. "/req.json", 1, true), path.err)
+    -- a failure on a terminal: one line with the code and what to do; off a terminal (above) and with --json: JSON
+    local cmd = cli:command({ "call", "ChannelCreateFlowGroupByFiles", "--input", '{"FlowGroupName":"x"}',
+      "--endpoint", "http://127.0.0.1:9" })
+    local p = assert(io.popen("script -qec " .. require("helpers.cli").quote(cmd) .. " /dev/null 2>&1 </dev/null"))
+    local tty = p:read("*a")
+    p:close()
+    assert.truthy(tty:find("essbasic: MissingParameter: 2 problems", 1, true), tty)
+    assert.truthy(tty:find("essbasic describe ACTION", 1, true), tty)
+    assert.equal(1, select(2, tty:gsub("\n", "")), tty)
     local batch_typo = run{ "batch", "--concurency", "3" }
     assert.equal(2, batch_typo.status)
     assert.truthy(batch_typo.err:find("did you mean --concurrency?", 1, true), batch_typo.err)

@@ -227,7 +227,7 @@ function M.run(opts, words, ctx)
     end
     local code = (jerr.code == journal_mod.MISMATCH or jerr.code == journal_mod.IN_USE) and EXIT.journal
       or EXIT.failure
-    common.print_error({ code = jerr.code, message = jerr.message })
+    common.print_error({ code = jerr.code, message = jerr.message }, false, opts.json)
     return code
   end
 

@@ -37,6 +37,7 @@ M.CALL_OPTIONS = {
   ["dry-run"] = { help = "print the signed request, do not send it" },
   compact = { help = "one-line JSON" },
   ["no-validate"] = { help = "send the request as it is, without the API's rules" },
+  json = { help = "a failure as a JSON error object, also on a terminal" },
 }
 M.CALL_SYNOPSIS = "essbasic call ACTION --input '{json}' | @file.json | - [options]"
 
@@ -48,14 +49,14 @@ function M.call(opts, words, ctx)
   local out_struct = api.struct(action.output)
   if opts["dry-run"] then
     local req, err = client:prepare(action.name, params)
-    if not req then return common.print_error(err, opts.compact) end
+    if not req then return common.print_error(err, opts.compact, opts.json) end
     local shown = { method = req.method, url = req.url, headers = signer.redact(req.headers), body = req.body }
     common.stdout(common.to_json(shown, { order = { "method", "url", "headers", "body" } }, opts.compact), "\n")
     return EXIT.ok
   end
   local resp, err = client:call(action.name, params)
   client:close()
-  if not resp then return common.print_error(err, opts.compact) end
+  if not resp then return common.print_error(err, opts.compact, opts.json) end
   common.stdout(common.to_json(resp, out_struct, opts.compact), "\n")
   return EXIT.ok
 end
