@@ -3,8 +3,9 @@
  *
  * The handler only stores the signal's number in a volatile sig_atomic_t (async-signal-safe); Lua polls it with
  * signal_caught(). SA_RESETHAND puts the default action back as the first signal arrives, so a second one ends
- * the process at once (the shell reports 128 + its number). No SA_RESTART is needed: libcurl and SQLite retry
- * their own interrupted system calls, and the flag is read between waves. */
+ * the process at once (the shell reports 128 + its number). SA_RESTART restarts the system calls that can be
+ * restarted; the flag is read between waves. spec/batch_spec.lua signals runs with requests in flight and checks
+ * that every answer was journaled and agrees with the server's own record. */
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
