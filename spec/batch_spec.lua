@@ -341,6 +341,12 @@ describe("essbasic batch", function()
           "--rate", "0", "--progress", "plain" }
         local stopped = 0
         for run_no = 1, RUNS do
+          -- The sandbox counts a request after answering it: let the last run's count settle first.
+          sandbox.wait_for(function()
+            local a = arrived()
+            require("essbasic.core").sleep(0.05)
+            return arrived() == a
+          end, 5)
           local target = arrived() + math.random(1, 12)
           local pid, finish = start(argv, prefix .. run_no)
           sandbox.wait_for(function() return arrived() >= target end, 20)
@@ -355,7 +361,7 @@ describe("essbasic batch", function()
             assert.truthy(err:find("stopped by SIG" .. sig, 1, true), where)
             local d, f, u = summary(out)
             assert.same({ c.done, c.failed, c.unknown }, { d, f, u }, where)
-            assert.truthy(out:find(c.pending .. " not sent", 1, true), where)
+            if c.pending > 0 then assert.truthy(out:find(c.pending .. " not sent", 1, true), where) end
           end
           -- Every answer in flight was journaled: nothing left sending or unknown, one group per done row.
           assert.equal(0, c.sending, where)
