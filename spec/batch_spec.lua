@@ -303,6 +303,285 @@ describe("essbasic batch", function()
       assert.truthy(tty:find("6 done, 0 failed, 0 unknown", 1, true))
     end)
 
+  -- A batch started in the background: its pid (the interpreter itself: env execs it), and a function that waits
+  -- for its end and returns its exit status, stdout and stderr.
+  local function start(argv, name)
+    local out, err, st = TMP .. "/" .. name .. ".out", TMP .. "/" .. name .. ".err", TMP .. "/" .. name .. ".status"
+    os.remove(st)
+    -- The shell waits for the command and writes its status; $! of the inner command is the interpreter's pid.
+    local p = assert(io.popen("(" .. command(argv, env) .. " </dev/null >" .. q(out) .. " 2>" .. q(err)
+      .. " & echo $!; wait $!; echo $? >" .. q(st) .. ") &"))
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    local function finish()
+      local status = sandbox.wait_for(function()
+        local f = io.open(st, "rb")
+        local text = f and f:read("*a")
+        if f then f:close() end
+        return text and tonumber(text:match("%d+"))
+      end, 60)
+      assert(status, name .. " did not end")
+      return status, files.read(out), files.read(err)
+    end
+    return pid, finish
+  end
+
+  local function arrived() return sb:stats().requests[ACTION] or 0 end
+
+  it("stops on SIGTERM and SIGINT at random moments: answers in flight journaled, summary, exit 143 / 130, "
+    .. "the journal agrees with the sandbox, a rerun finishes without sending any row twice", function()
+      local seed = os.time()
+      math.randomseed(seed)
+      local RUNS = tonumber(os.getenv("ESSBASIC_SIGNAL_RUNS") or "") or 3
+      for _, sig in ipairs({ "TERM", "INT" }) do
+        local N, prefix = 120, "sig" .. sig
+        local input, journal = TMP .. "/" .. prefix .. ".jsonl", TMP .. "/" .. prefix .. ".db"
+        jsonl(input, N, prefix)
+        local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "4",
+          "--rate", "0", "--progress", "plain" }
+        local stopped = 0
+        for run_no = 1, RUNS do
+          -- The sandbox counts a request after answering it: let the last run's count settle first.
+          sandbox.wait_for(function()
+            local a = arrived()
+            require("essbasic.core").sleep(0.05)
+            return arrived() == a
+          end, 5)
+          local target = arrived() + math.random(1, 12)
+          local pid, finish = start(argv, prefix .. run_no)
+          sandbox.wait_for(function() return arrived() >= target end, 20)
+          os.execute("kill -" .. sig .. " " .. pid .. " 2>/dev/null")
+          local status, out, err = finish()
+          local c = count_states(journal_rows(journal))
+          local _, groups = sandbox_groups(prefix)
+          local where = ("seed %d, SIG%s run %d: %s"):format(seed, sig, run_no, err)
+          if status ~= 0 then
+            stopped = stopped + 1
+            assert.equal(sig == "TERM" and 143 or 130, status, where)
+            assert.truthy(err:find("stopped by SIG" .. sig, 1, true), where)
+            local d, f, u = summary(out)
+            assert.same({ c.done, c.failed, c.unknown }, { d, f, u }, where)
+            if c.pending > 0 then assert.truthy(out:find(c.pending .. " not sent", 1, true), where) end
+          end
+          -- Every answer in flight was journaled: nothing left sending or unknown, one group per done row.
+          assert.equal(0, c.sending, where)
+          assert.equal(0, c.unknown, where)
+          assert.equal(c.done, groups, where)
+          if status == 0 then break end
+        end
+        assert.is_true(stopped >= 1, "seed " .. seed .. ": no run was stopped by SIG" .. sig)
+        local final = run(argv, env)
+        assert.equal(0, final.status, final.err)
+        assert.equal(N .. " done, 0 failed, 0 unknown\n", final.out)
+        local names, groups = sandbox_groups(prefix)
+        assert.equal(N, groups)
+        for name, n in pairs(names) do assert.equal(1, n, name .. " created twice, seed " .. seed) end
+      end
+    end)
+
+  it("a second signal ends the run at once; the rows in flight become unknown on the next run", function()
+    local N, prefix = 60, "twice"
+    local input, journal = TMP .. "/twice.jsonl", TMP .. "/twice.db"
+    jsonl(input, N, prefix)
+    -- The first wave's three answers take 2 s each, so the second signal lands while it waits.
+    local http = require("essbasic.core").http_session({ timeout = 10 })
+    local status_set = http:request("POST", sb.endpoint .. "/sandbox/faults/" .. ACTION,
+      { ["Content-Type"] = "application/json" }, json.encode{ latency = 2, times = 3 })
+    assert.equal(200, status_set)
+    local before = arrived()
+    local pid, finish = start({ "batch", "--action", ACTION, "--input", input, "--journal", journal,
+      "--concurrency", "3", "--rate", "0", "--quiet" }, "twice")
+    assert(sandbox.wait_for(function() return arrived() >= before + 3 end, 20))
+    os.execute("kill -TERM " .. pid .. "; sleep 0.2; kill -TERM " .. pid)
+    local status, out = finish()
+    assert.equal(143, status)
+    assert.equal("", out) -- no summary: ended at once
+    local c = count_states(journal_rows(journal))
+    assert.equal(3, c.sending)
+    -- The sandbox still carries out the three requests it holds (the client is gone, not the requests).
+    assert(sandbox.wait_for(function() return select(2, sandbox_groups(prefix)) >= 3 end, 10))
+    local again = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--rate", "0",
+      "--quiet" }, env)
+    assert.equal(6, again.status, again.err)
+    assert.equal((N - 3) .. " done, 0 failed, 3 unknown\n", again.out)
+    local names, groups = sandbox_groups(prefix)
+    assert.equal(N, groups)
+    for name, n in pairs(names) do assert.equal(1, n, name .. " created twice") end
+  end)
+
+  it("a copy of the journal file alone, taken after kill -9, resumes without sending a row twice", function()
+    local N, prefix = 150, "copy"
+    local input, journal, copy = TMP .. "/copy.jsonl", TMP .. "/copy.db", TMP .. "/copy-only.db"
+    jsonl(input, N, prefix)
+    local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "4",
+      "--rate", "0", "--quiet" }
+    local target = arrived() + math.random(20, 60)
+    local pid, finish = start(argv, "copy")
+    sandbox.wait_for(function() return arrived() >= target end, 20)
+    os.execute("kill -9 " .. pid)
+    finish()
+    os.execute("cp " .. q(journal) .. " " .. q(copy)) -- the file alone, as an operator copies it
+    local c0 = count_states(journal_rows(copy))
+    local _, groups_before = sandbox_groups(prefix)
+    -- The copy holds every commit (a rollback journal): the groups made are its done rows and at most the rows it
+    -- has sending (those become unknown, never sent again).
+    assert.is_true(groups_before >= c0.done and groups_before <= c0.done + c0.sending)
+    argv[7] = copy
+    local r = run(argv, env)
+    local d, f, u = summary(r.out)
+    assert.equal(N, d + f + u)
+    assert.equal(c0.sending, u, r.out)
+    local names, groups = sandbox_groups(prefix)
+    for name, n in pairs(names) do assert.equal(1, n, name .. " created twice") end
+    assert.is_true(groups >= d and groups <= d + u)
+  end)
+
+  it("tells the truth when the journal's disk fills: answered rows counted as what they are, exit 1", function()
+    local N, prefix = 150, "full"
+    local input, journal = TMP .. "/full.jsonl", TMP .. "/full.db"
+    jsonl(input, N, prefix)
+    local argv = { "batch", "--action", ACTION, "--input", input, "--journal", journal, "--concurrency", "5",
+      "--rate", "0" }
+    -- A file-size limit of 40 KiB: the journal is made, then a commit fails after a few waves (SIGXFSZ ignored,
+    -- so the write fails with EFBIG as on a full disk).
+    local err_path = TMP .. "/full.err"
+    local status = exit_status(os.execute("bash -c " .. q("trap '' XFSZ; ulimit -f 40; exec " .. command(argv, env))
+      .. " </dev/null >" .. q(TMP .. "/full.out") .. " 2>" .. q(err_path)))
+    local out, err = files.read(TMP .. "/full.out"), files.read(err_path)
+    assert.equal(1, status, err)
+    local d, f, u = summary(out)
+    local not_sent = tonumber(out:match("(%d+) not sent"))
+    local _, groups = sandbox_groups(prefix)
+    assert.equal(groups, d, out .. err) -- every row the sandbox carried out is counted done, none "not sent"
+    assert.same({ 0, 0 }, { f, u })
+    assert.equal(N - d, not_sent)
+    local c = count_states(journal_rows(journal))
+    assert.is_true(c.sending > 0 and c.sending <= 5, err)
+    assert.equal(d, c.done + c.sending)
+    assert.truthy(err:find("could not store the outcome of line", 1, true))
+    assert.truthy(err:find("free space for the journal", 1, true))
+    -- With room again: the rows the journal could not store are unknown (never sent twice), the rest done.
+    local again = run(argv, env)
+    assert.equal(6, again.status, again.err)
+    assert.equal((N - c.sending) .. " done, 0 failed, " .. c.sending .. " unknown\n", again.out)
+    local names = sandbox_groups(prefix)
+    for name, n in pairs(names) do assert.equal(1, n, name .. " created twice") end
+  end)
+
+  it("exits 1 for an unreadable input and an unwritable --output; journal and --output are private (0600)",
+    function()
+      local input, journal, output = TMP .. "/modes.jsonl", TMP .. "/modes.db", TMP .. "/modes.out"
+      jsonl(input, 3, "modes")
+      local missing = run({ "batch", "--action", ACTION, "--input", TMP .. "/no-such.jsonl", "--journal",
+        TMP .. "/never.db" }, env)
+      assert.equal(1, missing.status, missing.err)
+      assert.truthy(missing.err:find("cannot read the input", 1, true), missing.err)
+      assert.is_nil(io.open(TMP .. "/never.db", "rb"))
+
+      local r = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--output", output,
+        "--quiet" }, env)
+      assert.equal(0, r.status, r.err)
+      local function mode(path)
+        local p = assert(io.popen("stat -c %a " .. q(path)))
+        local m = p:read("*l")
+        p:close()
+        return m
+      end
+      assert.equal("600", mode(journal))
+      assert.equal("600", mode(output))
+      assert.is_nil(io.open(journal .. "-journal", "rb")) -- one file at rest
+      assert.is_nil(io.open(journal .. "-wal", "rb"))
+
+      local unwritable = run({ "batch", "--action", ACTION, "--input", input, "--journal", journal, "--output",
+        TMP .. "/no-such-dir/out.jsonl", "--quiet" }, env)
+      assert.equal(1, unwritable.status, unwritable.err)
+      assert.equal("3 done, 0 failed, 0 unknown\n", unwritable.out)
+      assert.truthy(unwritable.err:find("cannot write --output", 1, true), unwritable.err)
+    end)
+
+  it("refuses a JSON Lines row missing a template member, and never quotes a row's personal data", function()
+    local template = TMP .. "/jl-template.json"
+    local req = sb:group_request(file_ids, { name = "{{name}}入职" })
+    req.FlowFileInfos[1].FlowApprovers[1].Name = "{{name}}"
+    req.FlowFileInfos[1].FlowApprovers[1].Mobile = "{{mobile}}"
+    files.write(template, json.encode(req))
+    local input = TMP .. "/typo.jsonl"
+    files.write(input, json.encode{ name = "王小明", mobile = "13800138000" } .. "\n"
+      .. json.encode{ name = "赵小红", mobil = "13900139000" } .. "\n")
+    local r = run({ "batch", "--action", ACTION, "--input", input, "--template", "@" .. template, "--journal",
+      TMP .. "/typo.db" }, env)
+    assert.equal(2, r.status, r.err)
+    assert.truthy(r.err:find("typo.jsonl:2: has no member mobile", 1, true), r.err)
+    assert.is_nil(io.open(TMP .. "/typo.db", "rb")) -- no journal for an input that cannot be used
+
+    -- A CSV :json cell that does not parse: the message names the column, the value masked.
+    req.FlowFileInfos[1].FlowApprovers[1].SignComponents = "{{components:json}}"
+    files.write(template, json.encode(req))
+    local csv = TMP .. "/badjson.csv"
+    files.write(csv, 'name,mobile,components\n王小明,13800138000,"{""Name"":""王小明"",""Mobile"":""13800138000"",'
+      .. '""IdCardNumber"":""110101199003077777"" x}"\n')
+    local bad = run({ "batch", "--action", ACTION, "--input", csv, "--template", "@" .. template, "--journal",
+      TMP .. "/badjson.db" }, env)
+    assert.equal(2, bad.status, bad.err)
+    assert.truthy(bad.err:find("components is not JSON", 1, true), bad.err)
+    assert.is_nil(bad.err:find("13800138000", 1, true), bad.err)
+    assert.is_nil(bad.err:find("110101199003077777", 1, true), bad.err)
+    assert.is_nil(bad.err:find("王小明", 1, true), bad.err)
+  end)
+
+  it("keeps every one-second window at the server, aligned or sliding, within the default rate (20/s)", function()
+    -- A fixed-answer nginx that logs when each request arrived ($msec): the server's own count.
+    local nginx = require("tools.nginx")
+    local log = TMP .. "/arrivals.log"
+    local envelope = '{"Response":{"FlowGroupId":"g","FlowIds":["a","b"],"RequestId":"r"}}'
+    local srv = nginx.start{ http = "log_format arrivals '$msec';\n"
+      .. "server { listen 127.0.0.1:%PORT%; access_log " .. log .. " arrivals; "
+      .. "location / { default_type application/json; return 200 '" .. envelope .. "'; } }" }
+    finally(function() srv:stop() end)
+    local N = 50
+    local input = TMP .. "/limit.jsonl"
+    jsonl(input, N, "limit")
+    local r = run({ "batch", "--action", ACTION, "--input", input, "--journal", TMP .. "/limit.db", "--concurrency",
+      "10", "--quiet" }, { TENCENTCLOUD_SECRET_ID = "AKIDlimit", TENCENTCLOUD_SECRET_KEY = "limit-key",
+      ESSBASIC_ENDPOINT = "http://127.0.0.1:" .. srv.port })
+    assert.equal(0, r.status, r.err)
+    local at = {}
+    for line in files.read(log):gmatch("[^\n]+") do at[#at + 1] = tonumber(line) end
+    assert.equal(N, #at)
+    table.sort(at)
+    local aligned, most = {}, 0
+    for i, t in ipairs(at) do
+      local w = math.floor(t)
+      aligned[w] = (aligned[w] or 0) + 1
+      assert.is_true(aligned[w] <= 20, aligned[w] .. " requests in second " .. w)
+      local j = i
+      while j > 1 and at[j - 1] > t - 1 do j = j - 1 end
+      if i - j + 1 > most then most = i - j + 1 end
+    end
+    assert.is_true(most <= 20, most .. " requests in one sliding second")
+    assert.is_true(most >= 17, "the limiter is far below the rate: " .. most)
+  end)
+
+  it("draws no RequestLimitExceeded from a sandbox that allows 20 per second, at the default rate", function()
+    local limited = sandbox.start{ rate_limit = 20 }
+    finally(function() limited:stop() end)
+    local ids = { limited:upload(), limited:upload() }
+    local N = tonumber(os.getenv("ESSBASIC_LIMIT_ROWS") or "") or 60 -- the issue's figure: 400
+    local lines = {}
+    for i = 1, N do lines[i] = json.encode(limited:group_request(ids, { name = "limited-" .. i })) end
+    local input = TMP .. "/limited.jsonl"
+    files.write(input, table.concat(lines, "\n") .. "\n")
+    local before = limited:stats()
+    local r = run({ "batch", "--action", ACTION, "--input", input, "--journal", TMP .. "/limited.db", "--quiet" },
+      { TENCENTCLOUD_SECRET_ID = limited.secret_id, TENCENTCLOUD_SECRET_KEY = limited.secret_key,
+        ESSBASIC_ENDPOINT = limited.endpoint, ESSBASIC_FILE_ENDPOINT = limited.endpoint })
+    assert.equal(0, r.status, r.err)
+    assert.equal(N .. " done, 0 failed, 0 unknown\n", r.out)
+    local after = limited:stats()
+    assert.equal((before.refused or {}).RequestLimitExceeded or 0, (after.refused or {}).RequestLimitExceeded or 0)
+    assert.equal(N, after.requests[ACTION] - (before.requests[ACTION] or 0))
+  end)
+
   it("survives SIGKILL at random moments: rerun to the end, every row accounted for, no group made twice",
     function()
       local seed = os.time()
@@ -324,7 +603,6 @@ describe("essbasic batch", function()
       -- A random moment of each run: after a random number of its requests (1 to 40) reached the sandbox, so
       -- the kill lands while requests are in flight and answers are being recorded, the moment a journal that
       -- committed too late would lose track of a created group.
-      local function arrived() return sb:stats().requests[ACTION] or 0 end
       local kills, sending_at_kill, t0 = 0, 0, os.time()
       for _ = 1, 10 do
         if kills >= 4 then break end

@@ -272,4 +272,40 @@ describe("essbasic (the command)", function()
     assert.equal(0, v.status)
     assert.truthy(v.out:find("2021-05-26", 1, true))
   end)
+
+  it("COMMAND --help lists every option of the command and the shared ones; a bad option is named", function()
+    local cli_config = require("essbasic.cli.config")
+    local commands = { batch = require("essbasic.cli.batch").OPTIONS, call = require("essbasic.cli.call").CALL_OPTIONS,
+      describe = require("essbasic.cli.call").DESCRIBE_OPTIONS }
+    for name, spec in pairs(commands) do
+      local h = run{ name, "--help" }
+      assert.equal(0, h.status, h.err)
+      assert.truthy(h.out:find("usage: essbasic " .. name, 1, true), h.out)
+      for option in pairs(spec) do assert.truthy(h.out:find("--" .. option, 1, true), name .. " --" .. option) end
+      for option in pairs(cli_config.OPTIONS) do assert.truthy(h.out:find("--" .. option, 1, true), option) end
+    end
+    local typo = run{ "--verison" }
+    assert.equal(2, typo.status)
+    assert.truthy(typo.err:find("unknown option --verison (did you mean --version?)", 1, true), typo.err)
+    local short = run{ "-x" }
+    assert.equal(2, short.status)
+    assert.truthy(short.err:find("unknown option -x", 1, true), short.err)
+    -- a file's name given to --input without its @
+    files.write(TMP .. "/req.json", "{}")
+    local path = run{ "call", "DescribeFlowDetailInfo", "--input", TMP .. "/req.json" }
+    assert.equal(2, path.status)
+    assert.truthy(path.err:find("write --input @" .. TMP .. "/req.json", 1, true), path.err)
+    -- a failure on a terminal: one line with the code and what to do; off a terminal (above) and with --json: JSON
+    local cmd = cli:command({ "call", "ChannelCreateFlowGroupByFiles", "--input", '{"FlowGroupName":"x"}',
+      "--endpoint", "http://127.0.0.1:9" })
+    local p = assert(io.popen("script -qec " .. require("helpers.cli").quote(cmd) .. " /dev/null 2>&1 </dev/null"))
+    local tty = p:read("*a")
+    p:close()
+    assert.truthy(tty:find("essbasic: MissingParameter: 2 problems", 1, true), tty)
+    assert.truthy(tty:find("essbasic describe ACTION", 1, true), tty)
+    assert.equal(1, select(2, tty:gsub("\n", "")), tty)
+    local batch_typo = run{ "batch", "--concurency", "3" }
+    assert.equal(2, batch_typo.status)
+    assert.truthy(batch_typo.err:find("did you mean --concurrency?", 1, true), batch_typo.err)
+  end)
 end)

@@ -62,34 +62,42 @@ describe("retry.decide", function()
 end)
 
 describe("ratelimit", function()
-  it("gives burst tokens at once, then spaces callers 1/rate apart", function()
+  it("spaces every request (1 + JITTER) / rate apart, so no one-second window holds more than rate", function()
     local t = 100
     local lim = ratelimit.new{ rate = 20, now = function() return t end }
-    for _ = 1, 20 do assert.equal(0, lim:take("A")) end
-    local w1 = lim:take("A")
-    local w2 = lim:take("A")
-    assert.near(0.05, w1, 1e-9)
-    assert.near(0.10, w2, 1e-9)
-    -- another action has its own bucket
+    local interval = (1 + ratelimit.JITTER) / 20
+    local at = {}
+    for i = 1, 60 do at[i] = t + lim:take("A") end
+    for i = 2, 60 do assert.near(interval, at[i] - at[i - 1], 1e-9) end
+    -- any window [at[i], at[i] + 1) holds at most 20 of them
+    for i = 1, 60 - 20 do assert.is_true(at[i + 20] >= at[i] + 1, "21 requests within one second") end
+    -- another action has its own spacing
     assert.equal(0, lim:take("B"))
-    t = t + 1 -- a second later the reserved tokens are paid back and 18 are left
-    for _ = 1, 18 do assert.equal(0, lim:take("A")) end
-    assert.is_true(lim:take("A") > 0)
+    -- after a pause the next one goes at once, then the spacing again
+    t = at[60] + 5
+    assert.equal(0, lim:take("A"))
+    assert.near(interval, lim:take("A"), 1e-9)
+  end)
+
+  it("with burst = n lets n go at once after a pause (and a window may then hold more than rate)", function()
+    local lim = ratelimit.new{ rate = 10, burst = 3, now = function() return 0 end }
+    assert.same({ 0, 0, 0 }, { lim:take("A"), lim:take("A"), lim:take("A") })
+    assert.near(0.105, lim:take("A"), 1e-9)
   end)
 
   it("fails fast when asked not to wait, without consuming a token", function()
     local t = 0
     local lim = ratelimit.new{ rate = 2, wait = false, now = function() return t end }
     assert.equal(0, lim:take("A"))
-    assert.equal(0, lim:take("A"))
     assert.is_nil(lim:take("A"))
-    t = 0.5
+    assert.is_nil(lim:take("A"))
+    t = 0.525
     assert.equal(0, lim:take("A"))
   end)
 
   it("takes per-action rates", function()
     local lim = ratelimit.new{ rate = 20, per_action = { UploadFiles = 1 }, now = function() return 0 end }
     assert.equal(0, lim:take("UploadFiles"))
-    assert.near(1, lim:take("UploadFiles"), 1e-9)
+    assert.near(1.05, lim:take("UploadFiles"), 1e-9)
   end)
 end)

@@ -43,5 +43,6 @@ ESSBASIC_EXPORT int luaopen_essbasic_core(lua_State *L) {
   essbasic_open_clock(L);
   essbasic_open_check(L);
   essbasic_open_files(L);
+  essbasic_open_process(L);
   return 1;
 }

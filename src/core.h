@@ -10,6 +10,7 @@ void essbasic_open_http(lua_State *L);   /* http.c: libcurl sessions (easy and m
 void essbasic_open_clock(lua_State *L);  /* clock.c: monotonic time and sleeping */
 void essbasic_open_check(lua_State *L);  /* check.c: the validator's fast path, UTF-8 text length */
 void essbasic_open_files(lua_State *L);  /* files.c: a file's permission bits and owner */
+void essbasic_open_process(lua_State *L); /* process.c: SIGINT/SIGTERM flag, private umask (the CLI) */
 
 /* The metatable `name` of a class of userdata: methods as __index, close as __gc and __close (so it must be
  * idempotent), tostring as __tostring (NULL: the name), and the name as __metatable. */

@@ -7,6 +7,7 @@
 #error "openssl/evp.h not found: install libssl-dev (Debian, Ubuntu), openssl-dev (Alpine), openssl-devel (Fedora), or pass OPENSSL_DIR=<prefix> to luarocks (Homebrew: OPENSSL_DIR=$(brew --prefix openssl@3))"
 #endif
 #endif
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,38 @@ static int sha256_of_arg(lua_State *L, int hex) {
 }
 static int l_sha256(lua_State *L) { return sha256_of_arg(L, 0); }
 static int l_sha256_hex(lua_State *L) { return sha256_of_arg(L, 1); }
+
+/* core.sha256_file_hex(prefix, path) → the 64 hex digits of sha256(prefix .. the file's bytes), read a block at a
+ * time (memory does not grow with the file: the batch command's input fingerprint), or nil and a message. */
+static int l_sha256_file_hex(lua_State *L) {
+  size_t plen;
+  const char *prefix = need_string(L, 1, &plen);
+  const char *path = luaL_checkstring(L, 2);
+  crypto_state *st = get_state(L);
+  unsigned char block[16384], digest[SHA256_LEN];
+  unsigned int outlen = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    return 2;
+  }
+  int ok = EVP_DigestInit_ex(st->md_ctx, st->sha256, NULL) && EVP_DigestUpdate(st->md_ctx, prefix, plen);
+  size_t n;
+  while (ok && (n = fread(block, 1, sizeof block, f)) > 0) ok = EVP_DigestUpdate(st->md_ctx, block, n);
+  int read_failed = ferror(f);
+  fclose(f);
+  if (ok) ok = EVP_DigestFinal_ex(st->md_ctx, digest, &outlen) && outlen == SHA256_LEN;
+  if (!ok) return raise_failure(L, "sha256 failed");
+  if (read_failed) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: a read failed", path);
+    return 2;
+  }
+  push_hex(L, digest, SHA256_LEN);
+  return 1;
+}
 
 static int l_hmac_sha256(lua_State *L) {
   size_t keylen, len;
@@ -656,6 +689,7 @@ static int signer_sign(lua_State *L) {
 static const luaL_Reg crypto_funcs[] = {
   {"sha256", l_sha256},
   {"sha256_hex", l_sha256_hex},
+  {"sha256_file_hex", l_sha256_file_hex},
   {"hmac_sha256", l_hmac_sha256},
   {"hex", l_hex},
   {"ct_equal", l_ct_equal},

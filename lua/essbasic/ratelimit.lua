@@ -1,5 +1,12 @@
--- The client-side limit: a token bucket per action (20 requests per second by default, the API's documented
--- default frequency limit), so a batch job waits a little instead of collecting RequestLimitExceeded.
+-- The client-side limit per action (20 requests per second by default, the API's documented default frequency
+-- limit), so a batch job waits a little instead of collecting RequestLimitExceeded.
+--
+-- One rule for every kind of limiter: requests go out at least (1 + JITTER) / rate seconds apart, so ANY
+-- one-second window, aligned or not, holds at most `rate` of them, also when they reach the API up to JITTER / rate
+-- seconds late by different amounts. (A token bucket whose burst is the rate lets a window hold twice the rate:
+-- a full bucket spent at the end of one second and refilled tokens at the start of the next.) This process
+-- (Limiter) and Redis (essbasic.ratelimit.redis) keep it as GCRA, one "theoretical arrival time" per action;
+-- the nginx shared dict (Shared) as slots of that length, each claimed by one caller with an atomic incr.
 -- A limiter answers take(action [, wait [, app]]) with the seconds to wait before sending (0 when a token is
 -- there), or nil when the caller asked not to wait and no token is there. app, when given, separates the limits
 -- of several apps in one limiter (the API limits each app and action); without it the limiter's `key` does.
@@ -10,17 +17,20 @@
 local runtime = require("essbasic.runtime")
 
 local type, setmetatable, error, rawget, tostring, pairs = type, setmetatable, error, rawget, tostring, pairs
-local floor, ceil = math.floor, math.ceil
+local ceil = math.ceil
 
 local M = {}
 
 M.DEFAULT_RATE = 20
+-- The spacing's margin: 5% of the pace, for requests that reach the API later than their slots by different
+-- amounts (the network, scheduling, a busy event loop). The Redis limiter's `jitter` option defaults to it.
+M.JITTER = 0.05
 
 local Limiter = { __name = "essbasic.ratelimit" }
 Limiter.__index = Limiter
 
 M.SHARED_DICT = "essbasic_ratelimit" -- used without being named when nginx has a lua_shared_dict of that name
-M.SHARED_LOOKAHEAD = 120             -- how many windows ahead a waiting caller may book (seconds)
+M.SHARED_LOOKAHEAD = 120             -- how far ahead a waiting caller may book (seconds)
 -- A booked caller wakes this long after its slot: sleeps are rounded to milliseconds, and one that ended a
 -- millisecond early would send in the previous, already full second.
 M.SHARED_MARGIN = 0.005
@@ -87,15 +97,18 @@ local function local_limiter(opts, dict)
   end
   return setmetatable({
     rate = rate,
-    burst = opts.burst,
+    burst = opts.burst or 1,
     per_action = opts.per_action or {},
     wait = opts.wait ~= false,
     now = opts.now or runtime.now,
-    buckets = {},
+    start_empty = opts.start_empty, -- (the Redis limiter's fallback) an action's first token after one interval
+    tat = {},   -- id → the theoretical arrival time of the next token
+    ids = {},   -- id → its action (for the interval)
   }, Limiter)
 end
 
--- opts: rate (per second, per action), burst (bucket size; default = rate), per_action = { Action = rate },
+-- opts: rate (per second, per action), burst (requests that may go at once after a pause; default 1: strictly
+-- spaced, the only setting that keeps every one-second window within the rate), per_action = { Action = rate },
 -- wait (default true: wait for a token; false: fail fast), now (a clock, for tests),
 -- shared_dict (nginx: the lua_shared_dict that makes the limit common to all workers, see Shared below),
 -- key (a name that separates limits in a shared dict or in Redis, e.g. the AppId; default "essbasic" in a dict,
@@ -108,57 +121,70 @@ function M.new(opts)
   local dict = shared_dict(opts)
   if opts.redis ~= nil then
     -- The Redis limiter's fallback: with the nginx's dict, or (own = true) this process's bucket alone.
+    -- The fallback is built here and used through take/hold/horizon only; the Redis module does not load this one.
     return require("essbasic.ratelimit.redis").new(opts, function(o, own)
       return local_limiter(o, not own and dict or nil)
-    end, 4)
+    end, 4, { rate = M.DEFAULT_RATE, jitter = M.JITTER })
   end
   return local_limiter(opts, dict)
 end
 
-function Limiter:bucket(action, app)
-  local id = app and (tostring(app) .. "\0" .. action) or action
-  local b = self.buckets[id]
-  if not b then
-    local rate = self.per_action[action] or self.rate
-    local burst = self.burst or rate
-    b = { rate = rate, burst = burst, tokens = self.initial_tokens or burst, at = self.now() }
-    self.buckets[id] = b
-  end
-  return b
+local function id_of(action, app)
+  return app and (tostring(app) .. "\0" .. action) or action
 end
 
--- Takes a token for one request. A waiting caller reserves its token now (the count may go below zero), so
--- callers that wait in turn are spaced 1/rate apart instead of all waking at once.
+function Limiter:interval(action)
+  return (1 + M.JITTER) / (self.per_action[action] or self.rate)
+end
+
+-- Takes a token for one request (GCRA): free when the theoretical arrival time (tat) is at most
+-- (burst - 1) intervals ahead; a waiting caller books the next slot now, so callers that wait in turn are spaced
+-- one interval apart instead of all waking at once. → seconds to wait (0: now), or nil (wait = false, none free).
 function Limiter:take(action, wait, app)
   if wait == nil then wait = self.wait end
-  local b = self:bucket(action, app)
+  local id = id_of(action, app)
+  local interval = self:interval(action)
   local now = self.now()
-  local tokens = b.tokens + (now - b.at) * b.rate
-  if tokens > b.burst then tokens = b.burst end
-  b.at = now
-  if tokens >= 1 then
-    b.tokens = tokens - 1
-    return 0
+  local tat = self.tat[id]
+  if tat == nil then
+    tat = self.start_empty and (now + interval) or now
+    self.ids[id] = action
   end
-  if not wait then
-    b.tokens = tokens
-    return nil
-  end
-  b.tokens = tokens - 1
-  return (1 - tokens) / b.rate
+  if tat < now then tat = now end
+  local delay = tat - (self.burst - 1) * interval - now
+  if delay < 0 then delay = 0 end
+  if delay > 0 and not wait then return nil end
+  self.tat[id] = tat + interval
+  return delay
 end
 
--- The limit shared by all workers of an nginx, in a lua_shared_dict.
---
--- Why a counter per (action, one-second window) and not a token bucket: a bucket is two values (tokens, time)
--- changed together, which across worker processes needs a lock (resty.lock, a busy loop on the dict). The
--- dict's incr is atomic by itself, so counting takers per window needs no lock at all: whoever gets a count
--- <= rate has a slot. Workers share the wall clock (ngx.now), so the windows line up across processes.
---
--- A caller that finds its window full books a slot in the next window with room (another incr per window
--- tried, bounded by SHARED_LOOKAHEAD) and is told to sleep until that slot: the k-th booking of a future window
--- starts at window + (k-1)/rate, so waiting callers go out 1/rate apart rather than all at the window's start.
--- At most `rate` takers per window, in any number of workers. When the dict cannot count (it is full and
+-- No token of this action before time t (the Redis limiter hands over its last booking).
+function Limiter:hold(action, app, t)
+  local id = id_of(action, app)
+  if (self.tat[id] or -math.huge) < t then
+    self.tat[id] = t
+    self.ids[id] = action
+  end
+end
+
+-- Seconds until the last slot booked here has come: of one action, or (action nil) of any.
+function Limiter:horizon(action, app)
+  local now, longest = self.now(), 0
+  for id, tat in pairs(self.tat) do
+    if action == nil or id == id_of(action, app) then
+      local left = tat - self:interval(self.ids[id]) - now
+      if left > longest then longest = left end
+    end
+  end
+  return longest
+end
+
+-- The limit shared by all workers of an nginx, in a lua_shared_dict: time cut into slots of one interval
+-- ((1 + JITTER) / rate, counted from the epoch on the wall clock that every worker shares); a caller claims the
+-- first slot that starts at or after now and that nobody claimed (the dict's incr is atomic, so no lock: whoever
+-- counts 1 owns the slot), and goes out at its start. Requests are thus one interval apart in any number of
+-- workers, the rule of the other limiters. A free slot is at most one interval away (26 ms on average at 20/s).
+-- A caller that does not wait takes the first slot or nothing. When the dict cannot count (it is full and
 -- cannot evict), the call goes ahead: the limit is a courtesy to the API, not worth stopping traffic for.
 function Shared:rate_for(action)
   return self.per_action[action] or self.rate
@@ -166,30 +192,37 @@ end
 
 function Shared:take(action, wait, app)
   if wait == nil then wait = self.wait end
-  local rate = self:rate_for(action)
-  local limit = floor(rate)
-  if limit < 1 then limit = 1 end
+  local interval = (1 + M.JITTER) / self:rate_for(action)
   local now = self.now()
-  local window = floor(now)
   local base = self.prefix .. (app and (tostring(app) .. ":") or "") .. action .. ":"
   local dict = self.dict
-  for ahead = 0, M.SHARED_LOOKAHEAD do
-    local w = window + ahead
-    -- The key lives a little past its window, so nobody books a slot in a window that was already forgotten.
-    local count = dict:incr(base .. w, 1, 0, ceil(w + 2 - now))
+  local first = ceil(now / interval)
+  local slot = first
+  -- Where the last claim ended: a hint that spares waiting callers a walk over claimed slots (a stale or lost
+  -- hint costs only extra incr calls; the claim itself decides).
+  local hint = wait and dict:get(base .. "next")
+  if type(hint) == "number" and hint > slot then slot = hint end
+  local last = first + ceil(M.SHARED_LOOKAHEAD / interval)
+  while slot <= last do
+    local start = slot * interval
+    -- The key lives a little past its slot, so nobody claims a slot that was already forgotten.
+    local count = dict:incr(base .. slot, 1, 0, ceil(start - now) + 2)
     if not count then return 0 end
-    if count <= limit then
-      if ahead == 0 then return 0 end
-      return w + (count - 1) / limit - now + M.SHARED_MARGIN
+    if count == 1 then
+      if wait then dict:set(base .. "next", slot + 1, ceil(start - now) + 2) end
+      local delay = start - now
+      if delay <= 0 then return 0 end
+      return delay + M.SHARED_MARGIN
     end
-    if ahead == 0 and not wait then
-      -- Give the count back: a caller that does not wait takes nothing.
-      dict:incr(base .. w, -1)
-      return nil
-    end
+    if not wait then return nil end
+    slot = slot + 1
   end
   return M.SHARED_LOOKAHEAD
 end
+
+-- The dict's slots are common to every worker; nothing to hand over.
+function Shared.hold() end
+function Shared.horizon() return 0 end
 
 M.Shared = Shared
 M.Limiter = Limiter

@@ -5,6 +5,7 @@
 --   { multi = true }          may be given more than once (the values come back as a list)
 --   { short = "q" }           also spelled -q (flags only)
 --   {}                        a flag
+-- and, for `COMMAND --help`, arg = "N" (the value's name) and help = "what it does".
 -- parse(words, spec) → options (name → value, true or list), positional words | nil, message.
 
 local type, pairs, ipairs, sort, concat = type, pairs, ipairs, table.sort, table.concat
@@ -128,5 +129,27 @@ function M.merge(...)
 end
 
 M.names = function(spec) return concat(names(spec), " ") end
+
+-- The help of a command: its synopsis, then every option of spec (sorted) and of shared, one per line.
+function M.help(synopsis, spec, shared)
+  local lines = { "usage: " .. synopsis, "" }
+  local function list(title, sp)
+    lines[#lines + 1] = title
+    for _, name in ipairs(names(sp)) do
+      local s = sp[name]
+      local left = "  --" .. name .. (s.value == true and (" " .. (s.arg or "VALUE")) or "")
+        .. (s.value == "optional" and ("[=" .. (s.arg or "VALUE") .. "]") or "")
+        .. (s.short and (", -" .. s.short) or "")
+      if s.help then left = left .. string.rep(" ", math.max(1, 30 - #left)) .. s.help end
+      lines[#lines + 1] = left
+    end
+  end
+  list("options:", spec)
+  if shared then
+    lines[#lines + 1] = ""
+    list("options of every command:", shared)
+  end
+  return concat(lines, "\n") .. "\n"
+end
 
 return M

@@ -32,7 +32,14 @@ end
 -- call
 ---------------------------------------------------------------------------------------------------------------
 
-M.CALL_OPTIONS = { input = { value = true }, ["dry-run"] = {}, compact = {}, ["no-validate"] = {} }
+M.CALL_OPTIONS = {
+  input = { value = true, arg = "IN", help = "the request: '{json}', @file.json or - (standard input)" },
+  ["dry-run"] = { help = "print the signed request, do not send it" },
+  compact = { help = "one-line JSON" },
+  ["no-validate"] = { help = "send the request as it is, without the API's rules" },
+  json = { help = "a failure as a JSON error object, also on a terminal" },
+}
+M.CALL_SYNOPSIS = "essbasic call ACTION --input '{json}' | @file.json | - [options]"
 
 function M.call(opts, words, ctx)
   local action = M.action_named(words[1])
@@ -42,14 +49,14 @@ function M.call(opts, words, ctx)
   local out_struct = api.struct(action.output)
   if opts["dry-run"] then
     local req, err = client:prepare(action.name, params)
-    if not req then return common.print_error(err, opts.compact) end
+    if not req then return common.print_error(err, opts.compact, opts.json) end
     local shown = { method = req.method, url = req.url, headers = signer.redact(req.headers), body = req.body }
     common.stdout(common.to_json(shown, { order = { "method", "url", "headers", "body" } }, opts.compact), "\n")
     return EXIT.ok
   end
   local resp, err = client:call(action.name, params)
   client:close()
-  if not resp then return common.print_error(err, opts.compact) end
+  if not resp then return common.print_error(err, opts.compact, opts.json) end
   common.stdout(common.to_json(resp, out_struct, opts.compact), "\n")
   return EXIT.ok
 end
@@ -58,7 +65,8 @@ end
 -- actions
 ---------------------------------------------------------------------------------------------------------------
 
-M.ACTIONS_OPTIONS = { json = {} }
+M.ACTIONS_OPTIONS = { json = { help = "as JSON" } }
+M.ACTIONS_SYNOPSIS = "essbasic actions [--json]"
 
 local function kind_of(a)
   return a.readonly and "read-only" or "changes"
@@ -94,7 +102,8 @@ end
 -- describe
 ---------------------------------------------------------------------------------------------------------------
 
-M.DESCRIBE_OPTIONS = { json = {}, all = {} }
+M.DESCRIBE_OPTIONS = { json = { help = "as JSON" }, all = { help = "every member, nested structures too" } }
+M.DESCRIBE_SYNOPSIS = "essbasic describe ACTION|STRUCTURE [--all] [--json]"
 
 local function type_text(f)
   return (f.list and "list of " or "") .. f.type

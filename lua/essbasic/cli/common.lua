@@ -25,7 +25,8 @@ M.EXIT = {
   incomplete = 8,     -- batch: some rows failed (none unknown)
   journal = 9,        -- batch: the journal belongs to another input or action, or another run is using it
   callback = 10,      -- callback decrypt: signature, decryption or message refused
-  interrupted = 130,  -- Ctrl-C
+  interrupted = 130,  -- Ctrl-C (SIGINT)
+  terminated = 143,   -- batch: SIGTERM (systemd, Kubernetes, timeout)
 }
 local EXIT = M.EXIT
 
@@ -81,10 +82,30 @@ M.ERROR_ORDER = { order = { "code", "message", "kind", "request_id", "http_statu
 M.ERROR_ORDER.fields = { cause = { struct = M.ERROR_ORDER },
   problems = { struct = { order = { "path", "code", "expected", "found", "message" } } } }
 
--- Prints a failed call's error object as JSON on stderr; → the exit code for it.
-function M.print_error(err, compact)
+-- What to do about a failure, by its exit code (the one-line form on a terminal).
+M.FIX = {
+  [EXIT.validation] = "fix the request (essbasic describe ACTION lists its members and limits)",
+  [EXIT.service] = "see the API's error code; the request reached the API",
+  [EXIT.network] = "check --endpoint and the network; nothing was changed",
+  [EXIT.unknown] = "check the result with a Describe action before sending it again",
+  [EXIT.credentials] = "set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, or --profile NAME",
+}
+
+-- Prints a failed call's error: one line (code, message, what to do) when stderr is a terminal and as_json is not
+-- set, else the error object as JSON (for programs); → the exit code for it.
+function M.print_error(err, compact, as_json)
+  local code = M.exit_for(err)
+  if not as_json and M.isatty(2) then
+    local t = M.error_table(err)
+    local first = type(t.problems) == "table" and t.problems[1]
+    M.stderr("essbasic: ", tostring(t.code), ": ", (gsub(tostring(t.message), "%s*\n%s*", " ")),
+      first and first.path and (" (at " .. tostring(first.path) .. ")") or "",
+      t.request_id and (" [RequestId " .. tostring(t.request_id) .. "]") or "",
+      M.FIX[code] and (" — " .. M.FIX[code]) or "", "\n")
+    return code
+  end
   M.stderr(M.to_json(M.error_table(err), M.ERROR_ORDER, compact), "\n")
-  return M.exit_for(err)
+  return code
 end
 
 -- A copy of plain data (strings, numbers, booleans, tables of them); nil for what JSON cannot hold.
@@ -222,7 +243,15 @@ function M.read_object(spec, what)
   local text = M.read_source(spec, what)
   if text:match("^%s*$") then return {} end
   local v, why = json.decode(text)
-  if v == nil then M.fail(EXIT.usage, what .. " is not JSON: " .. tostring(why)) end
+  if v == nil then
+    -- A file's name given without its @: say so rather than quote the parser.
+    local f = sub(spec, 1, 1) ~= "@" and spec ~= "-" and not spec:find("^%s*[{%[]") and io.open(spec, "rb")
+    if f then
+      f:close()
+      M.fail(EXIT.usage, what .. " " .. spec .. " is a file: write " .. what .. " @" .. spec .. " to read it")
+    end
+    M.fail(EXIT.usage, what .. " is not JSON: " .. tostring(why))
+  end
   if type(v) ~= "table" or json.is_array(v) then M.fail(EXIT.usage, what .. " must be a JSON object") end
   return v
 end

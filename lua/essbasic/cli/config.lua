@@ -19,9 +19,14 @@ local M = {}
 
 -- The options of every command.
 M.OPTIONS = {
-  profile = { value = true }, endpoint = { value = true }, ["file-endpoint"] = { value = true },
-  region = { value = true }, sandbox = { value = "optional" }, timeout = { value = true }, rate = { value = true },
-  help = { short = "h" },
+  profile = { value = true, arg = "NAME", help = "that section of the profile file" },
+  endpoint = { value = true, arg = "URL", help = "the API's endpoint (ESSBASIC_ENDPOINT)" },
+  ["file-endpoint"] = { value = true, arg = "URL", help = "the file endpoint (ESSBASIC_FILE_ENDPOINT)" },
+  region = { value = true, arg = "R", help = "the region (TENCENTCLOUD_REGION)" },
+  sandbox = { value = "optional", arg = "DIR", help = "a running local sandbox, with its test keys" },
+  timeout = { value = true, arg = "SECONDS", help = "per request" },
+  rate = { value = true, arg = "N", help = "requests per second per action (default 20; 0: no limit)" },
+  help = { short = "h", help = "this help" },
 }
 
 local function nonempty(v)

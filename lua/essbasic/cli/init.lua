@@ -22,7 +22,7 @@ usage: essbasic COMMAND [options]
   describe NAME [--all] [--json]
                       an action's request and response members (or a structure's)
   batch --action ACTION --input rows.jsonl --journal run.db [--concurrency N] [--output results.jsonl]
-        [--template T] [--format jsonl|csv] [--retry-failed] [--retry-unknown] [--quiet | --json]
+        [--template T] [--format jsonl|csv] [--retry-failed] [--retry-unknown] [--quiet | --json] ...
                       one request per row, safe to kill and run again with the same journal
   callback decrypt --key KEY --token TOKEN [--signature V | --header 'Content-Signature: V'] < body
                       check, decrypt and print a callback message
@@ -36,20 +36,24 @@ options of every command:
   --timeout SECONDS  --rate N (requests per second per action; 0: no limit)  --help
 
 exit status: 0 ok, 1 failure, 2 usage, 3 validation (not sent), 4 service error, 5 network/HTTP error,
-  6 outcome unknown, 7 credentials, 8 batch incomplete, 9 journal refused, 10 callback refused, 130 interrupted
+  6 outcome unknown, 7 credentials, 8 batch incomplete, 9 journal refused, 10 callback refused, 130 interrupted,
+  143 batch stopped by SIGTERM
+essbasic COMMAND --help lists every option of a command.
 ]]
 
 local function command(name)
   if name == "call" or name == "actions" or name == "describe" then
     local call = require("essbasic.cli.call")
     local spec = ({ call = call.CALL_OPTIONS, actions = call.ACTIONS_OPTIONS, describe = call.DESCRIBE_OPTIONS })[name]
-    return spec, call[name]
+    local synopsis = ({ call = call.CALL_SYNOPSIS, actions = call.ACTIONS_SYNOPSIS,
+      describe = call.DESCRIBE_SYNOPSIS })[name]
+    return spec, call[name], synopsis
   elseif name == "batch" then
     local batch = require("essbasic.cli.batch")
-    return batch.OPTIONS, batch.run
+    return batch.OPTIONS, batch.run, batch.SYNOPSIS
   elseif name == "callback" then
     local cb = require("essbasic.cli.callback")
-    return cb.OPTIONS, cb.run
+    return cb.OPTIONS, cb.run, cb.SYNOPSIS or "essbasic callback decrypt [options] < body"
   end
   return nil
 end
@@ -84,7 +88,12 @@ function M.main(argv, ctx)
   local all = all_options()
   local name, at = args.first_word(argv, all)
   if not name then
-    local opts = args.parse(argv, all) or {}
+    local opts, why = args.parse(argv, all)
+    if not opts then
+      -- the bad option named (with a guess), not the whole usage
+      common.stderr("essbasic: ", why, "\n(essbasic help lists the commands; essbasic COMMAND --help their options)\n")
+      return EXIT.usage
+    end
     if opts.version then
       common.stdout("essbasic ", require("essbasic").VERSION, " (API ", require("essbasic").API_VERSION, ")\n")
       return EXIT.ok
@@ -110,7 +119,7 @@ function M.main(argv, ctx)
     if ok then return code end
     return report(code)
   end
-  local spec, run = command(name)
+  local spec, run, synopsis = command(name)
   if not spec then
     local guess = args.closest(name, COMMANDS)
     common.stderr("essbasic: no command ", name, guess and (" (did you mean " .. guess .. "?)") or "", "\n\n", M.USAGE)
@@ -121,7 +130,7 @@ function M.main(argv, ctx)
     common.stderr("essbasic ", name, ": ", words, "\n")
     return EXIT.usage
   end
-  if opts.help then common.stdout(M.USAGE) return EXIT.ok end
+  if opts.help then common.stdout(args.help(synopsis, spec, config.OPTIONS)) return EXIT.ok end
   local ok, code = pcall(run, opts, words, ctx)
   if ok then return code end
   return report(code)

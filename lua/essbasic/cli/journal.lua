@@ -19,7 +19,8 @@
 --
 -- The connection holds the database with locking_mode = EXCLUSIVE from open to close: a second run on the same
 -- journal is refused (M.IN_USE) instead of interleaving, and the lock goes with the process however it ends.
--- journal_mode = WAL and synchronous = FULL: every commit is on disk before the call it describes goes out.
+-- journal_mode = DELETE (a rollback journal: at rest the database file alone holds everything) and
+-- synchronous = FULL: every commit is on disk, in run.db itself, before the call it describes goes out.
 
 local json = require("essbasic.json")
 local errors = require("essbasic.errors")
@@ -37,6 +38,9 @@ M.NO_BINDING = "Journal.NoSqliteBinding"
 M.IN_USE = "Journal.InUse"
 M.MISMATCH = "Journal.InputChanged"
 M.SQLITE = "Journal.SqliteError"
+M.BAD_INPUT = "Journal.InputUnusable"
+
+M.JOURNAL_MODE = "DELETE"
 
 local Journal = {}
 Journal.__index = Journal
@@ -133,12 +137,18 @@ local function own_pid()
   return tonumber(stat:match("^(%d+)"))
 end
 
--- Opens (or creates) the journal at path for want = { action, input_hash, input_name, lines = { line, ... },
--- options = JSON text }, starts a run and recovers the rows an earlier run left in `sending`.
--- → journal, or nil and { code, message } (NO_BINDING, IN_USE, MISMATCH, SQLITE).
+-- Opens (or creates) the journal at path and starts a run; the lock comes first, so a journal in use is refused
+-- before anything is read. want = { action, input_name, options = JSON text,
+--   input_hash = function() → hex or nil, why: the input's fingerprint (called once the lock is held),
+--   rows = function(add) → nil or problems: for a new journal only, calls add(line) for every row of the input
+--     (problems: the input cannot be used; the new file is removed) }.
+-- Recovers the rows an earlier run left in `sending`.
+-- → journal, or nil and { code, message [, problems] } (NO_BINDING, IN_USE, MISMATCH, SQLITE, BAD_INPUT).
 function M.open(path, want)
   local ok, why = M.available()
   if not ok then return nil, why end
+  local existed = io.open(path, "rb")
+  if existed then existed:close() end
   local env = luasql.sqlite3()
   local con, cerr = env:connect(path)
   if not con then
@@ -163,8 +173,11 @@ function M.open(path, want)
       .. "or may not have been carried out", "")
     self:exec(format("UPDATE runs SET recovered = %s WHERE id = %s", int(self.recovered), int(self.run)))
     self:exec("COMMIT")
-    -- Set on the journal's own file only (never on a database that turned out to be something else); it stays.
-    if self.created then self:pragma("PRAGMA journal_mode = WAL") end
+    -- A rollback journal, not WAL: every commit is in the database file itself, so the file alone is the whole
+    -- journal whenever no transaction is open (a copy of run.db taken after a crash resumes without resending).
+    -- Set on the journal's own file only (never on a database that turned out to be something else); a journal
+    -- of essbasic 0.2 (WAL) is turned into this mode here.
+    self:pragma("PRAGMA journal_mode = " .. M.JOURNAL_MODE)
   end)
   if not done then
     local message = type(result) == "table" and result.sqlite or tostring(result)
@@ -172,14 +185,23 @@ function M.open(path, want)
     if locked(message) then
       return nil, jerr(M.IN_USE, "the journal " .. path .. " is in use by another run (" .. message .. ")")
     end
+    if not existed then self:remove_files() end
     return nil, jerr(M.SQLITE, "journal " .. path .. ": " .. message)
   end
   if result then
     self:close()
+    if not existed then self:remove_files() end
     return nil, result
   end
   return self
 end
+
+-- The files of a journal this run made and then gave up (an input that cannot be used).
+function Journal:remove_files()
+  for _, suffix in ipairs({ "", "-journal", "-wal", "-shm" }) do os.remove(self.path .. suffix) end
+end
+
+M.INSERT_CHUNK = 500 -- rows per INSERT statement when a journal is made
 
 -- Inside open's transaction: creates the tables and rows of a new journal, or checks that an existing one was
 -- made for this input and action. → nil, or the mismatch error.
@@ -191,13 +213,30 @@ function Journal:prepare(want)
   end
   if not tables.meta then
     for _, sql in ipairs(SCHEMA) do self:exec(sql) end
-    local meta = { format = M.FORMAT, action = want.action, input_hash = want.input_hash,
-      input_name = want.input_name or "", rows = int(#want.lines), created = int(now()) }
+    local values, n = {}, 0
+    local function flush()
+      if #values > 0 then
+        self:exec("INSERT INTO rows (line, state) VALUES " .. concat(values, ","))
+        values = {}
+      end
+    end
+    local problems = want.rows(function(line)
+      n = n + 1
+      values[#values + 1] = "(" .. int(line) .. ",'pending')"
+      if #values >= M.INSERT_CHUNK then flush() end
+    end)
+    if problems then
+      local e = jerr(M.BAD_INPUT, "the input cannot be used")
+      e.problems = problems
+      return e
+    end
+    flush()
+    local hash, herr = want.input_hash()
+    if not hash then return jerr(M.BAD_INPUT, "cannot read the input: " .. tostring(herr)) end
+    local meta = { format = M.FORMAT, action = want.action, input_hash = hash,
+      input_name = want.input_name or "", rows = int(n), created = int(now()) }
     for k, v in pairs(meta) do
       self:exec(format("INSERT INTO meta (key, value) VALUES (%s, %s)", self:q(k), self:q(v)))
-    end
-    for _, line in ipairs(want.lines) do
-      self:exec(format("INSERT INTO rows (line, state) VALUES (%s, 'pending')", int(line)))
     end
     self.created = true
     return nil
@@ -211,11 +250,13 @@ function Journal:prepare(want)
     return jerr(M.MISMATCH, "the journal " .. self.path .. " is for " .. tostring(meta.action) .. ", not "
       .. tostring(want.action) .. ": use another journal")
   end
-  if meta.input_hash ~= want.input_hash then
+  local hash, herr = want.input_hash()
+  if not hash then return jerr(M.BAD_INPUT, "cannot read the input: " .. tostring(herr)) end
+  if meta.input_hash ~= hash then
     return jerr(M.MISMATCH, "the journal " .. self.path .. " was made for another input (" .. tostring(meta.input_name)
       .. ", sha256 " .. tostring(meta.input_hash):sub(1, 16) .. "…); this input (" .. tostring(want.input_name)
-      .. ", sha256 " .. want.input_hash:sub(1, 16) .. "…) differs. Rerun with the input it was made for, or start "
-      .. "a new journal")
+      .. ", sha256 " .. hash:sub(1, 16) .. "…) differs. Rerun with the very input it was made for (the rows it "
+      .. "has done are not sent again); a new journal would send every row again")
   end
   return nil
 end
@@ -226,17 +267,29 @@ function Journal:meta()
   return out
 end
 
--- The rows this run may send, in line order: pending ones, failed ones that never reached the API, and with
--- the flags the other failed ones and the unknown ones.
-function Journal:eligible(flags)
+-- The rows this run may send, in line order, at most `limit` of them after line `after`: pending ones, failed
+-- ones that never reached the API, and with the flags the other failed ones and the unknown ones.
+-- → list of { line, state } (read a chunk at a time: memory does not grow with the journal).
+function Journal:eligible(flags, after, limit)
   local where = { "state = 'pending'", "(state = 'failed' AND sent = 0)" }
   if flags.retry_failed then where[#where + 1] = "state = 'failed'" end
   if flags.retry_unknown then where[#where + 1] = "state = 'unknown'" end
   local out = {}
-  for i, r in ipairs(self:select("SELECT line FROM rows WHERE " .. concat(where, " OR ") .. " ORDER BY line")) do
-    out[i] = tonumber(r.line)
+  -- NOT INDEXED: walk the rows in line order from `after` (the state index would sort every match per chunk).
+  for i, r in ipairs(self:select("SELECT line, state FROM rows NOT INDEXED WHERE line > " .. int(after or 0) .. " AND ("
+      .. concat(where, " OR ") .. ") ORDER BY line LIMIT " .. int(limit or 1000))) do
+    out[i] = { line = tonumber(r.line), state = r.state }
   end
   return out
+end
+
+-- How many rows this run may send (eligible's rows, counted).
+function Journal:count_eligible(flags)
+  local c = self:counts()
+  local n = c.pending + c.failed_unsent
+  if flags.retry_failed then n = n + c.failed - c.failed_unsent end
+  if flags.retry_unknown then n = n + c.unknown end
+  return n
 end
 
 -- Marks rows `sending` in one transaction (one statement), before any of them is sent.
@@ -300,15 +353,27 @@ function Journal:counts()
   return c
 end
 
--- Every row in line order: { line, state, sent, tries, request_id, ids, response, error_code, error } (JSON text
--- left as text).
-function Journal:rows(where)
+-- Rows in line order (matching the SQL condition `where`, at most `limit`): { line, state, sent, tries,
+-- request_id, ids, response, error_code, error } (JSON text left as text).
+function Journal:rows(where, limit, after)
+  local cond = "line > " .. int(after or 0) .. (where and (" AND (" .. where .. ")") or "")
   local out = self:select("SELECT line, state, sent, tries, request_id, ids, response, error_code, error FROM rows"
-    .. (where and (" WHERE " .. where) or "") .. " ORDER BY line")
+    .. " WHERE " .. cond .. " ORDER BY line" .. (limit and (" LIMIT " .. int(limit)) or ""))
   for _, r in ipairs(out) do
     r.line, r.tries, r.sent = tonumber(r.line), tonumber(r.tries), tonumber(r.sent)
   end
   return out
+end
+
+-- Calls fn(row) for every row in line order (matching `where`), a chunk at a time.
+function Journal:each_row(where, fn)
+  local after = 0
+  while true do
+    local chunk = self:rows(where, 1000, after)
+    for _, r in ipairs(chunk) do fn(r) end
+    if #chunk < 1000 then return end
+    after = chunk[#chunk].line
+  end
 end
 
 function Journal:finish(summary)

@@ -11,10 +11,15 @@
 --   "{{col:int}}"       the value as an integer; also :number, :bool (true/false/1/0/yes/no), :json (parsed)
 --   "text {{col}} text" inside a longer string: the value as text
 -- Each row keeps its line in the input file (for CSV the line its record starts on): the journal's row key.
+-- JSON Lines with a template: every member the template names must be in the row (null or "" leave it out).
+-- Files are read as a stream (M.open, a row at a time): memory does not grow with the input.
+-- Messages about a row never quote its values unmasked (they hold names and mobiles).
 
 local json = require("essbasic.json")
+local personal = require("essbasic.personal")
 
-local type, tostring, tonumber, pairs, ipairs, error = type, tostring, tonumber, pairs, ipairs, error
+local type, tostring, tonumber, pairs, ipairs, error, pcall, select = type, tostring, tonumber, pairs, ipairs, error,
+  pcall, select
 local floor = math.floor
 local sub, find, gsub, match, byte, lower = string.sub, string.find, string.gsub, string.match, string.byte,
   string.lower
@@ -26,35 +31,6 @@ M.MAX_REPORTED = 20 -- problems listed before "... and N more"
 
 local function problem(list, line, message)
   list[#list + 1] = { line = line, message = message }
-end
-
----------------------------------------------------------------------------------------------------------------
--- JSON Lines
----------------------------------------------------------------------------------------------------------------
-
--- text → rows { { line, value } }, problems { { line, message } }
-function M.jsonl(text)
-  local rows, problems = {}, {}
-  local line_no, pos, len = 0, 1, #text
-  if sub(text, 1, 3) == "\239\187\191" then pos = 4 end -- a UTF-8 byte order mark
-  while pos <= len do
-    local nl = find(text, "\n", pos, true)
-    local line = sub(text, pos, (nl or len + 1) - 1)
-    line_no = line_no + 1
-    pos = (nl or len) + 1
-    if sub(line, -1) == "\r" then line = sub(line, 1, -2) end
-    if find(line, "%S") then
-      local v, why = json.decode(line)
-      if v == nil then
-        problem(problems, line_no, "not JSON: " .. tostring(why))
-      elseif type(v) ~= "table" or json.is_array(v) then
-        problem(problems, line_no, "not a JSON object")
-      else
-        rows[#rows + 1] = { line = line_no, value = v }
-      end
-    end
-  end
-  return rows, problems
 end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -121,34 +97,6 @@ local function csv_records(text, sep)
     end
   end
   return records
-end
-
--- text → rows { { line, value = { column = text } } }, problems, columns
-function M.csv(text, sep)
-  local records, why = csv_records(text, sep or ",")
-  if not records then return {}, { { line = 0, message = why } }, {} end
-  local rows, problems = {}, {}
-  local header = records[1]
-  if not header then return rows, { { line = 1, message = "the CSV has no header line" } }, {} end
-  local columns, seen = {}, {}
-  for i, name in ipairs(header.fields) do
-    name = gsub(gsub(name, "^%s+", ""), "%s+$", "")
-    if name == "" then problem(problems, header.line, "column " .. i .. " has no name") end
-    if seen[name] then problem(problems, header.line, "column " .. name .. " appears twice") end
-    seen[name] = true
-    columns[i] = name
-  end
-  for r = 2, #records do
-    local rec = records[r]
-    if #rec.fields ~= #columns then
-      problem(problems, rec.line, "has " .. #rec.fields .. " fields, the header " .. #columns)
-    else
-      local value = {}
-      for i, name in ipairs(columns) do value[name] = rec.fields[i] end
-      rows[#rows + 1] = { line = rec.line, value = value }
-    end
-  end
-  return rows, problems, columns
 end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -235,7 +183,7 @@ function M.fill(template, values)
         if empty(x) then return nil end
         if kind == "" then return x end
         local out, bad = CONVERT[kind](x)
-        if out == nil then why = why or (name .. " " .. bad .. ": " .. tostring(x)) end
+        if out == nil then why = why or (name .. " " .. bad .. ": " .. personal.mask(tostring(x))) end
         return out
       end
       return (gsub(v, INSIDE, function(n)
@@ -267,49 +215,155 @@ function M.fill(template, values)
   return req
 end
 
--- The rows and requests of a batch input.
--- opts = { format = "jsonl"|"csv", template = table or nil, separator = "," }
--- → list of { line, params }, or nil and a list of problems { line, message }.
-function M.load(text, opts)
-  local rows, problems, columns
+---------------------------------------------------------------------------------------------------------------
+-- Reading an input file as a stream: one row at a time, in bounded memory
+---------------------------------------------------------------------------------------------------------------
+
+-- The physical lines of a file without their line ends: → an iterator giving (line number, text), the first
+-- line without a UTF-8 byte order mark.
+local function lines_of(f)
+  local n = 0
+  return function()
+    local line = f:read("*l")
+    if line == nil then return nil end
+    n = n + 1
+    if n == 1 and sub(line, 1, 3) == "\239\187\191" then line = sub(line, 4) end
+    if sub(line, -1) == "\r" then line = sub(line, 1, -2) end
+    return n, line
+  end
+end
+
+-- CSV records over physical lines: a record goes on while it has an odd number of quotes (a quoted field holds
+-- a line break; "" inside quotes keeps the count even). → iterator giving (first line, fields) or (line, nil,
+-- problem); blank lines are no record.
+local function csv_iter(next_line, sep)
+  return function()
+    while true do
+      local n, text = next_line()
+      if not n then return nil end
+      local start, quotes = n, select(2, gsub(text, '"', ""))
+      while quotes % 2 == 1 do
+        local more
+        n, more = next_line()
+        if not n then return start, nil, "a quoted field is never closed" end
+        text = text .. "\n" .. more
+        quotes = quotes + select(2, gsub(more, '"', ""))
+      end
+      if text ~= "" then
+        local records, why = csv_records(text, sep)
+        if not records then return start, nil, (gsub(why, "^line %d+: ", "")) end
+        return start, records[1].fields
+      end
+    end
+  end
+end
+
+-- The request of one row's values (with or without a template). → params, or nil and a problem.
+local function request_of(reader, value)
+  local template = reader.template
+  if not template then return value end
+  if reader.format == "jsonl" then
+    -- A member the template names must be there (null or "" leave it out, as an empty CSV cell does): a typo'd
+    -- member is refused, not sent without it.
+    for _, name in ipairs(reader.names) do
+      if value[name] == nil then return nil, "has no member " .. name .. " (the template's {{" .. name .. "}})" end
+    end
+  end
+  return M.fill(template, value)
+end
+
+-- Opens an input: opts = { format = "jsonl"|"csv", template = table or nil, separator = "," }.
+-- → reader, or nil and a list of problems { line, message } (the file, the template, the CSV header).
+-- reader:next() → line, params (a row), or line, nil, message (a row that cannot be used), or nil (the end).
+function M.open(path, opts)
+  local f, why = io.open(path, "rb")
+  if not f then return nil, { { line = 0, message = "cannot read it: " .. tostring(why) } } end
+  local reader = { f = f, format = opts.format, template = opts.template, names = {} }
+  if opts.template then
+    local ok, names = pcall(M.placeholders, opts.template)
+    if not ok then
+      f:close()
+      return nil, { { line = 0, message = "template: " .. tostring(names) } }
+    end
+    reader.names = names
+  end
+  local next_line = lines_of(f)
   if opts.format == "csv" then
-    rows, problems, columns = M.csv(text, opts.separator)
     if not opts.template then
+      f:close()
       return nil, { { line = 0, message = "a CSV input needs --template (a request with {{column}} placeholders)" } }
     end
-  else
-    rows, problems = M.jsonl(text)
-  end
-  if #problems > 0 then return nil, problems end
-  local template = opts.template
-  if template then
-    local ok, names = pcall(M.placeholders, template)
-    if not ok then return nil, { { line = 0, message = "template: " .. tostring(names) } } end
-    if columns then
-      local have = {}
-      for _, c in ipairs(columns) do have[c] = true end
-      for _, n in ipairs(names) do
+    local records = csv_iter(next_line, opts.separator or ",")
+    local hline, header, herr = records()
+    local problems = {}
+    if not hline then problem(problems, 1, "the CSV has no header line")
+    elseif not header then problem(problems, hline, herr) end
+    local columns, have = {}, {}
+    for i, name in ipairs(header or {}) do
+      name = gsub(gsub(name, "^%s+", ""), "%s+$", "")
+      if name == "" then problem(problems, hline, "column " .. i .. " has no name") end
+      if have[name] then problem(problems, hline, "column " .. name .. " appears twice") end
+      have[name] = true
+      columns[i] = name
+    end
+    if header then
+      for _, n in ipairs(reader.names) do
         if not have[n] then problem(problems, 0, "the template's {{" .. n .. "}} names no CSV column") end
       end
-      if #problems > 0 then return nil, problems end
     end
-  end
-  local out = {}
-  for i, r in ipairs(rows) do
-    if template then
-      local params, why = M.fill(template, r.value)
-      if not params then
-        problem(problems, r.line, why)
-      else
-        out[i] = { line = r.line, params = params }
+    if #problems > 0 then
+      f:close()
+      return nil, problems
+    end
+    function reader.next()
+      local line, fields, bad = records()
+      if not line then return nil end
+      if not fields then return line, nil, bad end
+      if #fields ~= #columns then return line, nil, "has " .. #fields .. " fields, the header " .. #columns end
+      local value = {}
+      for i, name in ipairs(columns) do value[name] = fields[i] end
+      local params, perr = request_of(reader, value)
+      return line, params, perr
+    end
+  else
+    function reader.next()
+      while true do
+        local line, text = next_line()
+        if not line then return nil end
+        if find(text, "%S") then
+          local v, jerr = json.decode(text)
+          if v == nil then return line, nil, "not JSON: " .. tostring(jerr) end
+          if type(v) ~= "table" or json.is_array(v) then return line, nil, "not a JSON object" end
+          local params, perr = request_of(reader, v)
+          return line, params, perr
+        end
       end
-    else
-      out[i] = { line = r.line, params = r.value }
     end
   end
-  if #problems > 0 then return nil, problems end
-  if #out == 0 then return nil, { { line = 0, message = "the input has no rows" } } end
-  return out
+  function reader.close()
+    if reader.f then reader.f:close() reader.f = nil end
+  end
+  return reader
+end
+
+-- Every row of an input checked, none kept (constant memory): → the number of rows, the problems (at most
+-- MAX_REPORTED + 1 of them kept, with the count of all), each_row(line) called for every good row.
+function M.check(reader, each_row)
+  local n, problems, count = 0, {}, 0
+  while true do
+    local line, params, why = reader.next()
+    if not line then break end
+    if params then
+      n = n + 1
+      if each_row then each_row(line) end
+    else
+      count = count + 1
+      if #problems <= M.MAX_REPORTED then problem(problems, line, why) end
+    end
+  end
+  if count == 0 and n == 0 then problem(problems, 0, "the input has no rows"); count = 1 end
+  problems.count = count
+  return n, problems
 end
 
 -- Problems as text lines (at most MAX_REPORTED, then a count).
@@ -317,7 +371,7 @@ function M.describe_problems(problems, name)
   local lines = {}
   for i, p in ipairs(problems) do
     if i > M.MAX_REPORTED then
-      lines[#lines + 1] = "  ... and " .. (#problems - M.MAX_REPORTED) .. " more"
+      lines[#lines + 1] = "  ... and " .. ((problems.count or #problems) - M.MAX_REPORTED) .. " more"
       break
     end
     lines[#lines + 1] = "  " .. (p.line > 0 and (name .. ":" .. p.line .. ": ") or "") .. p.message

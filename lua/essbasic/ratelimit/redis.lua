@@ -53,9 +53,8 @@ M.MEMBER_WINDOW = 30 -- seconds a process counts as a member of the fleet after 
 -- Tokens are spaced (1 + jitter) / rate apart, not 1 / rate: requests that reach the API up to `jitter` seconds
 -- later than their slots (the network, scheduling, a busy event loop), and later by different amounts, still
 -- leave every one-second window of the API with at most `rate` of them: a window [t, t + 1) then holds only
--- requests booked in [t - jitter, t + 1), at most `rate` slots. The default costs 5% of the pace; 0 spaces by
--- 1 / rate exactly.
-M.DEFAULT_JITTER = 0.05
+-- requests booked in [t - jitter, t + 1), at most `rate` slots. The default is essbasic.ratelimit.JITTER (5% of
+-- the pace, the local limiters' margin too); 0 spaces by 1 / rate exactly.
 -- Added to every wait: nginx rounds a sleep down to whole milliseconds, which would send a millisecond early.
 M.SLEEP_MARGIN = 0.001
 
@@ -104,8 +103,10 @@ Redis.__index = Redis
 
 local default_logger = require("essbasic.runtime").logger -- a client passes its own (essbasic.client)
 
--- opts: the checked rate_limit table; make_local(opts) builds a local limiter; level: of the user's call.
-function M.new(opts, make_local, level)
+-- opts: the checked rate_limit table; make_local(opts, own) builds a local limiter (used through its take, hold
+-- and horizon only); level: of the user's call; defaults: { rate, jitter } of essbasic.ratelimit (passed, not
+-- required: the two modules do not load each other).
+function M.new(opts, make_local, level, defaults)
   local cfg = redis.parse(opts.redis, "rate_limit.redis", { prefix = M.DEFAULT_PREFIX }, level)
   local conn = redis.connect(cfg, "rate_limit.redis", level)
   local outage = opts.outage or "closed"
@@ -131,10 +132,10 @@ function M.new(opts, make_local, level)
     base = cfg.prefix .. key .. ":",
     members_key = cfg.prefix .. key .. ":members",
     prefix = cfg.prefix,
-    rate = opts.rate or require("essbasic.ratelimit").DEFAULT_RATE,
+    rate = opts.rate or defaults.rate,
     per_action = opts.per_action or {},
     burst = opts.burst or 1,
-    jitter = opts.jitter or M.DEFAULT_JITTER,
+    jitter = opts.jitter or defaults.jitter,
     wait = opts.wait ~= false,
     outage = outage,
     fixed_fleet = opts.fleet,
@@ -179,8 +180,8 @@ function Redis:fallback()
     for action, r in pairs(self.per_action) do per[action] = r / n end
     o.per_action = per
     o.burst = 1
+    o.start_empty = true
     lim = self.make_local(o, true)
-    lim.initial_tokens = 0
   else
     lim = self.make_local(o)
   end
@@ -194,17 +195,13 @@ end
 -- Only for this process's own bucket (outage = "closed" with a fleet): the nginx-wide dict keeps its windows.
 local function hand_to_local(self, lim)
   self.handed, self.handed_until = lim, nil
-  if not lim.buckets then return end
   local now = runtime.now()
   for bid, booked in pairs(self.booked) do
     local left = booked[1] - now
-    if left > 0 then
-      local b = lim:bucket(booked[2], booked[3])
-      local tokens = b.tokens + (lim.now() - b.at) * b.rate
-      if tokens > b.burst then tokens = b.burst end
-      local want = -left * b.rate
-      if tokens > want then tokens = want end
-      b.tokens, b.at = tokens, lim.now()
+    if left > 0 and self:share() > 1 then
+      -- the local clock's time of that slot, and the next token one interval after it
+      local action = booked[2]
+      lim:hold(action, booked[3], lim.now() + left + (1 + self.jitter) / (self:rate_for(action) / self:share()))
     end
     self.booked[bid] = nil
   end
@@ -223,12 +220,8 @@ end
 -- Seconds until the last local booking of this action has gone, after an outage.
 local function local_horizon(self, action, app)
   local lim = self.handed
-  if not lim or not lim.buckets then return 0 end
-  local b = lim.buckets[app and (app .. "\0" .. action) or action]
-  if not b then return 0 end
-  local tokens = b.tokens + (lim.now() - b.at) * b.rate
-  if tokens >= 0 then return 0 end
-  return -tokens / b.rate
+  if not lim then return 0 end
+  return lim:horizon(action, app and tostring(app) or nil)
 end
 
 local function action_args(self, action)
@@ -314,13 +307,7 @@ function Redis:take(action, wait, app)
   end
   if self.handed and not self.handed_until then
     -- Back from an outage: every local booking is gone by then, whatever the action.
-    local lim, longest = self.handed, 0
-    if lim.buckets then
-      for _, b in pairs(lim.buckets) do
-        local tokens = b.tokens + (lim.now() - b.at) * b.rate
-        if tokens < 0 and -tokens / b.rate > longest then longest = -tokens / b.rate end
-      end
-    end
+    local longest = self.handed:horizon()
     self.handed_until = now + longest
   end
   local delay = res[1]
