@@ -3,23 +3,13 @@
 -- repository leads somewhere.
 
 local sandbox = require("helpers.sandbox")
+local files = require("helpers.files")
 
 local LUA = os.getenv("ESSBASIC_LUA") or (rawget(_G, "jit") and "luajit" or "lua5.4")
 local ROOT = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/spec/[^/]+$") or "."
 if ROOT:sub(1, 1) ~= "/" then ROOT = assert(os.getenv("PWD")) .. "/" .. ROOT end -- the snippets run elsewhere
 
-local function read(path)
-  local f = assert(io.open(ROOT .. "/" .. path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local function read(path) return files.read(ROOT .. "/" .. path) end
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
@@ -34,7 +24,7 @@ end
 -- (what `essbasic sandbox env` exports), and returns its output and exit status.
 local function run_lua(sb, dir, source)
   local abi = os.getenv("ESSBASIC_ABI") or (rawget(_G, "jit") and "5.1" or "5.4")
-  write(dir .. "/snippet.lua", source)
+  files.write(dir .. "/snippet.lua", source)
   local cmd = string.format("cd %s && LUA_PATH=%s LUA_CPATH=%s ESSBASIC_ENDPOINT=%s TENCENTCLOUD_SECRET_ID=%s "
     .. "TENCENTCLOUD_SECRET_KEY=%s ESSBASIC_APP_ID=%s %s snippet.lua 2>&1; echo \"exit=$?\"", quote(dir),
     quote(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"), quote(ROOT .. "/build/" .. abi .. "/?.so;;"),
@@ -113,12 +103,12 @@ describe("links in README.md and docs/", function()
     return set
   end
 
-  local files = { "README.md" }
+  local documents = { "README.md" }
   local p = assert(io.popen("cd " .. quote(ROOT) .. " && ls docs/*.md"))
-  for f in p:lines() do files[#files + 1] = f end
+  for f in p:lines() do documents[#documents + 1] = f end
   p:close()
 
-  for _, file in ipairs(files) do
+  for _, file in ipairs(documents) do
     it(file .. ": every relative link names a file and heading that exist", function()
       local text = read(file)
       local base = file:match("^(.*)/") or ""
