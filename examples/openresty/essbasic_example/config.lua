@@ -2,7 +2,7 @@
 -- variables that nginx.conf lists with `env NAME;`; nginx hides all others from Lua).
 --
 --   TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY   credentials (read by essbasic's default chain)
---   ESSBASIC_ENDPOINT, ESSBASIC_FILE_ENDPOINT         e.g. http://127.0.0.1:8088 for the offline sandbox
+--   ESSBASIC_ENDPOINT, ESSBASIC_FILE_ENDPOINT         e.g. http://127.0.0.1:8780 for make sandbox
 --   ESSBASIC_APP_ID, ESSBASIC_ORG_OPEN_ID, ESSBASIC_OPERATOR_OPEN_ID   the Agent of every call
 --   ESSBASIC_CALLBACK_KEY, ESSBASIC_CALLBACK_TOKEN    the app's callback key (32 bytes) and token, both from the
 --                                                     console (no callback is taken without the token)

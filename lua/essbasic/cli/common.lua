@@ -12,7 +12,7 @@ local rep, sub, gsub = string.rep, string.sub, string.gsub
 
 local M = {}
 
--- The documented exit codes (README, "Command line").
+-- The documented exit codes (docs/cli.md).
 M.EXIT = {
   ok = 0,
   failure = 1,        -- anything else: a file that cannot be read, a journal that cannot be written, ...

@@ -2,7 +2,7 @@
 -- command runs from one (the sandbox commands need it). The commands live beside this file:
 --   call, actions, describe   essbasic.cli.call          batch      essbasic.cli.batch (journal, rows, progress)
 --   callback decrypt          essbasic.cli.callback      sandbox    essbasic.cli.sandbox
--- Shared options (config.OPTIONS) go anywhere on the line; the exit codes are common.EXIT (README, "Command line").
+-- Shared options (config.OPTIONS) go anywhere on the line; the exit codes are common.EXIT (docs/cli.md).
 
 local args = require("essbasic.cli.args")
 local common = require("essbasic.cli.common")
