@@ -43,11 +43,7 @@ build = {
   type = "builtin",
   modules = {
     ["essbasic.core"] = {
-<<<<<<< HEAD:essbasic-0.3.0-1.rockspec
-      sources = { "src/core.c", "src/crypto.c", "src/json.c", "src/http.c", "src/clock.c", "src/check.c", "src/files.c" },
-=======
-      sources = { "src/core.c", "src/crypto.c", "src/json.c", "src/http.c", "src/clock.c", "src/check.c", "src/process.c" },
->>>>>>> issue-25:essbasic-0.2.0-1.rockspec
+      sources = { "src/core.c", "src/crypto.c", "src/json.c", "src/http.c", "src/clock.c", "src/check.c", "src/files.c", "src/process.c" },
       libraries = { "curl", "crypto" },
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
