@@ -101,6 +101,8 @@ local function read_options(opts, level)
   for name in pairs(M.OPTIONS) do
     local v = opts[name]
     if nested and nested[name] ~= nil then v = nested[name] end
+    -- false has always meant "not set" here, except for the one boolean that defaults to true
+    if v == false and M.OPTIONS[name] ~= "boolean" then v = nil end
     o[name] = v
   end
   for name in pairs(nested or {}) do
@@ -157,9 +159,7 @@ local function exchange(self, ngx, req, u, payload, deadline, connect_ms)
   local reused = reused_times > 0
   local r = http1.reader(ngx, sock, { deadline = deadline, connect_ms = connect_ms, max = self.max_response_bytes,
     where = u.authority })
-  local left = r:remaining_ms()
-  if left <= 0 then return r:fail("timeout", "no time left to send", false) end
-  sock:settimeouts(connect_ms, left, left)
+  if not r:arm() then return r:fail("timeout", "no time left to send", false) end
   local sent_bytes
   sent_bytes, err = sock:send(payload)
   if not sent_bytes then

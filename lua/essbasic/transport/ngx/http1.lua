@@ -69,17 +69,20 @@ function Reader:remaining_ms()
 end
 
 -- Every receive gets what is left of the request's total timeout, so a slow drip cannot outlast it.
-function Reader:receive(pattern)
+function Reader:arm()
   local left = self:remaining_ms()
-  if left <= 0 then return nil, "timeout" end
+  if left <= 0 then return false end
   self.sock:settimeouts(self.connect_ms, left, left)
+  return true
+end
+
+function Reader:receive(pattern)
+  if not self:arm() then return nil, "timeout" end
   return self.sock:receive(pattern)
 end
 
 function Reader:receiveany(max)
-  local left = self:remaining_ms()
-  if left <= 0 then return nil, "timeout" end
-  self.sock:settimeouts(self.connect_ms, left, left)
+  if not self:arm() then return nil, "timeout" end
   return self.sock:receiveany(max)
 end
 
