@@ -15,8 +15,8 @@
 -- action being validated (schema.actions[A].errors, from action-errors.json); the last entry is a platform-wide
 -- common code that every action may return, so there is always an answer.
 
-local type, tonumber, find, pairs, error, tostring, require = type, tonumber, string.find, pairs, error, tostring,
-  require
+local type, tonumber, find, pairs, error, tostring, require, next = type, tonumber, string.find, pairs, error,
+  tostring, require, next
 local floor = math.floor
 
 local M = {}
@@ -379,6 +379,14 @@ function M.pick_code(pref, action_codes)
     end
   end
   return pref[n]
+end
+
+-- What "not set" means, for a disabled member and a one-of group (src/check.c's is_unset is the same): absent,
+-- null (json.null, cjson.null), "" or an empty table, the ways SDKs and examples.json write an unset member. A
+-- required member is missing when absent, null or "" (a string member); {} there is a type problem instead.
+local NULL = require("essbasic.core").json_null
+function M.unset(v)
+  return v == nil or v == "" or v == NULL or (type(v) == "table" and next(v) == nil)
 end
 
 -- Text checks kept here so builders and the validator agree on what a character is: M.text_len(s) → number of

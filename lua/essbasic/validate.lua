@@ -22,8 +22,7 @@ local concat, sort = table.concat, table.sort
 local format = string.format
 
 local CODES, suggest, with_state, compiled = walk.CODES, walk.suggest, walk.run, walk.compiled
-local walk_request, walk_member, check_action_rules = walk.request, walk.member, walk.action_rules_only
-local action_rules = walk.action_rules
+local walk_request, walk_member = walk.request, walk.member
 
 local M = { MAX_PROBLEMS = walk.MAX_PROBLEMS, MAX_DEPTH = walk.MAX_DEPTH, suggest = suggest }
 
@@ -78,23 +77,17 @@ function internal.reference_request(aname, params, show_personal_data)
   return fail(aname, list, total, show_personal_data)
 end
 
--- The C checker's verdict (every rule but the one-of groups): true or false; then true when a disabled member
--- carries a value.
+-- The C checker's verdict (every rule): true or false; then true when a disabled member carries a value.
 function internal.fast_check(aname, params)
   assert(known_action(aname, params))
   return checker.check(aname, params or {})
 end
 
--- The fast path's verdict, or with encode the request's JSON when it passes: the C walk, then the one-of groups
--- of the two actions that have them. A false answer only means "ask the Lua walk". The second result: the paths
+-- The fast path's verdict, or with encode the request's JSON when it passes: the C walk. A false answer only means "ask the Lua walk". The second result: the paths
 -- of the disabled members that carry a value, or nil (the Lua walk names them, only when the C walk saw one).
 local function fast(action, aname, params, encode)
   local passed, disabled_seen = checker.check(aname, params, encode)
   if not passed then return false end
-  local ar = action_rules[aname]
-  if ar and #ar.one_of > 0 and select(2, with_state(action.error_set, check_action_rules, aname, params)) > 0 then
-    return false
-  end
   if disabled_seen then return passed, select(3, with_state(action.error_set, walk_request, aname, params)) end
   return passed
 end

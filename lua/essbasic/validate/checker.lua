@@ -1,8 +1,7 @@
 -- The validator's fast half: the reference walk's compiled schema (essbasic.validate.walk) described as plain
 -- values for the C checker (src/check.c), which compiles it once. checker.check(action, params [, encode]) → the
 -- C walk's verdict (true, or with encode the request's JSON; false: ask the Lua walk), then true when a member the
--- schema marks disabled carries a value. Every rule but the one-of groups (validate.lua asks the Lua walk for
--- those).
+-- schema marks disabled carries a value. Every rule of rules.lua, the one-of groups included.
 
 local api = require("essbasic.api")
 local rules = require("essbasic.rules")
@@ -87,11 +86,16 @@ do
   for _, aname in ipairs(api.actions()) do
     local root = struct_index[api.action(aname).input]
     local ar = action_rules[aname]
-    if ar and (#ar.required > 0 or #ar.forbidden > 0) then
+    if ar and (#ar.required > 0 or #ar.forbidden > 0 or #ar.one_of > 0) then
       root = copy_struct(root)
       local copies = {}
       for _, segs in ipairs(ar.required) do mark_path(root, copies, segs, "required") end
       for _, fb in ipairs(ar.forbidden) do mark_path(root, copies, fb.segs, "forbidden") end
+      if #ar.one_of > 0 then
+        local groups = {}
+        for g, group in ipairs(ar.one_of) do groups[g] = group.fields end
+        desc[root].one_of = groups
+      end
     end
     action_root[aname] = root
   end

@@ -19,7 +19,7 @@ local math_type = math.type -- nil on LuaJIT, where every number is a double
 local concat, sort = table.concat, table.sort
 local format, lower, sub, byte = string.format, string.lower, string.sub, string.byte
 
-local text_len, pick_code = rules.text_len, rules.pick_code
+local text_len, pick_code, is_unset = rules.text_len, rules.pick_code, rules.unset
 local formats, format_check, enum_sets = rules.formats, rules.format_check, rules.enum_sets
 local CODES = rules.codes
 
@@ -421,7 +421,7 @@ function check_struct(r, cs, t, d)
       r.seg[d1], r.pos[d1] = k, cf.pos
       -- a disabled member: "" and {} are how SDKs and examples.json write "not set"; a value is checked like any
       -- member's, sent, and named in the client's warning (docs/builders.md, "What validation refuses")
-      local unset = cf.disabled and (v == "" or (type(v) == "table" and next(v) == nil))
+      local unset = cf.disabled and is_unset(v)
       if cf.disabled and not unset then r.disabled[#r.disabled + 1] = path_string(r, d1) end
       if unset then -- luacheck: ignore 542
         -- nothing to check
@@ -510,8 +510,7 @@ local function check_action_rules(r, aname, params)
   for _, g in ipairs(ar.one_of) do
     local any = false
     for _, f in ipairs(g.fields) do
-      local v = rawget(params, f)
-      if v ~= nil and v ~= "" and v ~= NULL and not (type(v) == "table" and next(v) == nil) then any = true end
+      if not is_unset(rawget(params, f)) then any = true end
     end
     if not any then
       report(r, 0, g.code, "one of " .. concat(g.fields, ", "), "none of them", nil, nil)
@@ -556,6 +555,5 @@ M.action_rules = action_rules -- action name → { required = {segs}, one_of = {
 M.run = with_state
 M.request = walk_request
 M.member = walk_member
-M.action_rules_only = check_action_rules
 
 return M
