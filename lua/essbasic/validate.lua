@@ -83,8 +83,9 @@ function internal.fast_check(aname, params)
   return checker.check(aname, params or {})
 end
 
--- The fast path's verdict, or with encode the request's JSON when it passes: the C walk. A false answer only means "ask the Lua walk". The second result: the paths
--- of the disabled members that carry a value, or nil (the Lua walk names them, only when the C walk saw one).
+-- The fast path's verdict, or with encode the request's JSON when it passes: the C walk. A false answer only
+-- means "ask the Lua walk". The second result: the paths of the disabled members that carry a value, or nil (the
+-- Lua walk names them, only when the C walk saw one).
 local function fast(action, aname, params, encode)
   local passed, disabled_seen = checker.check(aname, params, encode)
   if not passed then return false end

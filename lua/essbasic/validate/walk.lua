@@ -19,7 +19,7 @@ local math_type = math.type -- nil on LuaJIT, where every number is a double
 local concat, sort = table.concat, table.sort
 local format, lower, sub, byte = string.format, string.lower, string.sub, string.byte
 
-local text_len, pick_code, is_unset = rules.text_len, rules.pick_code, rules.unset
+local text_len, pick_code, is_unset, wording = rules.text_len, rules.pick_code, rules.unset, rules.expected
 local formats, format_check, enum_sets = rules.formats, rules.format_check, rules.enum_sets
 local CODES = rules.codes
 
@@ -264,7 +264,7 @@ local function check_scalar(r, cf, v, d)
     local n
     if max_chars and #v > 4 * max_chars then
       -- certainly too long whatever the encoding: say so without scanning a huge string
-      report(r, d, limit.code, format("at most %d characters", max_chars), format("%d bytes", #v))
+      report(r, d, limit.code, wording.max_chars(limit), format("%d bytes", #v))
       return false
     end
     local why
@@ -276,11 +276,11 @@ local function check_scalar(r, cf, v, d)
     end
     if limit == nil then return true end
     if max_chars and n > max_chars then
-      report(r, d, limit.code, format("at most %d characters", max_chars), format("%d characters", n))
+      report(r, d, limit.code, wording.max_chars(limit), format("%d characters", n))
       return false
     end
     if limit.min_chars and n < limit.min_chars then
-      report(r, d, limit.code, format("at least %d characters", limit.min_chars), format("%d characters", n))
+      report(r, d, limit.code, wording.min_chars(limit), format("%d characters", n))
       return false
     end
   elseif kind == "int" or kind == "uint" then
@@ -300,8 +300,7 @@ local function check_scalar(r, cf, v, d)
     end
     if limit == nil then return true end
     if limit.min and v < limit.min or limit.max and v > limit.max then
-      report(r, d, limit.code, format("a number from %s to %s", tostring(limit.min), tostring(limit.max)),
-        found_of(r, cf.name, v))
+      report(r, d, limit.code, wording.range(limit), found_of(r, cf.name, v))
       return false
     end
   elseif kind == "float" then
@@ -320,16 +319,12 @@ local function check_scalar(r, cf, v, d)
   -- enum and format (the value has the right type here)
   local enum = cf.enum
   if enum and not enum[v] then
-    local list = rules.enums[limit.enum]
-    local shown = {}
-    for i = 1, #list do shown[i] = type(list[i]) == "string" and format("%q", list[i]) or tostring(list[i]) end
-    report(r, d, limit.code, "one of " .. concat(shown, ", "), found_of(r, cf.name, v))
+    report(r, d, limit.code, wording.enum(limit), found_of(r, cf.name, v))
     return false
   end
   local fmt = cf.format
   if fmt and not (limit.allow_zero and v == 0) and not fmt(v) then
-    report(r, d, limit.code, formats[limit.format].expected .. (limit.allow_zero and " (or 0)" or ""),
-      found_of(r, cf.name, v))
+    report(r, d, limit.code, wording.format(limit), found_of(r, cf.name, v))
     return false
   end
   return true
@@ -379,13 +374,11 @@ local function check_list(r, cf, v, d)
   local limit = cf.limit
   if limit then
     if limit.max_items and n > limit.max_items then
-      report(r, d, limit.code, format(limit.min_items and "%d to %d items" or "%s%d items",
-        limit.min_items or "at most ", limit.max_items), format("%d items", n))
+      report(r, d, limit.code, wording.items(limit), format("%d items", n))
       return -- do not walk a list that is too long (it may be huge)
     end
     if limit.min_items and n < limit.min_items then
-      report(r, d, limit.code, format(limit.max_items and "%d to %d items" or "at least %d items",
-        limit.min_items, limit.max_items), format("%d item%s", n, n == 1 and "" or "s"))
+      report(r, d, limit.code, wording.items(limit), format("%d item%s", n, n == 1 and "" or "s"))
     end
   end
   local d1 = d + 1
@@ -513,7 +506,7 @@ local function check_action_rules(r, aname, params)
       if not is_unset(rawget(params, f)) then any = true end
     end
     if not any then
-      report(r, 0, g.code, "one of " .. concat(g.fields, ", "), "none of them", nil, nil)
+      report(r, 0, g.code, wording.one_of(g), "none of them", nil, nil)
     end
   end
   for _, fb in ipairs(ar.forbidden) do walk_forbidden(r, params, fb.segs, 1, 0, fb) end
