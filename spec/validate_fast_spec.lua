@@ -379,6 +379,63 @@ describe("the C checker", function()
   end)
 end)
 
+-- One edit in one place: a rule added to rules.lua's tables alone (a new format and the limit that names it, a
+-- new one-of group) is honoured by both walks and by the wording describe lists, with nothing else touched. The
+-- validator modules are loaded afresh over the edited tables, then the tables restored and reloaded.
+describe("a rule is one entry in rules.lua", function()
+  local MODULES = { "essbasic.validate", "essbasic.validate.walk", "essbasic.validate.checker" }
+  local function reload()
+    for _, m in ipairs(MODULES) do package.loaded[m] = nil end
+    return require("essbasic.validate")
+  end
+  local LIMIT, ACTION = "CreateSignUrlsRequest.OpenId", "ChannelCancelFlow"
+  local AGENT = { AppId = "yDwFoUUckpsmiu7v", ProxyOrganizationOpenId = "org", ProxyOperator = { OpenId = "op" } }
+  local saved_action
+  before_each(function()
+    saved_action = rules.actions[ACTION]
+    rules.formats.open_id_test = { kind = "shape", shape = "[a-z]%d%d%d", expected = "an open id (test)" }
+    rules.limits[LIMIT] = { format = "open_id_test", code = { "InvalidParameter" } }
+    local copy = {}
+    for k, v in pairs(saved_action) do copy[k] = v end
+    copy.one_of = { { fields = { "CancelMessage", "CancelMessageFormat" }, code = { "MissingParameter" } } }
+    rules.actions[ACTION] = copy
+  end)
+  after_each(function()
+    rules.formats.open_id_test, rules.limits[LIMIT], rules.actions[ACTION] = nil, nil, saved_action
+    rawset(rules.format_check, "open_id_test", nil)
+    reload()
+  end)
+
+  it("a new format and its limit: both walks refuse and accept alike, and describe words it", function()
+    local v = reload()
+    local p = { Agent = AGENT, FlowIds = { "yDwhxUUckp3gl8j5UuFX33LSNozpRsbi" } }
+    for value, good in pairs({ a123 = true, z999 = true, A123 = false, a12 = false, ["a1234"] = false }) do
+      p.OpenId = value
+      assert.are.equal(good, v._internal.fast_check("CreateSignUrls", p), value)
+      assert.are.equal(good, v._internal.reference_request("CreateSignUrls", p) == true, value)
+      local body, err = v.request_body("CreateSignUrls", p)
+      assert.are.equal(good, body ~= nil, value)
+      if not good then
+        assert.are.equal("OpenId", err.problems[1].path)
+        assert.are.equal("an open id (test)", err.problems[1].expected)
+      end
+    end
+    assert.are.same({ "an open id (test)" }, rules.limit_phrases(rules.limits[LIMIT]))
+  end)
+
+  it("a new one-of group: both walks refuse a request without any of its members", function()
+    local v = reload()
+    local p = { Agent = AGENT, FlowId = "yDwhxUUckp3gl8j5UuFX33LSNozpRsbi" }
+    assert.is_false(v._internal.fast_check(ACTION, p))
+    local ok, err = v.request(ACTION, p)
+    assert.is_nil(ok)
+    assert.are.equal("one of CancelMessage, CancelMessageFormat", err.problems[1].expected)
+    p.CancelMessage = "wrong party"
+    assert.is_true(v._internal.fast_check(ACTION, p))
+    assert.is_true(v.request(ACTION, p))
+  end)
+end)
+
 -- The pure-Lua definition of text core.utf8_len is held to: a byte loop (the same on Lua 5.4 and LuaJIT).
 local function lua_len(s)
   if s:find("\0", 1, true) then return nil, "NUL byte" end

@@ -15,8 +15,8 @@
 -- action being validated (schema.actions[A].errors, from action-errors.json); the last entry is a platform-wide
 -- common code that every action may return, so there is always an answer.
 
-local type, tonumber, find, pairs, error, tostring, require, next = type, tonumber, string.find, pairs, error,
-  tostring, require, next
+local type, tonumber, find, pairs, error, tostring, require, next, setmetatable, rawset = type, tonumber,
+  string.find, pairs, error, tostring, require, next, setmetatable, rawset
 local floor = math.floor
 
 local M = {}
@@ -150,8 +150,16 @@ function M.compile_format(fmt, name)
   if not kind then error("rules: format " .. tostring(name) .. " has unknown kind " .. tostring(fmt.kind)) end
   return kind(fmt)
 end
-M.format_check = {}
-for name, fmt in pairs(M.formats) do M.format_check[name] = M.compile_format(fmt, name) end
+-- name → the Lua check of M.formats[name]: every declared format compiled now (a bad entry raises at load), and
+-- one declared later on first use, so a format is only ever its entry in M.formats.
+M.format_check = setmetatable({}, { __index = function(checks, name)
+  local fmt = M.formats[name]
+  if fmt == nil then return nil end
+  local check = M.compile_format(fmt, name)
+  rawset(checks, name, check)
+  return check
+end })
+for name in pairs(M.formats) do local _ = M.format_check[name] end
 
 -- FlowApproverInfo.IdCardNumber by FlowApproverInfo.IdCardType (ID_CARD when absent, its documented default):
 -- the format of each IdCardType value.
