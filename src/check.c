@@ -1,14 +1,9 @@
-/* The validator's fast path: one C walk that answers "does this request pass every per-member check?" with yes
- * or no. lua/essbasic/validate/checker.lua describes the schema and its rules for a checker built once;
- * validate.lua asks it first on every call and runs the Lua walk (validate/walk.lua) only when the answer is no, to
- * name every problem with its path and code. So the Lua walk stays the reference: this file must refuse
- * everything it refuses and accept everything it accepts (spec/validate_fast_spec.lua compares the two over
- * mutated requests). rules.lua's formats arrive as data (a
- * kind and its parameters) and are compiled here by kind (FORMAT_KINDS: calling Lua for them was a fifth of a
- * validation); a format of a known kind needs nothing here, and schema_checker refuses a kind it does not know.
- * The format_by structure check (IdCardNumber by IdCardType) arrives as data too. An action's required and
- * forbidden paths arrive as marks on its own copies of the structures along them, its one-of groups as data on
- * its root's copy.
+/* The validator's fast path: one C walk that answers "does this request pass every rule?" with yes or no, and
+ * with encode writes the JSON of what passed on the same walk. lua/essbasic/validate/checker.lua describes
+ * rules.lua's data for a checker built once; a request it refuses goes to the Lua walk, which names the problems,
+ * so this walk must refuse exactly what that one refuses (spec/validate_fast_spec.lua, fuzz/fuzz_validate.lua).
+ * Formats arrive as data and are compiled here by kind (FORMAT_KINDS). The design is told once, in
+ * docs/internals.md ("Validation").
  *
  * Also core.utf8_len, the one definition of "text" (valid UTF-8 without NUL) for the validator and the builders.
  *

@@ -1,14 +1,8 @@
--- Request validation against the generated schema and the prose rules (lua/essbasic/rules.lua), before
--- anything is encoded or sent. validate.request(action, params) → true, or nil, err where err is an
--- essbasic error of kind "validation" carrying every problem found (up to MAX_PROBLEMS), each with its path.
---
--- It runs on every call, so it has two halves. The fast half is the C checker (essbasic.validate.checker,
--- src/check.c): the schema and its rules compiled once into a C walk that answers only "passes" or "does not"
--- (and, for validate.request_body, writes the request's JSON on the same walk). Only a request that does not pass
--- takes the Lua walk (essbasic.validate.walk), which is the reference: it finds every problem and names it with
--- its path and code (spec/validate_fast_spec.lua holds the two halves to the same verdicts and bytes). This file
--- is the public face: arguments, the order of the problems, the error object. The core is required (it signs
--- too), so there is no pure-Lua mode.
+-- Request validation: the public face (arguments, the order of the problems, the error object). The rules are
+-- rules.lua's data; the C walk (validate/checker.lua → src/check.c) answers first, the Lua walk (validate/walk.lua)
+-- names the problems of a request it refuses. The design is told once, in docs/internals.md ("Validation").
+-- validate.request(action, params) → true, or nil, err where err is an essbasic error of kind "validation"
+-- carrying every problem found (up to MAX_PROBLEMS), each with its path.
 
 local api = require("essbasic.api")
 local errors = require("essbasic.errors")

@@ -1,7 +1,7 @@
--- The validator's fast half: the reference walk's compiled schema (essbasic.validate.walk) described as plain
--- values for the C checker (src/check.c), which compiles it once. checker.check(action, params [, encode]) → the
--- C walk's verdict (true, or with encode the request's JSON; false: ask the Lua walk), then true when a member the
--- schema marks disabled carries a value. Every rule of rules.lua, the one-of groups included.
+-- The validator's fast path: walk.lua's compiled schema (from rules.lua) described as plain values for the C
+-- checker (src/check.c), built once. checker.check(action, params [, encode]) → the C walk's verdict (true, or
+-- with encode the request's JSON; false: ask the Lua walk), then true when a member the schema marks disabled
+-- carries a value. Every rule of rules.lua is on it (design: docs/internals.md, "Validation").
 
 local api = require("essbasic.api")
 local rules = require("essbasic.rules")
@@ -17,12 +17,9 @@ local formats = rules.formats
 ---------------------------------------------------------------------------------------------------------------
 -- The fast path
 ---------------------------------------------------------------------------------------------------------------
--- The same compiled schema for the C fast path (src/check.c): structures numbered in name order, members with the
--- rules resolved to plain values, enum sets as they are, formats by name with rules.formats' entries beside them
--- (check.c compiles each by its kind and refuses a kind or a name it does not know), the format_by structure
--- check as its data. An action with required or forbidden paths gets its own copies of the structures along
--- those paths, with the members marked, so the C walk checks them on its way at no extra cost; only the one-of
--- groups (two actions) stay with check_action_rules. Built once, at load.
+-- Structures numbered in name order, members with their rules resolved to plain values, formats by name beside
+-- rules.formats' entries, the format_by check as data; per action with required, forbidden or one-of rules, its
+-- own copies of the structures along those paths with the members marked and the one-of groups on its root.
 local checker, action_root
 do
   local names = {}

@@ -1,10 +1,8 @@
--- The reference walk of the validator: the schema and its rules (essbasic.rules) compiled once into per-struct
--- lookups, and the Lua walk that finds every problem of a request and names it with its path and code. The C
--- checker (essbasic.validate.checker, src/check.c) answers first on every call; this walk runs when it says no,
--- and spec/validate_fast_spec.lua holds the two to the same verdicts.
--- Tables are iterated raw with `next`, and the path of a field is kept as a stack of segments that becomes a
--- string only when a problem is reported. A problem's found masks personal data (found_of, essbasic.personal)
--- unless the run shows it (the client's debug_personal_data).
+-- The validator's reporting walk: rules.lua's data compiled once into per-structure lookups, and the Lua walk that
+-- finds every problem of a request and names it with its path, code and rules.expected's wording (design:
+-- docs/internals.md, "Validation"). Tables are iterated raw with `next`; the path of a field is a stack of
+-- segments that becomes a string only when a problem is reported. A problem's found masks personal data
+-- (found_of, essbasic.personal) unless the run shows it (the client's debug_personal_data).
 
 local api = require("essbasic.api")
 local rules = require("essbasic.rules")
