@@ -13,6 +13,7 @@ local sort = table.sort
 
 local compiled, action_rules, MAX_DEPTH = walk.compiled, walk.action_rules, walk.MAX_DEPTH
 local formats = rules.formats
+local EMPTY = {}
 
 ---------------------------------------------------------------------------------------------------------------
 -- The fast path
@@ -33,11 +34,14 @@ do
     local sd = { name = name }
     for j, fname in ipairs(cs.order) do
       local cf = cs.fields[fname]
-      local limit = cf.limit or {}
-      sd[j] = { name = fname, kind = cf.scalar or "struct", struct = cf.struct and struct_index[cf.struct.name],
-        list = cf.list, disabled = cf.disabled, required = cs.required_set[fname], max_chars = limit.max_chars,
-        min_chars = limit.min_chars, min_items = limit.min_items, max_items = limit.max_items, min = limit.min,
-        max = limit.max, enum = cf.enum, format = cf.format and limit.format, allow_zero = limit.allow_zero }
+      local f = { name = fname, kind = cf.scalar or "struct", struct = cf.struct and struct_index[cf.struct.name],
+        list = cf.list, disabled = cf.disabled, required = cs.required_set[fname] }
+      -- the member's limits entry as rules.lua writes it (so a new limit needs nothing here), its enum as the set
+      for k, v in pairs(cf.limit or EMPTY) do
+        if k ~= "code" and k ~= "source" then f[k] = v end
+      end
+      f.enum = cf.enum
+      sd[j] = f
     end
     local checks = cs.checks
     if checks then
