@@ -4,7 +4,8 @@
 -- core built there; then each round runs one child process per tree (alternating, so drift hits both alike) that
 -- times client:prepare of the seed request and of the 50x5 group, and validate.request_body of a CreateSignUrls
 -- request (an action with a one-of group); medians and the ratio work tree / base are printed. With valgrind,
--- instructions per call (callgrind windows, bench/prepare_count.lua) of both trees and their ratio too.
+-- instructions per call (callgrind windows, bench/prepare_count.lua; CG_ROUNDS runs each, default 5) of both
+-- trees and their ratio too.
 -- (The child mode, `--child SECONDS`, prints one line of ns per call; it is what the parent runs.)
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]+$") or "."
@@ -18,7 +19,7 @@ local function child(seconds)
   local popts = { timestamp = B.TIMESTAMP }
   local seed, group = B.seed_request(), B.group_request(50, 5)
   local sign_urls = { Agent = { AppId = "yDwFoUUckpsmiu7v", ProxyOrganizationOpenId = "org",
-    ProxyOperator = { OpenId = "op" } }, FlowIds = { "yDwhxUUckp3gl8j5UuFX33LSNozpRsbi" } }
+    ProxyOperator = { OpenId = "op" } }, FlowIds = { "yDwhxUUckp3gl8j5UuFX33LSNozpRsbi" } } -- as prepare_count
   local fns = {
     function() return client:prepare(B.ACTION, seed, popts) end,
     function() return client:prepare(B.ACTION, group, popts) end,
@@ -36,6 +37,7 @@ if arg[1] == "--child" then return child(tonumber(arg[2])) end
 
 local base = arg[1] or "HEAD~1"
 local ROUNDS, SECONDS = tonumber(arg[2]) or 7, tonumber(arg[3]) or 0.15
+local CG_ROUNDS = tonumber(os.getenv("CG_ROUNDS") or "") or 5
 local function sh(cmd)
   local p = assert(io.popen(cmd))
   local out = p:read("*a")
@@ -81,18 +83,24 @@ end
 
 if os.execute("command -v valgrind >/dev/null 2>&1") then
   local B = require("benchlib")
-  local args = "seed:prepare:200 group50:prepare:20 seed:body:200"
-  local counts = {}
-  for t, tree in ipairs(trees) do
-    -- the paths set by -e, not by env(1): callgrind would count env and not follow its exec
-    local paths = format("package.path='%s/lua/?.lua;%s/lua/?/init.lua;'..package.path "
-      .. "package.cpath='%s/build/5.4/?.so;'..package.cpath", tree.dir, tree.dir, tree.dir)
-    counts[t] = assert(B.callgrind_windows(format('lua5.4 -e "%s" %s/prepare_count.lua %s', paths, here, args)))
+  local args = "seed:prepare:200 group50:prepare:20 seed:body:200 signurls:body:200"
+  -- Lua seeds its string hashes from the clock and addresses, so counts move by a few percent between runs: rounds
+  -- alternate the trees and the medians are printed
+  local CG_ROWS = { { "prepare (seed)", 200 }, { "prepare (group50)", 20 }, { "validate.request_body (seed)", 200 },
+    { "validate.request_body (CreateSignUrls)", 200 } }
+  local counts = { {}, {} }
+  for _ = 1, CG_ROUNDS do
+    for t, tree in ipairs(trees) do
+      -- the paths set by -e, not by env(1): callgrind would count env and not follow its exec
+      local paths = format("package.path='%s/lua/?.lua;%s/lua/?/init.lua;'..package.path "
+        .. "package.cpath='%s/build/5.4/?.so;'..package.cpath", tree.dir, tree.dir, tree.dir)
+      counts[t][#counts[t] + 1] = assert(B.callgrind_windows(format('lua5.4 -e "%s" %s/prepare_count.lua %s', paths,
+        here, args)))
+    end
   end
-  print("-- instructions per call under callgrind (exact, no noise)")
-  local CG_ROWS = { { "prepare (seed)", 200 }, { "prepare (group50)", 20 }, { "validate.request_body (seed)", 200 } }
+  print(format("-- instructions per call under callgrind, medians of %d alternated runs", CG_ROUNDS))
   for i, row in ipairs(CG_ROWS) do
-    local a, b = counts[1][i] / row[2], counts[2][i] / row[2]
+    local a, b = median(counts[1], i) / row[2], median(counts[2], i) / row[2]
     print(format("%-48s %10.0f %10.0f   ratio %.4f", row[1], a, b, b / a))
   end
 end
