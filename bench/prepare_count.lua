@@ -2,7 +2,8 @@
 -- "kind:stage:count" argument in turn in a window of its own (B.run_windows).
 -- kind: seed (the seed request) or group50 (the 50x5 group); stage: prepare, correlated (prepare with
 -- correlate = true), or one step of prepare: validate, encode
--- (json.encode with the hint), body (validate.request_body: both in one walk) or headers (signer.headers).
+-- (json.encode with the hint), body (validate.request_body: both in one walk) or headers (signer.headers);
+-- signurls:body is validate.request_body of a CreateSignUrls request (a one-of group).
 -- Usage: lua5.4 bench/prepare_count.lua seed:prepare:200 seed:body:200 group50:prepare:20 ...
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]+$") or "."
@@ -31,6 +32,10 @@ local function steps_for(params)
 end
 
 local all = { seed = steps_for(B.seed_request()), group50 = steps_for(B.group_request(50, 5)) }
+-- signurls:body: validate.request_body of a CreateSignUrls request, an action with a one-of group
+local sign_urls = { Agent = { AppId = "yDwFoUUckpsmiu7v", ProxyOrganizationOpenId = "org",
+  ProxyOperator = { OpenId = "op" } }, FlowIds = { "yDwhxUUckp3gl8j5UuFX33LSNozpRsbi" } }
+all.signurls = { body = function() return validate.request_body("CreateSignUrls", sign_urls) end }
 local runs = {}
 for i = 1, #arg do
   local kind, stage, count = arg[i]:match("^(%w+):(%w+):(%d+)$")

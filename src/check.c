@@ -1,13 +1,9 @@
-/* The validator's fast path: one C walk that answers "does this request pass every per-member check?" with yes
- * or no. lua/essbasic/validate/checker.lua describes the schema and its rules for a checker built once;
- * validate.lua asks it first on every call and runs the Lua walk (validate/walk.lua) only when the answer is no, to
- * name every problem with its path and code. So the Lua walk stays the reference: this file must refuse
- * everything it refuses and accept everything it accepts (spec/validate_fast_spec.lua compares the two over
- * mutated requests). rules.lua's formats arrive as data (a
- * kind and its parameters) and are compiled here by kind (FORMAT_KINDS: calling Lua for them was a fifth of a
- * validation); a format of a known kind needs nothing here, and schema_checker refuses a kind it does not know.
- * The format_by structure check (IdCardNumber by IdCardType) arrives as data too. An action's required and
- * forbidden paths arrive as marks on its own copies of the structures along them; its one-of groups stay in Lua.
+/* The validator's fast path: one C walk that answers "does this request pass every rule?" with yes or no, and
+ * with encode writes the JSON of what passed on the same walk. lua/essbasic/validate/checker.lua describes
+ * rules.lua's data for a checker built once; a request it refuses goes to the Lua walk, which names the problems,
+ * so this walk must refuse exactly what that one refuses (spec/validate_fast_spec.lua, fuzz/fuzz_validate.lua).
+ * Formats arrive as data and are compiled here by kind (FORMAT_KINDS). The design is told once, in
+ * docs/internals.md ("Validation").
  *
  * Also core.utf8_len, the one definition of "text" (valid UTF-8 without NUL) for the validator and the builders.
  *
@@ -64,6 +60,7 @@ typedef struct {
   /* rules.lua's format_by structure check: refs of the type and number member names and of the map from type
    * value to format index; the format index of an absent type; by_ref 0: none */
   int by_type_ref, by_number_ref, by_ref, by_default;
+  int one_of_ref; /* refs[one_of_ref] = { { member name, ... }, ... }: rules.actions' one-of groups; 0: none */
   int nrequired;
   unsigned mask;  /* slots - 1 (a power of two) */
   nslot *slots;
@@ -418,6 +415,46 @@ static int format_by_passes(const walk *w, const cstruct *st, int t) {
   return ok;
 }
 
+/* Whether the value at idx means "not set" (rules.lua's `unset`): nil, null, "" or an empty table. */
+static int is_unset(lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    return 1;
+  case LUA_TSTRING:
+    return lua_rawlen(L, idx) == 0;
+  case LUA_TTABLE: {
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) return 1;
+    lua_pop(L, 2);
+    return 0;
+  }
+  default:
+    return essbasic_json_is_null(L, idx);
+  }
+}
+
+/* rules.actions' one-of groups on the request table at t: every group has a member that is set. */
+static int one_of_passes(const walk *w, const cstruct *st, int t) {
+  lua_State *L = w->L;
+  lua_rawgeti(L, w->refs, st->one_of_ref);
+  int groups = lua_gettop(L), ok = 1;
+  lua_Integer ngroups = (lua_Integer)lua_rawlen(L, groups);
+  for (lua_Integer g = 1; ok && g <= ngroups; g++) {
+    lua_rawgeti(L, groups, g);
+    lua_Integer nnames = (lua_Integer)lua_rawlen(L, -1);
+    ok = 0;
+    for (lua_Integer i = 1; !ok && i <= nnames; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_rawget(L, t);
+      ok = !is_unset(L, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
 /* A member whose value sits at index v. */
 static int check_member(const walk *w, const cfield *f, int v, int depth) {
   lua_State *L = w->L;
@@ -425,16 +462,11 @@ static int check_member(const walk *w, const cfield *f, int v, int depth) {
   if (f->disabled) {
     /* "" and {} are how SDKs write "not set"; a real value is checked like any member's and sent, and the caller
      * is told so it can warn (docs/builders.md, "What validation refuses") */
-    int vt = lua_type(L, v);
-    if (vt == LUA_TSTRING && lua_rawlen(L, v) == 0) return put_scalar(w, v);
-    if (vt == LUA_TTABLE) {
-      lua_pushnil(L);
-      if (!lua_next(L, v)) {
-        /* as json.encode writes it: [] when marked as an array or when the hint says list */
-        if (w->out) jbuf_add(w->out, f->list || is_array_mt(w, v) ? "[]" : "{}", 2);
-        return 1;
-      }
-      lua_pop(L, 2);
+    if (is_unset(L, v)) { /* "" or {} here: null members never reach this */
+      if (lua_type(L, v) == LUA_TSTRING) return put_scalar(w, v);
+      /* as json.encode writes it: [] when marked as an array or when the hint says list */
+      if (w->out) jbuf_add(w->out, f->list || is_array_mt(w, v) ? "[]" : "{}", 2);
+      return 1;
     }
     *w->disabled_seen = 1;
   }
@@ -486,6 +518,7 @@ static int check_struct(const walk *w, int si, int t, int depth) {
   lua_pop(L, 1);
   if (present_required < st->nrequired) return 0;
   if (st->by_ref && !format_by_passes(w, st, t)) return 0;
+  if (st->one_of_ref && !one_of_passes(w, st, t)) return 0;
   if (out) jbuf_addc(out, '}');
   return 1;
 }
@@ -605,7 +638,8 @@ static void compile_formats(lua_State *L, cschema *S, int fd) {
  * field = { name, kind = "string"|"int"|"uint"|"float"|"bool"|"struct", struct = index (1-based, for "struct"),
  *   list, disabled, forbidden, required, max_chars, min_chars, min_items, max_items, min, max, enum = set,
  *   format = name, allow_zero }; a structure may also have
- *   format_by = { type_field = name, number_field = name, default_type = value, formats = { value = name } }.
+ *   format_by = { type_field = name, number_field = name, default_type = value, formats = { value = name } } and
+ *   one_of = { { name, ... }, ... } (an action's root: at least one member of each group set).
  * Built once per schema by validate.lua. */
 static int l_schema_checker(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -651,6 +685,17 @@ static int l_schema_checker(lua_State *L) {
     int sd = lua_gettop(L);
     cstruct *st = &S->structs[i - 1];
     st->by_type_ref = st->by_number_ref = st->by_ref = st->by_default = 0;
+    st->one_of_ref = ref_field(L, sd, "one_of", refs, &nrefs);
+    if (st->one_of_ref) {
+      lua_rawgeti(L, refs, st->one_of_ref);
+      luaL_checktype(L, -1, LUA_TTABLE);
+      for (lua_Integer g = 1; g <= (lua_Integer)lua_rawlen(L, -1); g++) {
+        lua_rawgeti(L, -1, g);
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
     lua_getfield(L, sd, "format_by");
     if (!lua_isnil(L, -1)) {
       int fb = lua_gettop(L);

@@ -15,8 +15,8 @@
 -- action being validated (schema.actions[A].errors, from action-errors.json); the last entry is a platform-wide
 -- common code that every action may return, so there is always an answer.
 
-local type, tonumber, find, pairs, error, tostring, require = type, tonumber, string.find, pairs, error, tostring,
-  require
+local type, tonumber, find, pairs, error, tostring, require, next, setmetatable, rawset = type, tonumber,
+  string.find, pairs, error, tostring, require, next, setmetatable, rawset
 local floor = math.floor
 
 local M = {}
@@ -150,8 +150,16 @@ function M.compile_format(fmt, name)
   if not kind then error("rules: format " .. tostring(name) .. " has unknown kind " .. tostring(fmt.kind)) end
   return kind(fmt)
 end
-M.format_check = {}
-for name, fmt in pairs(M.formats) do M.format_check[name] = M.compile_format(fmt, name) end
+-- name → the Lua check of M.formats[name]: every declared format compiled now (a bad entry raises at load), and
+-- one declared later on first use, so a format is only ever its entry in M.formats.
+M.format_check = setmetatable({}, { __index = function(checks, name)
+  local fmt = M.formats[name]
+  if fmt == nil then return nil end
+  local check = M.compile_format(fmt, name)
+  rawset(checks, name, check)
+  return check
+end })
+for name in pairs(M.formats) do local _ = M.format_check[name] end
 
 -- FlowApproverInfo.IdCardNumber by FlowApproverInfo.IdCardType (ID_CARD when absent, its documented default):
 -- the format of each IdCardType value.
@@ -379,6 +387,47 @@ function M.pick_code(pref, action_codes)
     end
   end
   return pref[n]
+end
+
+-- The wording of each rule: what a validation problem says it expected (validate/walk.lua) and what `essbasic
+-- describe` lists as a member's limits (cli/call.lua), so the two cannot say different things. l: a limits entry.
+local format, concat, quoted = string.format, table.concat, "%q"
+M.expected = {
+  max_chars = function(l) return format("at most %d characters", l.max_chars) end,
+  min_chars = function(l) return format("at least %d characters", l.min_chars) end,
+  items = function(l)
+    if l.min_items and l.max_items then return format("%d to %d items", l.min_items, l.max_items) end
+    if l.max_items then return format("at most %d items", l.max_items) end
+    return format("at least %d items", l.min_items)
+  end,
+  range = function(l) return format("a number from %s to %s", tostring(l.min), tostring(l.max)) end,
+  enum = function(l)
+    local list, shown = M.enums[l.enum], {}
+    for i = 1, #list do shown[i] = type(list[i]) == "string" and format(quoted, list[i]) or tostring(list[i]) end
+    return "one of " .. concat(shown, ", ")
+  end,
+  format = function(l) return M.formats[l.format].expected .. (l.allow_zero and " (or 0)" or "") end,
+  one_of = function(group) return "one of " .. concat(group.fields, ", ") end,
+}
+
+-- Every limit of entry l, worded as M.expected words it, in a fixed order.
+function M.limit_phrases(l)
+  local out, e = {}, M.expected
+  if l.min_items or l.max_items then out[#out + 1] = e.items(l) end
+  if l.min_chars then out[#out + 1] = e.min_chars(l) end
+  if l.max_chars then out[#out + 1] = e.max_chars(l) end
+  if l.min or l.max then out[#out + 1] = e.range(l) end
+  if l.enum then out[#out + 1] = e.enum(l) end
+  if l.format then out[#out + 1] = e.format(l) end
+  return out
+end
+
+-- What "not set" means, for a disabled member and a one-of group (src/check.c's is_unset is the same): absent,
+-- null (json.null, cjson.null), "" or an empty table, the ways SDKs and examples.json write an unset member. A
+-- required member is missing when absent, null or "" (a string member); {} there is a type problem instead.
+local NULL = require("essbasic.core").json_null
+function M.unset(v)
+  return v == nil or v == "" or v == NULL or (type(v) == "table" and next(v) == nil)
 end
 
 -- Text checks kept here so builders and the validator agree on what a character is: M.text_len(s) → number of

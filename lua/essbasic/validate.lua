@@ -1,14 +1,8 @@
--- Request validation against the generated schema and the prose rules (lua/essbasic/rules.lua), before
--- anything is encoded or sent. validate.request(action, params) → true, or nil, err where err is an
--- essbasic error of kind "validation" carrying every problem found (up to MAX_PROBLEMS), each with its path.
---
--- It runs on every call, so it has two halves. The fast half is the C checker (essbasic.validate.checker,
--- src/check.c): the schema and its rules compiled once into a C walk that answers only "passes" or "does not"
--- (and, for validate.request_body, writes the request's JSON on the same walk). Only a request that does not pass
--- takes the Lua walk (essbasic.validate.walk), which is the reference: it finds every problem and names it with
--- its path and code (spec/validate_fast_spec.lua holds the two halves to the same verdicts and bytes). This file
--- is the public face: arguments, the order of the problems, the error object. The core is required (it signs
--- too), so there is no pure-Lua mode.
+-- Request validation: the public face (arguments, the order of the problems, the error object). The rules are
+-- rules.lua's data; the C walk (validate/checker.lua → src/check.c) answers first, the Lua walk (validate/walk.lua)
+-- names the problems of a request it refuses. The design is told once, in docs/internals.md ("Validation").
+-- validate.request(action, params) → true, or nil, err where err is an essbasic error of kind "validation"
+-- carrying every problem found (up to MAX_PROBLEMS), each with its path.
 
 local api = require("essbasic.api")
 local errors = require("essbasic.errors")
@@ -22,8 +16,7 @@ local concat, sort = table.concat, table.sort
 local format = string.format
 
 local CODES, suggest, with_state, compiled = walk.CODES, walk.suggest, walk.run, walk.compiled
-local walk_request, walk_member, check_action_rules = walk.request, walk.member, walk.action_rules_only
-local action_rules = walk.action_rules
+local walk_request, walk_member = walk.request, walk.member
 
 local M = { MAX_PROBLEMS = walk.MAX_PROBLEMS, MAX_DEPTH = walk.MAX_DEPTH, suggest = suggest }
 
@@ -78,23 +71,18 @@ function internal.reference_request(aname, params, show_personal_data)
   return fail(aname, list, total, show_personal_data)
 end
 
--- The C checker's verdict (every rule but the one-of groups): true or false; then true when a disabled member
--- carries a value.
+-- The C checker's verdict (every rule): true or false; then true when a disabled member carries a value.
 function internal.fast_check(aname, params)
   assert(known_action(aname, params))
   return checker.check(aname, params or {})
 end
 
--- The fast path's verdict, or with encode the request's JSON when it passes: the C walk, then the one-of groups
--- of the two actions that have them. A false answer only means "ask the Lua walk". The second result: the paths
--- of the disabled members that carry a value, or nil (the Lua walk names them, only when the C walk saw one).
+-- The fast path's verdict, or with encode the request's JSON when it passes: the C walk. A false answer only
+-- means "ask the Lua walk". The second result: the paths of the disabled members that carry a value, or nil (the
+-- Lua walk names them, only when the C walk saw one).
 local function fast(action, aname, params, encode)
   local passed, disabled_seen = checker.check(aname, params, encode)
   if not passed then return false end
-  local ar = action_rules[aname]
-  if ar and #ar.one_of > 0 and select(2, with_state(action.error_set, check_action_rules, aname, params)) > 0 then
-    return false
-  end
   if disabled_seen then return passed, select(3, with_state(action.error_set, walk_request, aname, params)) end
   return passed
 end

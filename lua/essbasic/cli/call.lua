@@ -14,7 +14,7 @@ local args = require("essbasic.cli.args")
 local config = require("essbasic.cli.config")
 
 local EXIT, fail = common.EXIT, common.fail
-local ipairs, type, tostring, sort, concat = ipairs, type, tostring, table.sort, table.concat
+local ipairs, type, sort, concat = ipairs, type, table.sort, table.concat
 local format, rep = string.format, string.rep
 
 local M = {}
@@ -109,25 +109,11 @@ local function type_text(f)
   return (f.list and "list of " or "") .. f.type
 end
 
--- The limits the hand-written rules put on Struct.Member, as short phrases.
+-- The limits the hand-written rules put on Struct.Member, worded as a validation problem words them
+-- (rules.limit_phrases).
 local function limits_of(struct_name, member)
   local l = api.rules.limits[struct_name .. "." .. member]
-  if not l then return nil end
-  local out = {}
-  if l.min_items or l.max_items then
-    out[#out + 1] = (l.min_items or 0) .. ".." .. (l.max_items or "n") .. " items"
-  end
-  if l.max_chars then
-    out[#out + 1] = (l.min_chars and (l.min_chars .. "..") or "at most ") .. l.max_chars .. " characters"
-  end
-  if l.min or l.max then out[#out + 1] = "range " .. tostring(l.min or "") .. ".." .. tostring(l.max or "") end
-  if l.enum then
-    local values = {}
-    for i, v in ipairs(api.rules.enums[l.enum] or {}) do values[i] = v == "" and '""' or tostring(v) end
-    out[#out + 1] = "one of " .. concat(values, ", ")
-  end
-  if l.format then out[#out + 1] = l.format:gsub("_", " ") .. " format" end
-  return out
+  return l and api.rules.limit_phrases(l) or nil
 end
 
 -- The action's hand-written rules about its request's top-level members: required paths (Agent.AppId, ...)
@@ -152,7 +138,7 @@ local function action_notes(action)
     add(top, #needs[top] > 0 and ("required here, with " .. concat(needs[top], ", ")) or "required here")
   end
   for _, group in ipairs(r.one_of or {}) do
-    for _, name in ipairs(group.fields) do add(name, "one of " .. concat(group.fields, ", ")) end
+    for _, name in ipairs(group.fields) do add(name, api.rules.expected.one_of(group)) end
   end
   return notes
 end

@@ -1,8 +1,7 @@
--- The validator's fast half: the reference walk's compiled schema (essbasic.validate.walk) described as plain
--- values for the C checker (src/check.c), which compiles it once. checker.check(action, params [, encode]) → the
--- C walk's verdict (true, or with encode the request's JSON; false: ask the Lua walk), then true when a member the
--- schema marks disabled carries a value. Every rule but the one-of groups (validate.lua asks the Lua walk for
--- those).
+-- The validator's fast path: walk.lua's compiled schema (from rules.lua) described as plain values for the C
+-- checker (src/check.c), built once. checker.check(action, params [, encode]) → the C walk's verdict (true, or
+-- with encode the request's JSON; false: ask the Lua walk), then true when a member the schema marks disabled
+-- carries a value. Every rule of rules.lua is on it (design: docs/internals.md, "Validation").
 
 local api = require("essbasic.api")
 local rules = require("essbasic.rules")
@@ -14,16 +13,14 @@ local sort = table.sort
 
 local compiled, action_rules, MAX_DEPTH = walk.compiled, walk.action_rules, walk.MAX_DEPTH
 local formats = rules.formats
+local EMPTY = {}
 
 ---------------------------------------------------------------------------------------------------------------
 -- The fast path
 ---------------------------------------------------------------------------------------------------------------
--- The same compiled schema for the C fast path (src/check.c): structures numbered in name order, members with the
--- rules resolved to plain values, enum sets as they are, formats by name with rules.formats' entries beside them
--- (check.c compiles each by its kind and refuses a kind or a name it does not know), the format_by structure
--- check as its data. An action with required or forbidden paths gets its own copies of the structures along
--- those paths, with the members marked, so the C walk checks them on its way at no extra cost; only the one-of
--- groups (two actions) stay with check_action_rules. Built once, at load.
+-- Structures numbered in name order, members with their rules resolved to plain values, formats by name beside
+-- rules.formats' entries, the format_by check as data; per action with required, forbidden or one-of rules, its
+-- own copies of the structures along those paths with the members marked and the one-of groups on its root.
 local checker, action_root
 do
   local names = {}
@@ -37,11 +34,14 @@ do
     local sd = { name = name }
     for j, fname in ipairs(cs.order) do
       local cf = cs.fields[fname]
-      local limit = cf.limit or {}
-      sd[j] = { name = fname, kind = cf.scalar or "struct", struct = cf.struct and struct_index[cf.struct.name],
-        list = cf.list, disabled = cf.disabled, required = cs.required_set[fname], max_chars = limit.max_chars,
-        min_chars = limit.min_chars, min_items = limit.min_items, max_items = limit.max_items, min = limit.min,
-        max = limit.max, enum = cf.enum, format = cf.format and limit.format, allow_zero = limit.allow_zero }
+      local f = { name = fname, kind = cf.scalar or "struct", struct = cf.struct and struct_index[cf.struct.name],
+        list = cf.list, disabled = cf.disabled, required = cs.required_set[fname] }
+      -- the member's limits entry as rules.lua writes it (so a new limit needs nothing here), its enum as the set
+      for k, v in pairs(cf.limit or EMPTY) do
+        if k ~= "code" and k ~= "source" then f[k] = v end
+      end
+      f.enum = cf.enum
+      sd[j] = f
     end
     local checks = cs.checks
     if checks then
@@ -87,11 +87,16 @@ do
   for _, aname in ipairs(api.actions()) do
     local root = struct_index[api.action(aname).input]
     local ar = action_rules[aname]
-    if ar and (#ar.required > 0 or #ar.forbidden > 0) then
+    if ar and (#ar.required > 0 or #ar.forbidden > 0 or #ar.one_of > 0) then
       root = copy_struct(root)
       local copies = {}
       for _, segs in ipairs(ar.required) do mark_path(root, copies, segs, "required") end
       for _, fb in ipairs(ar.forbidden) do mark_path(root, copies, fb.segs, "forbidden") end
+      if #ar.one_of > 0 then
+        local groups = {}
+        for g, group in ipairs(ar.one_of) do groups[g] = group.fields end
+        desc[root].one_of = groups
+      end
     end
     action_root[aname] = root
   end

@@ -1,10 +1,8 @@
--- The reference walk of the validator: the schema and its rules (essbasic.rules) compiled once into per-struct
--- lookups, and the Lua walk that finds every problem of a request and names it with its path and code. The C
--- checker (essbasic.validate.checker, src/check.c) answers first on every call; this walk runs when it says no,
--- and spec/validate_fast_spec.lua holds the two to the same verdicts.
--- Tables are iterated raw with `next`, and the path of a field is kept as a stack of segments that becomes a
--- string only when a problem is reported. A problem's found masks personal data (found_of, essbasic.personal)
--- unless the run shows it (the client's debug_personal_data).
+-- The validator's reporting walk: rules.lua's data compiled once into per-structure lookups, and the Lua walk that
+-- finds every problem of a request and names it with its path, code and rules.expected's wording (design:
+-- docs/internals.md, "Validation"). Tables are iterated raw with `next`; the path of a field is a stack of
+-- segments that becomes a string only when a problem is reported. A problem's found masks personal data
+-- (found_of, essbasic.personal) unless the run shows it (the client's debug_personal_data).
 
 local api = require("essbasic.api")
 local rules = require("essbasic.rules")
@@ -19,7 +17,7 @@ local math_type = math.type -- nil on LuaJIT, where every number is a double
 local concat, sort = table.concat, table.sort
 local format, lower, sub, byte = string.format, string.lower, string.sub, string.byte
 
-local text_len, pick_code = rules.text_len, rules.pick_code
+local text_len, pick_code, is_unset, wording = rules.text_len, rules.pick_code, rules.unset, rules.expected
 local formats, format_check, enum_sets = rules.formats, rules.format_check, rules.enum_sets
 local CODES = rules.codes
 
@@ -264,7 +262,7 @@ local function check_scalar(r, cf, v, d)
     local n
     if max_chars and #v > 4 * max_chars then
       -- certainly too long whatever the encoding: say so without scanning a huge string
-      report(r, d, limit.code, format("at most %d characters", max_chars), format("%d bytes", #v))
+      report(r, d, limit.code, wording.max_chars(limit), format("%d bytes", #v))
       return false
     end
     local why
@@ -276,11 +274,11 @@ local function check_scalar(r, cf, v, d)
     end
     if limit == nil then return true end
     if max_chars and n > max_chars then
-      report(r, d, limit.code, format("at most %d characters", max_chars), format("%d characters", n))
+      report(r, d, limit.code, wording.max_chars(limit), format("%d characters", n))
       return false
     end
     if limit.min_chars and n < limit.min_chars then
-      report(r, d, limit.code, format("at least %d characters", limit.min_chars), format("%d characters", n))
+      report(r, d, limit.code, wording.min_chars(limit), format("%d characters", n))
       return false
     end
   elseif kind == "int" or kind == "uint" then
@@ -300,8 +298,7 @@ local function check_scalar(r, cf, v, d)
     end
     if limit == nil then return true end
     if limit.min and v < limit.min or limit.max and v > limit.max then
-      report(r, d, limit.code, format("a number from %s to %s", tostring(limit.min), tostring(limit.max)),
-        found_of(r, cf.name, v))
+      report(r, d, limit.code, wording.range(limit), found_of(r, cf.name, v))
       return false
     end
   elseif kind == "float" then
@@ -320,16 +317,12 @@ local function check_scalar(r, cf, v, d)
   -- enum and format (the value has the right type here)
   local enum = cf.enum
   if enum and not enum[v] then
-    local list = rules.enums[limit.enum]
-    local shown = {}
-    for i = 1, #list do shown[i] = type(list[i]) == "string" and format("%q", list[i]) or tostring(list[i]) end
-    report(r, d, limit.code, "one of " .. concat(shown, ", "), found_of(r, cf.name, v))
+    report(r, d, limit.code, wording.enum(limit), found_of(r, cf.name, v))
     return false
   end
   local fmt = cf.format
   if fmt and not (limit.allow_zero and v == 0) and not fmt(v) then
-    report(r, d, limit.code, formats[limit.format].expected .. (limit.allow_zero and " (or 0)" or ""),
-      found_of(r, cf.name, v))
+    report(r, d, limit.code, wording.format(limit), found_of(r, cf.name, v))
     return false
   end
   return true
@@ -379,13 +372,11 @@ local function check_list(r, cf, v, d)
   local limit = cf.limit
   if limit then
     if limit.max_items and n > limit.max_items then
-      report(r, d, limit.code, format(limit.min_items and "%d to %d items" or "%s%d items",
-        limit.min_items or "at most ", limit.max_items), format("%d items", n))
+      report(r, d, limit.code, wording.items(limit), format("%d items", n))
       return -- do not walk a list that is too long (it may be huge)
     end
     if limit.min_items and n < limit.min_items then
-      report(r, d, limit.code, format(limit.max_items and "%d to %d items" or "at least %d items",
-        limit.min_items, limit.max_items), format("%d item%s", n, n == 1 and "" or "s"))
+      report(r, d, limit.code, wording.items(limit), format("%d item%s", n, n == 1 and "" or "s"))
     end
   end
   local d1 = d + 1
@@ -421,7 +412,7 @@ function check_struct(r, cs, t, d)
       r.seg[d1], r.pos[d1] = k, cf.pos
       -- a disabled member: "" and {} are how SDKs and examples.json write "not set"; a value is checked like any
       -- member's, sent, and named in the client's warning (docs/builders.md, "What validation refuses")
-      local unset = cf.disabled and (v == "" or (type(v) == "table" and next(v) == nil))
+      local unset = cf.disabled and is_unset(v)
       if cf.disabled and not unset then r.disabled[#r.disabled + 1] = path_string(r, d1) end
       if unset then -- luacheck: ignore 542
         -- nothing to check
@@ -510,11 +501,10 @@ local function check_action_rules(r, aname, params)
   for _, g in ipairs(ar.one_of) do
     local any = false
     for _, f in ipairs(g.fields) do
-      local v = rawget(params, f)
-      if v ~= nil and v ~= "" and v ~= NULL and not (type(v) == "table" and next(v) == nil) then any = true end
+      if not is_unset(rawget(params, f)) then any = true end
     end
     if not any then
-      report(r, 0, g.code, "one of " .. concat(g.fields, ", "), "none of them", nil, nil)
+      report(r, 0, g.code, wording.one_of(g), "none of them", nil, nil)
     end
   end
   for _, fb in ipairs(ar.forbidden) do walk_forbidden(r, params, fb.segs, 1, 0, fb) end
@@ -556,6 +546,5 @@ M.action_rules = action_rules -- action name → { required = {segs}, one_of = {
 M.run = with_state
 M.request = walk_request
 M.member = walk_member
-M.action_rules_only = check_action_rules
 
 return M
