@@ -111,7 +111,7 @@ function M.begin(client, action, params, call_opts)
     policy = call_opts.retry ~= nil and retry.policy(call_opts.retry) or client.retry,
     readonly = api.is_readonly(action),
     deadline = deadline,
-    started = deadline and runtime.now(), -- only a deadline reads it
+    started = deadline and runtime.interval_clock(), -- only a deadline reads it
     attempts = 0, history = {},
   }, Call)
 end
@@ -146,7 +146,7 @@ function Call:next_request()
   local client = self.client
   local timeout = self.opts.timeout or client.timeout
   if self.deadline then
-    local left = self.deadline - (runtime.now() - self.started)
+    local left = self.deadline - (runtime.interval_clock() - self.started)
     if left <= 0 then
       return nil, errors.new{ kind = "client", code = errors.DEADLINE, attempts = self.attempts,
         history = self.history, cause = self.last_error,
@@ -199,7 +199,7 @@ function Call:conclude(res, err)
   self.last_error = err
   if decision == "retry" then
     local delay = retry.delay(self.policy, self.attempts)
-    if not self.deadline or runtime.now() - self.started + delay < self.deadline then
+    if not self.deadline or runtime.interval_clock() - self.started + delay < self.deadline then
       log(client, "info", format("essbasic: %s attempt %d failed with %s; retrying in %.2fs", self.action,
         self.attempts, tostring(err.code), delay))
       self.retry_delay = delay

@@ -100,7 +100,7 @@ local function local_limiter(opts, dict)
     burst = opts.burst or 1,
     per_action = opts.per_action or {},
     wait = opts.wait ~= false,
-    now = opts.now or runtime.now,
+    now = opts.now or runtime.interval_clock,
     start_empty = opts.start_empty, -- (the Redis limiter's fallback) an action's first token after one interval
     tat = {},   -- id → the theoretical arrival time of the next token
     ids = {},   -- id → its action (for the interval)

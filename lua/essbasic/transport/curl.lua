@@ -17,7 +17,7 @@ local function failure(kind, message, sent)
   return network_error(kind, message, sent)
 end
 
-local Transport = { __name = "essbasic.transport.curl" }
+local Transport = { __name = "essbasic.transport.curl", concurrency = "batch" } -- call_many: libcurl's multi
 Transport.__index = Transport
 
 function M.session_options(opts)
