@@ -16,8 +16,8 @@ local ct_equal = core.ct_equal
 
 local M = {}
 
-M.VERSION = "2021-05-26"
-M.SERVICE = "essbasic"
+M.VERSION = api.schema.version -- written once: the generated schema
+M.SERVICE = api.schema.service
 M.ALGORITHM = "TC3-HMAC-SHA256"
 
 -- secret_id → { cred = config entry, signer = C signer userdata }; built once per config.

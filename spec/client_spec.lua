@@ -271,7 +271,8 @@ describe("errors that do not bite", function()
   end)
 
   it("concatenates with strings on either side", function()
-    local err = require("essbasic.errors").new{ code = "ClientError.NetworkError", message = "refused" }
+    local err = require("essbasic.errors").new{ kind = "network", code = "ClientError.NetworkError",
+      message = "refused" }
     assert.equal("failed: " .. tostring(err), "failed: " .. err)
     assert.equal(tostring(err) .. "!", err .. "!")
   end)

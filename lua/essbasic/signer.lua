@@ -5,10 +5,13 @@
 local type, pairs, setmetatable = type, pairs, setmetatable
 local find, format = string.find, string.format
 
+local schema = require("essbasic.api").schema
+
 local M = {}
 
-M.VERSION = "2021-05-26"
-M.SERVICE = "essbasic"
+-- The API version and service: written once, in the schema (generated from the API's own description).
+M.VERSION = schema.version
+M.SERVICE = schema.service
 M.CONTENT_TYPE = "application/json"
 M.ALGORITHM = "TC3-HMAC-SHA256"
 
