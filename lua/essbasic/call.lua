@@ -85,11 +85,15 @@ function M.sign(client, action, body, timestamp)
   return headers, ep
 end
 
--- A creating call that may or may not have been carried out: what the caller must do before sending it again.
+-- A creating call that may or may not have been carried out: what the caller must do before sending it again,
+-- by what the action creates (the actions that create flows are named once, in correlate.FLOWS).
+local ADVICE = {
+  flows = " Look for the flows with DescribeFlowDetailInfo (or in the callbacks) before creating them again.",
+  other = " Check the result with a Describe action before sending it again.",
+}
+
 local function outcome_unknown(action, err)
-  local how = (action == "ChannelCreateFlowGroupByFiles" or action == "ChannelCreateFlowByFiles")
-    and " Look for the flows with DescribeFlowDetailInfo (or in the callbacks) before creating them again."
-    or " Check the result with a Describe action before sending it again."
+  local how = correlate.FLOWS[action] ~= nil and ADVICE.flows or ADVICE.other
   return errors.new{ kind = err.kind, code = errors.OUTCOME_UNKNOWN, cause = err, network = err.network,
     http_status = err.http_status, request_id = err.request_id, sent = err.sent,
     message = action .. " may or may not have been carried out (" .. tostring(err.code) .. ": "

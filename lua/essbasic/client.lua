@@ -311,7 +311,5 @@ function methods.close(self)
   if self.transport.close then self.transport:close() end
 end
 
-M.Client = Client
-M.methods = methods
 
 return M
