@@ -47,6 +47,13 @@ describe("the LuaCATS annotations (" .. PATH .. ")", function()
     end
   end)
 
+  it("list every http option of essbasic.new", function()
+    local class = assert(text:match("\n%-%-%-@class essbasic%.HttpOptions\n(.-)\n\n"))
+    for name in pairs(client.HTTP_OPTIONS) do
+      assert.truthy(class:find("---@field " .. name .. " ", 1, true), name)
+    end
+  end)
+
   it("mark required request members and always-present response members as not optional", function()
     local class = assert(text:match("\n%-%-%-@class essbasic%.UploadFilesRequest\n(.-)\n\n"))
     assert.truthy(class:find("---@field BusinessType string ", 1, true), class)

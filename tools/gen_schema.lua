@@ -434,7 +434,12 @@ local function emit_types()
   local option_types = { string = "string", number = "number", boolean = "boolean", table = "table",
     ["function"] = "fun(level: string, message: string)", any = "any" }
   for _, name in ipairs(sorted_keys(client.OPTIONS)) do
-    w("---@field " .. name .. " " .. option_types[client.OPTIONS[name]] .. "?\n")
+    local t = name == "http" and "essbasic.HttpOptions" or option_types[client.OPTIONS[name]]
+    w("---@field " .. name .. " " .. t .. "?\n")
+  end
+  w("\n---The http options of essbasic.new (the transport checks them).\n---@class essbasic.HttpOptions\n")
+  for _, name in ipairs(sorted_keys(client.HTTP_OPTIONS)) do
+    w("---@field " .. name .. " " .. option_types[client.HTTP_OPTIONS[name]] .. "?\n")
   end
   w("\n")
   for _, name in ipairs(sorted_keys(schema.structs)) do

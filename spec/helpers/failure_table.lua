@@ -81,21 +81,15 @@ end
 
 -- What every scheduler must give for the table (busted's assert, in the spec).
 function M.check(assert, name, out)
-  local p = out.provider
-  assert.equal(M.CALLS, p.results, name .. ": provider: a result per call")
-  assert.equal(M.CALLS - 1, p.ok, name .. ": provider: the other calls answered")
-  assert.equal(1, #p.errors, name .. ": provider: one error")
-  assert.truthy(p.errors[1]:find("provider boom", 1, true), p.errors[1])
-  assert.equal(M.CALLS, p.reported, name .. ": provider: every call reported")
-  assert.equal(M.CALLS, p.after, name .. ": provider: the client clean after")
-
-  local t = out.transport
-  assert.equal(M.CALLS, t.results, name .. ": transport: a result per call")
-  assert.equal(M.CALLS - 1, t.ok, name .. ": transport: the other calls answered")
-  assert.equal(1, #t.errors, name .. ": transport: one error")
-  assert.truthy(t.errors[1]:find("transport boom", 1, true), t.errors[1])
-  assert.equal(M.CALLS, t.reported, name .. ": transport: every call reported")
-
+  for _, case in ipairs{ { "provider", "provider boom" }, { "transport", "transport boom" } } do
+    local s, what = out[case[1]], name .. ": " .. case[1] .. ": "
+    assert.equal(M.CALLS, s.results, what .. "a result per call")
+    assert.equal(M.CALLS - 1, s.ok, what .. "the other calls answered")
+    assert.equal(1, #s.errors, what .. "one error")
+    assert.truthy(s.errors[1]:find(case[2], 1, true), s.errors[1])
+    assert.equal(M.CALLS, s.reported, what .. "every call reported")
+    assert.equal(M.CALLS, s.after, what .. "the client clean after")
+  end
   local d = out.on_done
   assert.truthy(d.raised and d.raised:find("on_done boom", 1, true), name .. ": on_done: raised after the batch")
   assert.equal(M.CALLS, d.reported, name .. ": on_done: every call reported")
