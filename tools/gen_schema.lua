@@ -48,12 +48,7 @@ local function read_json(path)
   return v
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  sort(keys)
-  return keys
-end
+local sorted_keys = require("essbasic.tables").sorted_keys
 
 local function write_file(path, text)
   local tmp = path .. ".new"

@@ -15,8 +15,8 @@ local suggest = require("essbasic.validate").suggest
 local correlate = require("essbasic.correlate")
 local remove_url_credentials = require("essbasic.url_credentials").remove
 
-local type, tostring, setmetatable, error, pairs, floor, sort = type, tostring, setmetatable, error,
-  pairs, math.floor, table.sort
+local type, tostring, setmetatable, error, pairs, floor = type, tostring, setmetatable, error,
+  pairs, math.floor
 local match = string.match
 local os_time = os.time
 
@@ -64,14 +64,8 @@ local OPTIONS = {
 M.OPTIONS = OPTIONS -- tools/gen_schema.lua --types annotates them
 M.HTTP_OPTIONS = HTTP_OPTIONS
 
-local function names_of(t)
-  local names = {}
-  for k in pairs(t) do names[#names + 1] = k end
-  sort(names)
-  return names
-end
-
-local OPTION_NAMES, HTTP_OPTION_NAMES = names_of(OPTIONS), names_of(HTTP_OPTIONS)
+local sorted_keys = require("essbasic.tables").sorted_keys
+local OPTION_NAMES, HTTP_OPTION_NAMES = sorted_keys(OPTIONS), sorted_keys(HTTP_OPTIONS)
 
 -- opts checked against the table of names and types `known`; where: "option" or "option http." → nothing or raises.
 local function check_table(opts, known, names, where)
