@@ -89,6 +89,34 @@ describe("the scheduler rule: one failure table through every scheduler", functi
     failure_table.check(assert, "batch", out)
   end)
 
+  -- Every connection refused (port 1 on loopback): until the first retry of a refused call is sent, no call beyond
+  -- the first wave starts (it would spend its first attempt on the same refusal).
+  it("batch: a refused attempt that will be retried holds back new starts until that retry", function()
+    local c = require("essbasic").new{ secret_id = "AKIDx", secret_key = "k", endpoint = "http://127.0.0.1:1",
+      rate_limit = false, validate = false, retry = { max_attempts = 2, base_delay = 0.05 } }
+    local t, sends = c.transport, {}
+    local batch = t.batch
+    t.batch = function(self)
+      local b = batch(self)
+      local add = b.add
+      b.add = function(bb, id, req)
+        sends[#sends + 1] = id.attempts
+        return add(bb, id, req)
+      end
+      return b
+    end
+    local reqs = {}
+    for i = 1, 40 do reqs[i] = { "DescribeFlowDetailInfo", { FlowIds = { "x" } } } end
+    local results = c:call_many(reqs, { concurrency = 5 })
+    assert.equal(40, #results)
+    for i = 1, 40 do assert.equal(false, results[i][2].sent) end
+    local first_retry
+    for i = 1, #sends do if sends[i] == 2 then first_retry = first_retry or i end end
+    assert.truthy(first_retry)
+    assert.is_true(first_retry <= 6, "first attempts before the first retry: " .. (first_retry - 1))
+    assert.equal(80, #sends)
+  end)
+
   it("light_threads: inside nginx, over cosockets", function()
     local app = nginx.start{ http = APP }
     local http = core.http_session({ timeout = 30 })

@@ -14,6 +14,7 @@
 -- left clean.
 
 local call = require("essbasic.call")
+local retry = require("essbasic.retry")
 local runtime = require("essbasic.runtime")
 local contract = require("essbasic.transport.contract")
 
@@ -122,10 +123,15 @@ end
 -- the queue (a reserved token and the time it may be used), never slept while transfers run. A batch whose poll
 -- raised is abandoned (nothing of it may finish inside the next one): the calls it held end as raised, the rest
 -- go on in a new batch.
+--
+-- A refusal (a connection refused, a request that never left, RequestLimitExceeded) that will be retried holds
+-- back the calls not yet started until that retry: the server said "not now", and starting the queue meanwhile
+-- would spend every call's first attempt on the same refusal (issue 22's soak: a 0.15 s refusal cost hundreds).
 local function batch(client, calls, concurrency, r)
   local transport = client.transport
   local current = transport:batch()
   local queue, flying, in_flight = {}, {}, 0
+  local hold_until = 0 -- new starts wait until then (a refused attempt's retry)
   for i = 1, #calls do
     calls[i].ready_at = 0
     queue[i] = calls[i]
@@ -160,8 +166,9 @@ local function batch(client, calls, concurrency, r)
     local i = 1
     while i <= #queue and in_flight < concurrency do
       local c = queue[i]
-      if c.ready_at > now then
-        soonest = soonest and min(soonest, c.ready_at) or c.ready_at
+      local ready_at = c.attempts == 0 and max(c.ready_at, hold_until) or c.ready_at
+      if ready_at > now then
+        soonest = soonest and min(soonest, ready_at) or ready_at
         i = i + 1
       else
         remove(queue, i)
@@ -191,6 +198,7 @@ local function batch(client, calls, concurrency, r)
             r.finish(c)
           else
             c.ready_at = runtime.interval_clock() + c.retry_delay
+            if retry.classify(c.last_error) == "refused" then hold_until = max(hold_until, c.ready_at) end
             queue[#queue + 1] = c
           end
         end
