@@ -33,33 +33,29 @@ local function step(c, fn, a, b, d)
   return false
 end
 
-local function transport_request(transport, req) return transport:request(req) end
-
--- One call to its end → resp, meta or nil, err.
-function M.run(client, c)
+-- One call's attempts until DONE or FAILED (unprotected: run and the serial schedulers protect it as a whole).
+local function attempts(client, c)
   while true do
-    local ok, wait, err = step(c, c.take_token, c)
-    if not ok then return c:result() end
-    if not wait then
-      c:fail(err)
-      return c:result()
-    end
+    local wait, err = c:take_token()
+    if not wait then return c:fail(err) end
     if wait > 0 then runtime.sleep(wait) end
     local req
-    ok, req, err = step(c, c.next_request, c)
-    if not ok then return c:result() end
-    if not req then
-      c:fail(err)
-      return c:result()
-    end
+    req, err = c:next_request()
+    if not req then return c:fail(err) end
     local res
-    ok, res, err = step(c, transport_request, client.transport, req)
-    if not ok then return c:result() end
-    local outcome
-    ok, outcome = step(c, c.conclude, c, res, err)
-    if not ok or outcome == DONE or outcome == FAILED then return c:result() end
+    res, err = client.transport:request(req)
+    local outcome = c:conclude(res, err)
+    if outcome == DONE or outcome == FAILED then return outcome end
     runtime.sleep(c.retry_delay)
   end
+end
+
+-- One call to its end → resp, nil, meta or nil, err. A step that raises ends the call as step() does (one pcall
+-- around the attempts: the same rule at the cost of one protected call, not four per attempt).
+function M.run(client, c)
+  local ok, why = pcall(attempts, client, c)
+  if not ok then c:fail_raised(why) end
+  return c:result()
 end
 
 -- The results table and the protected on_done of one batch.
