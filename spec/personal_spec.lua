@@ -582,16 +582,17 @@ describe("callback failures", function()
     no_personal_data(err)
   end)
 
-  -- callback.handle with a stand-in for ngx that records the log lines.
+  -- callback.handle with a stand-in for ngx, its log lines going to the caller's logger (the logger option).
   local function handle(body, on_message)
     local lines = {}
     local fake = { ERR = 4, WARN = 5, INFO = 7, header = {}, var = {},
       req = { get_method = function() return "POST" end, read_body = function() end,
         get_body_data = function() return body end, get_body_file = function() return nil end },
-      log = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end, print = function() end }
+      print = function() end }
     local saved = rawget(_G, "ngx")
     rawset(_G, "ngx", fake)
-    local ok, status = pcall(callback.handle, { key = KEY, allow_unsigned = true },
+    local ok, status = pcall(callback.handle, { key = KEY, allow_unsigned = true,
+      logger = function(level, message) lines[#lines + 1] = level .. " " .. message end },
       on_message or function() return true end)
     rawset(_G, "ngx", saved)
     assert(ok, status)

@@ -25,7 +25,7 @@ local redis = require("essbasic.redis")
 local json = require("essbasic.json")
 local callback = require("essbasic.callback")
 
-local type, tostring, pcall, error, pairs, rawget, setmetatable = type, tostring, pcall, error, pairs, rawget,
+local type, tostring, pcall, error, pairs, setmetatable = type, tostring, pcall, error, pairs,
   setmetatable
 local floor = math.floor
 local byte, sub = string.byte, string.sub
@@ -104,8 +104,7 @@ end
 function M.shared_dict(dict, opts)
   local o = options(opts, "callback_store.shared_dict")
   if type(dict) == "string" then
-    local ngx = rawget(_G, "ngx")
-    local d = type(ngx) == "table" and ngx.shared and ngx.shared[dict]
+    local d = require("essbasic.runtime").shared_dict(dict)
     if not d then error("callback_store.shared_dict: nginx has no lua_shared_dict '" .. dict .. "'", 2) end
     dict = d
   end

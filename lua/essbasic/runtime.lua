@@ -34,6 +34,13 @@ else
   M.sleep = core.sleep
 end
 
+-- nginx's lua_shared_dict of that name, or nil (none of that name, or not in nginx).
+function M.shared_dict(name)
+  local ngx = rawget(_G, "ngx")
+  local dicts = type(ngx) == "table" and ngx.shared or nil
+  return dicts and dicts[name] or nil
+end
+
 -- Wall-clock seconds since the epoch (the same in every worker and on every machine with a set clock).
 M.time = core.time
 
