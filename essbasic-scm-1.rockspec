@@ -86,6 +86,7 @@ build = {
     ["essbasic.scheduler"] = "lua/essbasic/scheduler.lua",
     ["essbasic.schema"] = "lua/essbasic/schema.lua",
     ["essbasic.signer"] = "lua/essbasic/signer.lua",
+    ["essbasic.tables"] = "lua/essbasic/tables.lua",
     ["essbasic.transport"] = "lua/essbasic/transport/init.lua",
     ["essbasic.transport.contract"] = "lua/essbasic/transport/contract.lua",
     ["essbasic.transport.curl"] = "lua/essbasic/transport/curl.lua",

@@ -55,7 +55,7 @@ local function measure(label, params)
     { "  validate.request_body (both, one walk) alone", function() return validate.request_body(B.ACTION, params) end },
     { "  signer.headers (sign + header map) alone", function() return signer.headers(parts, creds) end },
     { "  tc3 signer:sign alone", function()
-      return creds.signer:sign(B.TIMESTAMP, "essbasic", "POST", "", { "content-type", "application/json",
+      return creds.signing_key:sign(B.TIMESTAMP, "essbasic", "POST", "", { "content-type", "application/json",
         "host", "127.0.0.1:8080" }, body)
     end },
     { "bare: core.json_encode + sha256 + 4 hmac", function() return bare_sign(core.json_encode(params)) end },

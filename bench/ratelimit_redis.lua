@@ -8,7 +8,7 @@
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]+$") or "."
 package.path = here .. "/?.lua;" .. package.path
 local B = require("benchlib")
-local redis_server = require("helpers.redis")
+local redis_server = require("tools.redis_server")
 local ratelimit = require("essbasic.ratelimit")
 
 local format = string.format

@@ -34,6 +34,7 @@
 ---@field debug_personal_data boolean?
 ---@field endpoint string?
 ---@field file_endpoint string?
+---@field http essbasic.HttpOptions?
 ---@field language string?
 ---@field logger fun(level: string, message: string)?
 ---@field max_response_bytes number?
@@ -49,6 +50,19 @@
 ---@field token string?
 ---@field transport any?
 ---@field validate boolean?
+
+---The http options of essbasic.new (the transport checks them).
+---@class essbasic.HttpOptions
+---@field ca_file string?
+---@field ca_path string?
+---@field connect_timeout number?
+---@field keepalive_timeout number?
+---@field max_response_bytes number?
+---@field pool string?
+---@field pool_size number?
+---@field proxy string?
+---@field ssl_verify boolean?
+---@field timeout number?
 
 ---企业变更超管信息。
 ---@class essbasic.AdminChangeInvitationInfo

@@ -16,17 +16,17 @@ local ct_equal = core.ct_equal
 
 local M = {}
 
-M.VERSION = "2021-05-26"
-M.SERVICE = "essbasic"
+M.VERSION = api.schema.version -- written once: the generated schema
+M.SERVICE = api.schema.service
 M.ALGORITHM = "TC3-HMAC-SHA256"
 
--- secret_id → { cred = config entry, signer = C signer userdata }; built once per config.
+-- secret_id → { cred = config entry, signing_key = the C signer holding its secret key }; built once per config.
 function M.keyring(credentials)
   local ring = {}
   for _, cred in ipairs(credentials) do
     local apps = {}
     for _, app in ipairs(cred.apps) do apps[app] = true end
-    ring[cred.secret_id] = { cred = cred, apps = apps, signer = core.tc3_signer(cred.secret_key) }
+    ring[cred.secret_id] = { cred = cred, apps = apps, signing_key = core.tc3_signer(cred.secret_key) }
   end
   return ring
 end
@@ -51,7 +51,7 @@ function M.parse_authorization(value)
     signed_headers = parts.SignedHeaders, signature = lower(parts.Signature) }
 end
 
-local function signature_for(signer, timestamp, service, names, headers, body, host_override)
+local function signature_for(signing_key, timestamp, service, names, headers, body, host_override)
   local flat = {}
   for _, name in ipairs(names) do
     local v = name == "host" and host_override or headers[name]
@@ -59,7 +59,7 @@ local function signature_for(signer, timestamp, service, names, headers, body, h
     flat[#flat + 1] = name
     flat[#flat + 1] = v or ""
   end
-  return (signer:sign(timestamp, service, "POST", "", flat, body))
+  return (signing_key:sign(timestamp, service, "POST", "", flat, body))
 end
 
 -- The service Tencent's official SDKs put in the credential scope for an endpoint: its first dot-separated label
@@ -121,10 +121,10 @@ function M.check(req, ring, config)
     return nil, "AuthFailure.SignatureFailure", "SignedHeaders must include content-type and host"
   end
   local host = h["host"] or ""
-  local expected = signature_for(key.signer, ts, auth.service, names, h, req.body, host)
+  local expected = signature_for(key.signing_key, ts, auth.service, names, h, req.body, host)
   local ok = #expected == #auth.signature and ct_equal(expected, auth.signature)
   if not ok and find(host, ":%d+$") then
-    expected = signature_for(key.signer, ts, auth.service, names, h, req.body, (gsub(host, ":%d+$", "")))
+    expected = signature_for(key.signing_key, ts, auth.service, names, h, req.body, (gsub(host, ":%d+$", "")))
     ok = #expected == #auth.signature and ct_equal(expected, auth.signature)
   end
   if not ok then

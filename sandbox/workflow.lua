@@ -6,6 +6,9 @@
 -- flow's state when the request ends is sent), or as { flow = snapshot } for a state the flow leaves within the
 -- same request (INIT before auto-signers sign); other events go to the outbox (M.emit). The server turns them
 -- into callback messages, in order, after the change is saved.
+-- A request reaches a handler only after the library's own validator accepted it (server.lua: validate.request,
+-- with the codes of lua/essbasic/rules.lua): the handlers check only what needs the state (files, flows, time),
+-- never a list length or a required member again, so each rule answers with one code.
 --
 -- Statuses as in real life: a flow is INIT when created, PART once someone signed, ALL when everyone did; REJECT
 -- when a signer refuses, CANCEL when cancelled, DEADLINE when its deadline passes first. Signers (approvers) are
@@ -109,7 +112,6 @@ function M.UploadFiles(params, ctx)
   if type(infos) ~= "table" or #infos == 0 then
     return fail("MissingParameter", "FileInfos must list at least one file")
   end
-  if #infos > 20 then return fail("InvalidParameter", "FileInfos may list at most 20 files") end
   local decoded = {}
   for i, info in ipairs(infos) do
     local bytes = base64_decode(info.FileBody or "")
@@ -373,7 +375,6 @@ local function flows_from(params, ctx)
   if type(ids) ~= "table" or #ids == 0 then
     return fail("MissingParameter.FlowIdsOrFlowGroupId", "give FlowGroupId or FlowIds")
   end
-  if #ids > 100 then return fail("LimitExceeded.FlowIds", "at most 100 FlowIds") end
   return own_flows(ids, ctx)
 end
 
@@ -493,7 +494,6 @@ end
 
 function M.ChannelBatchCancelFlows(params, ctx)
   local ids = params.FlowIds
-  if #ids > 100 then return fail("InvalidParameter.ParamError", "at most 100 FlowIds") end
   local task = { id = new_id(), app = ctx.app, status = "END", success = {}, failures = {}, created = ctx.now }
   local fail_messages = array()
   for i, id in ipairs(ids) do

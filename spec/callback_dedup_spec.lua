@@ -5,7 +5,7 @@ local callback_store = require("essbasic.callback_store")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local nginx = require("tools.nginx")
-local redis_server = require("helpers.redis")
+local redis_server = require("tools.redis_server")
 
 local function message(id)
   return { MsgId = id, MsgType = "FlowStatusChange", MsgData = { FlowId = "f1" } }

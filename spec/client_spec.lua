@@ -194,10 +194,10 @@ describe("credentials", function()
     local creds = assert(credentials.profile{ path = path }.get())
     os.remove(path)
     assert.equal("AKIDfile", creds.secret_id)
-    local sig = creds.signer:sign(1764300000, "essbasic", "POST", "", { "content-type", "application/json",
+    local sig = creds.signing_key:sign(1764300000, "essbasic", "POST", "", { "content-type", "application/json",
       "host", "h" }, "{}")
     local again = credentials.static{ secret_id = "AKIDfile", secret_key = "filekey" }.get()
-    assert.equal(again.signer:sign(1764300000, "essbasic", "POST", "", { "content-type", "application/json",
+    assert.equal(again.signing_key:sign(1764300000, "essbasic", "POST", "", { "content-type", "application/json",
       "host", "h" }, "{}"), sig)
   end)
 end)
@@ -271,7 +271,8 @@ describe("errors that do not bite", function()
   end)
 
   it("concatenates with strings on either side", function()
-    local err = require("essbasic.errors").new{ code = "ClientError.NetworkError", message = "refused" }
+    local err = require("essbasic.errors").new{ kind = "network", code = "ClientError.NetworkError",
+      message = "refused" }
     assert.equal("failed: " .. tostring(err), "failed: " .. err)
     assert.equal(tostring(err) .. "!", err .. "!")
   end)

@@ -56,7 +56,7 @@ describe("credentials.cvm_role", function()
     assert.equal("token" .. g, creds.token)
     local args = { 1764300000, "essbasic", "POST", "", { "content-type", "application/json", "host", "h" }, "{}" }
     local expected = core.tc3_signer("key" .. g):sign(unpack(args))
-    assert.equal(expected, (creds.signer:sign(unpack(args))))
+    assert.equal(expected, (creds.signing_key:sign(unpack(args))))
     return tonumber(g)
   end
 

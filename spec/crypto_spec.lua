@@ -309,8 +309,9 @@ describe("essbasic.core crypto", function()
       assert.truthy(tostring(err):find("closed", 1, true))
     end)
 
-    it("is closed at the end of a Lua 5.4 to-be-closed scope", function()
-      if not _VERSION:find("5.4", 1, true) then return end
+    -- <close> exists only in Lua 5.4: elsewhere the test is reported pending, never counted as passed
+    local it_54 = _VERSION:find("5.4", 1, true) and it or pending
+    it_54("is closed at the end of a Lua 5.4 to-be-closed scope", function()
       local chunk = assert(load([[
         local core = ...
         local kept

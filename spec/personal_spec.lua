@@ -368,11 +368,11 @@ describe("tostring of an error", function()
   it("leaves ids, times and sizes alone", function()
     local message = "FlowId yDwFoUUckpsmiu7vUuO4bPRevHaxW8nm, RequestId 0b6e4b1c-5c3a-4d2e-9f8a-123456789012, "
       .. "Deadline 1700000000 (1700000000000 ms), 10485761 bytes, AppId yDRSRUUgygj6rn3fUuO4zjEBJ0G2ehtl"
-    assert.are.equal("essbasic: X: " .. message, tostring(errors.new{ code = "X", message = message }))
+    assert.are.equal("essbasic: X: " .. message, tostring(errors.new{ kind = "client", code = "X", message = message }))
   end)
 
   it("shows everything for an error made under debug_personal_data", function()
-    local err = errors.new{ code = "X", message = ECHO, personal_data_shown = true }
+    local err = errors.new{ kind = "client", code = "X", message = ECHO, personal_data_shown = true }
     assert.are.equal("essbasic: X: " .. ECHO, tostring(err))
   end)
 end)
@@ -425,7 +425,7 @@ describe("personal.scrub of free text (issue 27)", function()
       local s = personal.scrub(f[2])
       lacks(s, f[3], f[1])
       assert.are.equal(f[4], s)
-      local e = tostring(errors.new{ code = "X", message = f[2] })
+      local e = tostring(errors.new{ kind = "client", code = "X", message = f[2] })
       lacks(e, f[3], f[1])
     end)
   end
@@ -436,7 +436,7 @@ describe("personal.scrub of free text (issue 27)", function()
       .. "at 2024-01-02 12:30:00 (20240102), 10485761 bytes, 1700000000, v1.2.3, +1 650 253 0000, code E10001, "
       .. "TC3-HMAC-SHA256, AppId yDRSRUUgygj6rn3fUuO4zjEBJ0G2ehtl, @here, a @ b"
     assert.are.equal(message, personal.scrub(message))
-    assert.are.equal("essbasic: X: " .. message, tostring(errors.new{ code = "X", message = message }))
+    assert.are.equal("essbasic: X: " .. message, tostring(errors.new{ kind = "client", code = "X", message = message }))
   end)
 
   -- The hostile shapes of a 64 KB message (the benchmark, bench/personal_scrub.lua, times them): a quadratic scrub
@@ -582,16 +582,17 @@ describe("callback failures", function()
     no_personal_data(err)
   end)
 
-  -- callback.handle with a stand-in for ngx that records the log lines.
+  -- callback.handle with a stand-in for ngx, its log lines going to the caller's logger (the logger option).
   local function handle(body, on_message)
     local lines = {}
     local fake = { ERR = 4, WARN = 5, INFO = 7, header = {}, var = {},
       req = { get_method = function() return "POST" end, read_body = function() end,
         get_body_data = function() return body end, get_body_file = function() return nil end },
-      log = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end, print = function() end }
+      print = function() end }
     local saved = rawget(_G, "ngx")
     rawset(_G, "ngx", fake)
-    local ok, status = pcall(callback.handle, { key = KEY, allow_unsigned = true },
+    local ok, status = pcall(callback.handle, { key = KEY, allow_unsigned = true,
+      logger = function(level, message) lines[#lines + 1] = level .. " " .. message end },
       on_message or function() return true end)
     rawset(_G, "ngx", saved)
     assert(ok, status)

@@ -4,7 +4,7 @@
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local nginx = require("tools.nginx")
-local redis_server = require("helpers.redis")
+local redis_server = require("tools.redis_server")
 local sandbox = require("helpers.sandbox")
 local summary = require("helpers.fleet").summary
 

@@ -9,7 +9,7 @@ local rl_redis = require("essbasic.ratelimit.redis")
 local redis = require("essbasic.redis")
 local core = require("essbasic.core")
 local json = require("essbasic.json")
-local redis_server = require("helpers.redis")
+local redis_server = require("tools.redis_server")
 local sandbox = require("helpers.sandbox")
 local summary = require("helpers.fleet").summary
 

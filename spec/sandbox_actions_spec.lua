@@ -432,6 +432,16 @@ describe("sandbox lifecycle", function()
       refused("InvalidParameterValue", "ChannelCreateFlowReminds", { Agent = agent(), FlowIds = many })
     end)
 
+    it("answers a list too long with the code of the rules alone (the handlers do not check again)", function()
+      local ids, files = {}, {}
+      for i = 1, 101 do ids[i] = string.format("yDwF%028d", i) end
+      local pdf = core.base64_encode(sandbox.PDF)
+      for i = 1, 21 do files[i] = { FileName = "f" .. i .. ".pdf", FileBody = pdf } end
+      refused("LimitExceeded.FlowIds", "DescribeFlowDetailInfo", { Agent = agent(), FlowIds = ids })
+      refused("InvalidParameter.ParamError", "ChannelBatchCancelFlows", { Agent = agent(), FlowIds = ids })
+      refused("InvalidParameter", "UploadFiles", { Agent = agent(), BusinessType = "DOCUMENT", FileInfos = files })
+    end)
+
     it("ModifyFlowDeadline extends a flow, or one signer of an ordered flow", function()
       local fid = single_flow({ person("王五", "13700137000"), person("赵六", "13600136000") })
       local d = detail(fid)

@@ -40,10 +40,12 @@ describe("the LuaCATS annotations (" .. PATH .. ")", function()
     assert.equal(100, n)
   end)
 
-  it("list every option of essbasic.new", function()
-    local class = assert(text:match("\n%-%-%-@class essbasic%.Options\n(.-)\n\n"))
-    for name in pairs(client.OPTIONS) do
-      assert.truthy(class:find("---@field " .. name .. " ", 1, true), name)
+  it("list every option of essbasic.new, and every option of its http table", function()
+    for class_name, options in pairs{ Options = client.OPTIONS, HttpOptions = client.HTTP_OPTIONS } do
+      local class = assert(text:match("\n%-%-%-@class essbasic%." .. class_name .. "\n(.-)\n\n"))
+      for name in pairs(options) do
+        assert.truthy(class:find("---@field " .. name .. " ", 1, true), class_name .. "." .. name)
+      end
     end
   end)
 

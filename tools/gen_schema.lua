@@ -48,12 +48,7 @@ local function read_json(path)
   return v
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  sort(keys)
-  return keys
-end
+local sorted_keys = require("essbasic.tables").sorted_keys
 
 local function write_file(path, text)
   local tmp = path .. ".new"
@@ -434,7 +429,12 @@ local function emit_types()
   local option_types = { string = "string", number = "number", boolean = "boolean", table = "table",
     ["function"] = "fun(level: string, message: string)", any = "any" }
   for _, name in ipairs(sorted_keys(client.OPTIONS)) do
-    w("---@field " .. name .. " " .. option_types[client.OPTIONS[name]] .. "?\n")
+    local t = name == "http" and "essbasic.HttpOptions" or option_types[client.OPTIONS[name]]
+    w("---@field " .. name .. " " .. t .. "?\n")
+  end
+  w("\n---The http options of essbasic.new (the transport checks them).\n---@class essbasic.HttpOptions\n")
+  for _, name in ipairs(sorted_keys(client.HTTP_OPTIONS)) do
+    w("---@field " .. name .. " " .. option_types[client.HTTP_OPTIONS[name]] .. "?\n")
   end
   w("\n")
   for _, name in ipairs(sorted_keys(schema.structs)) do

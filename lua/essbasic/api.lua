@@ -7,7 +7,7 @@
 local schema = require("essbasic.schema")
 local rules = require("essbasic.rules")
 
-local pairs, type, error, sort = pairs, type, error, table.sort
+local pairs, type, error = pairs, type, error
 
 local function shallow_copy(t)
   local c = {}
@@ -46,9 +46,7 @@ for name, a in pairs(schema.actions) do
   actions[name] = entry
 end
 
-local names = {}
-for name in pairs(actions) do names[#names + 1] = name end
-sort(names)
+local names = require("essbasic.tables").sorted_keys(actions)
 
 local M = {
   version = schema.version,

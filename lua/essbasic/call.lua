@@ -85,11 +85,15 @@ function M.sign(client, action, body, timestamp)
   return headers, ep
 end
 
--- A creating call that may or may not have been carried out: what the caller must do before sending it again.
+-- A creating call that may or may not have been carried out: what the caller must do before sending it again,
+-- by what the action creates (the actions that create flows are named once, in correlate.FLOWS).
+local ADVICE = {
+  flows = " Look for the flows with DescribeFlowDetailInfo (or in the callbacks) before creating them again.",
+  other = " Check the result with a Describe action before sending it again.",
+}
+
 local function outcome_unknown(action, err)
-  local how = (action == "ChannelCreateFlowGroupByFiles" or action == "ChannelCreateFlowByFiles")
-    and " Look for the flows with DescribeFlowDetailInfo (or in the callbacks) before creating them again."
-    or " Check the result with a Describe action before sending it again."
+  local how = correlate.FLOWS[action] ~= nil and ADVICE.flows or ADVICE.other
   return errors.new{ kind = err.kind, code = errors.OUTCOME_UNKNOWN, cause = err, network = err.network,
     http_status = err.http_status, request_id = err.request_id, sent = err.sent,
     message = action .. " may or may not have been carried out (" .. tostring(err.code) .. ": "
@@ -111,7 +115,7 @@ function M.begin(client, action, params, call_opts)
     policy = call_opts.retry ~= nil and retry.policy(call_opts.retry) or client.retry,
     readonly = api.is_readonly(action),
     deadline = deadline,
-    started = deadline and runtime.now(), -- only a deadline reads it
+    started = deadline and runtime.interval_clock(), -- only a deadline reads it
     attempts = 0, history = {},
   }, Call)
 end
@@ -146,7 +150,7 @@ function Call:next_request()
   local client = self.client
   local timeout = self.opts.timeout or client.timeout
   if self.deadline then
-    local left = self.deadline - (runtime.now() - self.started)
+    local left = self.deadline - (runtime.interval_clock() - self.started)
     if left <= 0 then
       return nil, errors.new{ kind = "client", code = errors.DEADLINE, attempts = self.attempts,
         history = self.history, cause = self.last_error,
@@ -199,7 +203,7 @@ function Call:conclude(res, err)
   self.last_error = err
   if decision == "retry" then
     local delay = retry.delay(self.policy, self.attempts)
-    if not self.deadline or runtime.now() - self.started + delay < self.deadline then
+    if not self.deadline or runtime.interval_clock() - self.started + delay < self.deadline then
       log(client, "info", format("essbasic: %s attempt %d failed with %s; retrying in %.2fs", self.action,
         self.attempts, tostring(err.code), delay))
       self.retry_delay = delay

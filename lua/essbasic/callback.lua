@@ -26,6 +26,7 @@ local core = require("essbasic.core")
 local errors = require("essbasic.errors")
 local json = require("essbasic.json")
 local personal = require("essbasic.personal")
+local runtime = require("essbasic.runtime")
 
 local type, tostring, pcall, error, rawget, setmetatable = type, tostring, pcall, error, rawget, setmetatable
 local lower, match, sub, byte, rep = string.lower, string.match, string.sub, string.byte, string.rep
@@ -174,7 +175,7 @@ local function warn_unsigned()
   local text = "essbasic callback: allow_unsigned = true and no token: messages are not authenticated, anyone who "
     .. "can reach the callback URL can send one; set a callback token in the essbasic console and pass it as "
     .. "`token`"
-  require("essbasic.runtime").warn(text) -- the one default logger: nginx's error log, or stderr
+  runtime.warn(text) -- the one default logger: nginx's error log, or stderr
 end
 
 -- The messages parse() returned after checking their signature with a token (weak keys). Only these may record
@@ -317,13 +318,13 @@ end
 
 -- A message parse() did not accept: 401 / 400 with the one refusal body (the reason to the log only), or 500
 -- naming the receiver's configuration problem (which no message can change).
-local function refuse(ngx, err)
+local function refuse(ngx, log, err)
   local status = M.HTTP_STATUS[err.code] or 400
   if status == 500 then
-    ngx.log(ngx.ERR, "essbasic callback: cannot take messages: ", tostring(err))
+    log("error", "essbasic callback: cannot take messages: " .. tostring(err))
     return answer(ngx, 500, failure_body(err.code))
   end
-  ngx.log(ngx.WARN, "essbasic callback refused: ", tostring(err))
+  log("warn", "essbasic callback refused: " .. tostring(err))
   return answer(ngx, status, REFUSED_BODY)
 end
 
@@ -333,11 +334,11 @@ local NOT_DELIVERED = { busy = "Callback.Busy", unavailable = "Callback.StoreUna
 
 -- An accepted message to the application: 200 only when deliver(msg) returned true. A store's deliver also
 -- returns its outcome, answered with the store's status for it.
-local function deliver_to(ngx, deliver, msg)
+local function deliver_to(ngx, log, deliver, msg)
   local ok, handled, outcome = pcall(deliver, msg)
   if not ok then
     -- the handler's text may quote the message: its names, mobiles and ID numbers are masked
-    ngx.log(ngx.ERR, "essbasic callback: the message handler raised: ", personal.scrub(tostring(handled), msg))
+    log("error", "essbasic callback: the message handler raised: " .. personal.scrub(tostring(handled), msg))
     return answer(ngx, 500, failure_body("Callback.HandlerFailed"))
   end
   if handled ~= true then
@@ -351,7 +352,8 @@ end
 --   content_by_lua_block { require("essbasic.callback").handle({ key = K, token = T }, function(msg) ... end) }
 -- opts: token (required unless allow_unsigned = true), key, allow_unsigned; as for parse(); max_body (bytes,
 -- DEFAULT_MAX_BODY): a larger body is refused with 413 and the refusal body, before it is read when it has a
--- Content-Length; store (essbasic.callback_store): a message it does not let run gets its HTTP_STATUS.
+-- Content-Length; store (essbasic.callback_store): a message it does not let run gets its HTTP_STATUS; logger
+-- (function(level, message), as a client's; default: runtime.logger, nginx's error log).
 -- Reads the body, checks, decrypts and decodes it (parse), and calls on_message(msg). The answer is 200 only
 -- when on_message returned true (essbasic sends the message again otherwise). Every refused message gets the
 -- body {"ok":false,"error":"Callback.Refused"}, with 401 for a missing or wrong signature and 400 for anything
@@ -369,26 +371,30 @@ function M.handle(opts, on_message)
   if type(ngx) ~= "table" or type(ngx.req) ~= "table" then
     error("callback.handle runs in an nginx content handler", 2)
   end
+  if opts.logger ~= nil and type(opts.logger) ~= "function" then
+    error("callback.handle: logger must be a function(level, message)", 2)
+  end
+  local log = opts.logger or runtime.logger
   -- Each accepted message goes to deliver: on_message itself, or behind the store that runs it once per MsgId.
   local deliver = on_message
-  if opts.store then deliver = require("essbasic.callback_store").wrap(opts.store, on_message) end
+  if opts.store then deliver = require("essbasic.callback_store").wrap(opts.store, on_message, log) end
   if ngx.req.get_method() ~= "POST" then
-    ngx.log(ngx.WARN, "essbasic callback refused: the request is a ", ngx.req.get_method(), ", not a POST")
+    log("warn", "essbasic callback refused: the request is a " .. tostring(ngx.req.get_method()) .. ", not a POST")
     return answer(ngx, 405, REFUSED_BODY)
   end
   local body, why = read_request_body(ngx, max_body)
   if why == "too_large" then
-    ngx.log(ngx.WARN, "essbasic callback refused: the body is larger than max_body (", max_body, " bytes)")
+    log("warn", "essbasic callback refused: the body is larger than max_body (" .. max_body .. " bytes)")
     return answer(ngx, 413, REFUSED_BODY)
   end
   if not body then
-    ngx.log(ngx.ERR, "essbasic callback: ", why)
+    log("error", "essbasic callback: " .. tostring(why))
     return answer(ngx, 500, failure_body("Callback.BodyUnreadable"))
   end
   local msg, err = M.parse{ body = body, signature = ngx.var.http_content_signature, token = opts.token,
     key = opts.key, allow_unsigned = opts.allow_unsigned }
-  if not msg then return refuse(ngx, err), err end
-  return deliver_to(ngx, deliver, msg), msg
+  if not msg then return refuse(ngx, log, err), err end
+  return deliver_to(ngx, log, deliver, msg), msg
 end
 
 return M

@@ -25,7 +25,7 @@ local redis = require("essbasic.redis")
 local json = require("essbasic.json")
 local callback = require("essbasic.callback")
 
-local type, tostring, pcall, error, pairs, rawget, setmetatable = type, tostring, pcall, error, pairs, rawget,
+local type, tostring, pcall, error, pairs, setmetatable = type, tostring, pcall, error, pairs,
   setmetatable
 local floor = math.floor
 local byte, sub = string.byte, string.sub
@@ -104,8 +104,7 @@ end
 function M.shared_dict(dict, opts)
   local o = options(opts, "callback_store.shared_dict")
   if type(dict) == "string" then
-    local ngx = rawget(_G, "ngx")
-    local d = type(ngx) == "table" and ngx.shared and ngx.shared[dict]
+    local d = require("essbasic.runtime").shared_dict(dict)
     if not d then error("callback_store.shared_dict: nginx has no lua_shared_dict '" .. dict .. "'", 2) end
     dict = d
   end
@@ -398,31 +397,29 @@ function M.process(store, msg, handler, ...)
   return outcome, detail
 end
 
-local LOG_LEVELS = { INFO = "info", WARN = "warn", ERR = "error" }
-local function log(level, message) -- the one default logger: nginx's error log, stderr outside nginx
-  require("essbasic.runtime").logger(LOG_LEVELS[level], message)
-end
-
 -- The handler for callback.handle: true for "handled" and "duplicate" (handle answers 200), false otherwise
 -- (non-200: essbasic delivers again), and the outcome (handle answers HTTP_STATUS[outcome]); a handler that
--- raised raises again, after its lock was given back. Log lines name the message by id_for_log, never its MsgId.
-function M.wrap(store, handler)
+-- raised raises again, after its lock was given back. Log lines name the message by id_for_log, never its MsgId;
+-- they go to logger (function(level, message), callback.handle passes its own), else the default runtime.logger.
+function M.wrap(store, handler, logger)
   if not is_store(store) then error("callback_store.wrap expects a store", 2) end
   if type(handler) ~= "function" then error("callback_store.wrap expects a handler function", 2) end
+  if logger ~= nil and type(logger) ~= "function" then error("callback_store.wrap: logger must be a function", 2) end
   return function(msg, ...)
+    local log = logger or require("essbasic.runtime").logger
     local outcome, detail = M.process(store, msg, handler, ...)
     local id = id_for_log(msg)
     if outcome == "failed" then error(detail, 0) end
     if outcome == "duplicate" then
-      log("INFO", "essbasic callback: message " .. id .. " was handled before; answered without calling the handler")
+      log("info", "essbasic callback: message " .. id .. " was handled before; answered without calling the handler")
     elseif outcome == "busy" then
-      log("WARN", "essbasic callback: message " .. id .. " is being handled by another delivery; refused, so that "
+      log("warn", "essbasic callback: message " .. id .. " is being handled by another delivery; refused, so that "
         .. "it comes again")
     elseif outcome == "unavailable" then
-      log("ERR", "essbasic callback: message " .. id .. " refused, the deduplication store did not answer: "
+      log("error", "essbasic callback: message " .. id .. " refused, the deduplication store did not answer: "
         .. tostring(detail))
     elseif detail then
-      log("WARN", "essbasic callback: message " .. id .. ": " .. tostring(detail))
+      log("warn", "essbasic callback: message " .. id .. ": " .. tostring(detail))
     end
     return outcome == "handled" or outcome == "duplicate", outcome
   end

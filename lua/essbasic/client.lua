@@ -15,8 +15,8 @@ local suggest = require("essbasic.validate").suggest
 local correlate = require("essbasic.correlate")
 local remove_url_credentials = require("essbasic.url_credentials").remove
 
-local type, tostring, setmetatable, error, pairs, floor, sort = type, tostring, setmetatable, error,
-  pairs, math.floor, table.sort
+local type, tostring, setmetatable, error, pairs, floor = type, tostring, setmetatable, error,
+  pairs, math.floor
 local match = string.match
 local os_time = os.time
 
@@ -39,34 +39,72 @@ M.MAX_REQUEST_BYTES = call.MAX_REQUEST_BYTES
 local Client = { __name = "essbasic.client" }
 local methods = {}
 
--- Every option new() takes; anything else is a typo and raises.
+-- The HTTP options, as one table (essbasic.new{ http = { timeout = 10, proxy = ... } }, like the Go SDK's
+-- HttpProfile): the transport gets this table and checks it, refusing what it cannot honour (transport/curl.lua,
+-- transport/ngx.lua). timeout is also each call's default (a call's own timeout option wins).
+local HTTP_OPTIONS = {
+  timeout = "number", connect_timeout = "number", proxy = "string", ca_file = "string", ca_path = "string",
+  ssl_verify = "boolean", max_response_bytes = "number", keepalive_timeout = "number", pool_size = "number",
+  pool = "string",
+}
+
+-- Every option new() takes; anything else is a typo and raises. The HTTP options given flat (0.2's way) are still
+-- taken, as the same option of http; http = { ... } is the way (CHANGELOG, 0.3.0).
 local OPTIONS = {
   secret_id = "string", secret_key = "string", token = "string", credentials = "table",
   endpoint = "string", file_endpoint = "string", region = "string", language = "string",
-  timeout = "number", connect_timeout = "number", proxy = "string", ca_file = "string", ca_path = "string",
-  ssl_verify = "boolean", max_response_bytes = "number", validate = "boolean", transport = "any",
+  http = "table", validate = "boolean", transport = "any",
   retry = "any", rate_limit = "any", request_client = "string", logger = "function", debug = "boolean",
   deadline = "number", debug_personal_data = "boolean", correlate = "boolean",
+  -- 0.2's flat HTTP options
+  timeout = "number", connect_timeout = "number", proxy = "string", ca_file = "string", ca_path = "string",
+  ssl_verify = "boolean", max_response_bytes = "number",
 }
 
 M.OPTIONS = OPTIONS -- tools/gen_schema.lua --types annotates them
+M.HTTP_OPTIONS = HTTP_OPTIONS
 
-local OPTION_NAMES = {}
-for k in pairs(OPTIONS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
-sort(OPTION_NAMES)
+local sorted_keys = require("essbasic.tables").sorted_keys
+local OPTION_NAMES, HTTP_OPTION_NAMES = sorted_keys(OPTIONS), sorted_keys(HTTP_OPTIONS)
 
-local function check_options(opts)
+-- opts checked against the table of names and types `known`; where: "option" or "option http." → nothing or raises.
+local function check_table(opts, known, names, where)
   for k, v in pairs(opts) do
-    local want = OPTIONS[k]
+    local want = known[k]
     if not want then
-      local guess = type(k) == "string" and suggest(k, OPTION_NAMES)
-      error("essbasic.new: unknown option '" .. tostring(k) .. "'" .. (guess and (" (did you mean " .. guess ..
-        "?)") or ""), 4)
+      local guess = type(k) == "string" and suggest(k, names)
+      error("essbasic.new: unknown " .. where .. "'" .. tostring(k) .. "'" .. (guess and (" (did you mean " ..
+        guess .. "?)") or ""), 5)
     end
     if want ~= "any" and type(v) ~= want then
-      error("essbasic.new: option '" .. k .. "' must be a " .. want .. ", got " .. type(v), 4)
+      error("essbasic.new: " .. where .. "'" .. k .. "' must be a " .. want .. ", got " .. type(v), 5)
     end
   end
+end
+
+local function check_options(opts)
+  check_table(opts, OPTIONS, OPTION_NAMES, "option ")
+end
+
+-- The http table the transport gets: opts.http, with 0.2's flat options and the defaults filled in; a name given
+-- both ways raises (two values, no way to tell which one was meant).
+local function http_options(opts)
+  local http = {}
+  if opts.http then
+    check_table(opts.http, HTTP_OPTIONS, HTTP_OPTION_NAMES, "option http.")
+    for k, v in pairs(opts.http) do http[k] = v end
+  end
+  for k in pairs(HTTP_OPTIONS) do
+    if opts[k] ~= nil then
+      if http[k] ~= nil then
+        error("essbasic.new: '" .. k .. "' is given both flat and in http; give it in http only", 4)
+      end
+      http[k] = opts[k]
+    end
+  end
+  if http.timeout == nil then http.timeout = 60 end
+  if http.connect_timeout == nil then http.connect_timeout = 10 end
+  return http
 end
 
 -- "https://host[:port][/]" → { url = "https://host[:port]/", host = "host[:port]" }
@@ -138,6 +176,7 @@ function M.new(opts)
     request_client = request_client .. "; " .. opts.request_client
   end
   local endpoint = parse_endpoint("endpoint", opts.endpoint or M.DEFAULT_ENDPOINT)
+  local http = http_options(opts)
   -- One logger for every part of the client (its calls, the Redis rate limit); by default warnings go to nginx's
   -- error log or stderr, and debug = true logs the debug lines there too.
   local logger = opts.logger or runtime.default_logger(opts.debug == true)
@@ -154,7 +193,7 @@ function M.new(opts)
     request_client = request_client,
     provider = credentials_provider(opts),
     validate = opts.validate ~= false,
-    timeout = opts.timeout or 60,
+    timeout = http.timeout,
     deadline = opts.deadline,
     retry = retry.policy(opts.retry),
     limiter = rate_limit ~= false and ratelimit.new(rate_limit) or nil,
@@ -165,11 +204,7 @@ function M.new(opts)
     warned_disabled = {}, -- action → true once its disabled members were reported (call.encode)
     correlate = opts.correlate == true, -- a key in each flow's CustomerData (essbasic.correlate)
   }
-  self.transport = transport_mod.resolve(opts.transport, {
-    timeout = self.timeout, connect_timeout = opts.connect_timeout or 10, proxy = opts.proxy,
-    ca_file = opts.ca_file, ca_path = opts.ca_path, ssl_verify = opts.ssl_verify,
-    max_response_bytes = opts.max_response_bytes,
-  })
+  self.transport = transport_mod.resolve(opts.transport, http)
   return setmetatable(self, Client)
 end
 
@@ -311,7 +346,5 @@ function methods.close(self)
   if self.transport.close then self.transport:close() end
 end
 
-M.Client = Client
-M.methods = methods
 
 return M

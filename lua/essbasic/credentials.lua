@@ -33,7 +33,7 @@ end
 function M.new_creds(secret_id, secret_key, token, expires_at)
   return setmetatable({
     secret_id = secret_id,
-    signer = core.tc3_signer(secret_key),
+    signing_key = core.tc3_signer(secret_key), -- the secret key, held in C: it signs and is never shown
     token = token,
     expires_at = expires_at,
   }, Creds)

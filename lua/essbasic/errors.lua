@@ -66,6 +66,9 @@ M.KINDS = { service = true, validation = true, network = true, http = true, pars
 function M.new(fields)
   if type(fields) ~= "table" then error("errors.new expects a table", 2) end
   if type(fields.code) ~= "string" then error("errors.new: code must be a string", 2) end
+  if not M.KINDS[fields.kind] then
+    error("errors.new: kind must be one of errors.KINDS, not " .. tostring(fields.kind), 2)
+  end
   if fields.message == nil then fields.message = fields.code end
   fields.message = remove_url_credentials(fields.message)
   return setmetatable(fields, Error)

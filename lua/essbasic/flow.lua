@@ -10,7 +10,7 @@
 local type, pairs, ipairs, next, error, pcall, tostring = type, pairs, ipairs, next, error, pcall, tostring
 local setmetatable, getmetatable, select = setmetatable, getmetatable, select
 local format, sub, gmatch = string.format, string.sub, string.gmatch
-local sort, concat = table.sort, table.concat
+local concat = table.concat
 local floor = math.floor
 local tointeger = math.tointeger -- Lua 5.4 only: turns 3.0 into 3 so integer fields stay integers
 
@@ -67,12 +67,7 @@ local function shown(v, member)
   return type(v)
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  sort(keys)
-  return keys
-end
+local sorted_keys = require("essbasic.tables").sorted_keys
 
 local function is_list(v)
   if type(v) ~= "table" then return false end

@@ -11,7 +11,7 @@ local client = require("essbasic.client")
 
 local M = {
   VERSION = client.VERSION,
-  API_VERSION = "2021-05-26",
+  API_VERSION = require("essbasic.api").schema.version, -- written once: the generated schema
 }
 
 function M.new(opts)

@@ -16,7 +16,7 @@
 
 local runtime = require("essbasic.runtime")
 
-local type, setmetatable, error, rawget, tostring, pairs = type, setmetatable, error, rawget, tostring, pairs
+local type, setmetatable, error, tostring, pairs = type, setmetatable, error, tostring, pairs
 local ceil = math.ceil
 
 local M = {}
@@ -41,15 +41,11 @@ Shared.__index = Shared
 -- The nginx shared dict to use: opts.shared_dict names one (an error if nginx has none of that name); unset,
 -- the dict essbasic_ratelimit is used when it exists; false turns sharing off.
 local function shared_dict(opts)
-  local ngx = rawget(_G, "ngx")
-  local dicts = type(ngx) == "table" and ngx.shared or nil
   local name = opts.shared_dict
   if name == false then return nil end
-  if name == nil then
-    return dicts and dicts[M.SHARED_DICT] or nil
-  end
+  if name == nil then return runtime.shared_dict(M.SHARED_DICT) end
   if type(name) ~= "string" then error("rate_limit.shared_dict must be a string or false", 4) end
-  local dict = dicts and dicts[name]
+  local dict = runtime.shared_dict(name)
   if not dict then error("rate_limit.shared_dict: nginx has no lua_shared_dict '" .. name .. "'", 4) end
   return dict
 end
@@ -100,7 +96,7 @@ local function local_limiter(opts, dict)
     burst = opts.burst or 1,
     per_action = opts.per_action or {},
     wait = opts.wait ~= false,
-    now = opts.now or runtime.now,
+    now = opts.now or runtime.interval_clock,
     start_empty = opts.start_empty, -- (the Redis limiter's fallback) an action's first token after one interval
     tat = {},   -- id → the theoretical arrival time of the next token
     ids = {},   -- id → its action (for the interval)

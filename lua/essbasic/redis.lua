@@ -15,6 +15,7 @@ local type, tostring, tonumber, error, pairs, ipairs, pcall, rawget, setmetatabl
 local match, find, gsub, format, char = string.match, string.find, string.gsub, string.format, string.char
 local unpack = table.unpack or unpack -- luacheck: ignore 113 (unpack: Lua 5.1 / LuaJIT)
 local remove_url_credentials = require("essbasic.url_credentials").remove
+local runtime = require("essbasic.runtime")
 
 local M = {}
 
@@ -118,11 +119,6 @@ end
 -- A script: its source, and its SHA1 once known (nginx computes it; plain Lua asks the server once, SCRIPT LOAD).
 function M.script(source)
   return { source = source }
-end
-
-local function in_nginx()
-  local ngx = rawget(_G, "ngx")
-  return type(ngx) == "table" and type(ngx.config) == "table" and ngx.config.ngx_lua_version ~= nil
 end
 
 local function hex(bin)
@@ -330,7 +326,7 @@ end
 -- error, reported when the limiter or store is made, not at the first call).
 function M.connect(cfg, where, level)
   level = (level or 1) + 1
-  if in_nginx() then
+  if runtime.in_nginx() then
     if not load_resty() then
       error(where .. " needs lua-resty-redis inside nginx (Debian: apt-get install lua-nginx-redis)", level)
     end
@@ -344,7 +340,5 @@ function M.connect(cfg, where, level)
   end
   return setmetatable({ cfg = cfg }, Plain)
 end
-
-M.in_nginx = in_nginx
 
 return M

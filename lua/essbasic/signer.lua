@@ -1,14 +1,17 @@
--- Turns an encoded request into its signed headers (TC3-HMAC-SHA256, the way the official SDKs sign:
--- only content-type and host). The hashing and HMACs happen in the C signer held by the credentials; this file
--- only decides which headers exist and what they say.
+-- The header builder: turns an encoded request into its signed headers (TC3-HMAC-SHA256, the way the official
+-- SDKs sign: only content-type and host). The hashing and HMACs happen in the credentials' signing_key (the C
+-- tc3_signer holding the secret key); this file only decides which headers exist and what they say.
 
 local type, pairs, setmetatable = type, pairs, setmetatable
 local find, format = string.find, string.format
 
+local schema = require("essbasic.api").schema
+
 local M = {}
 
-M.VERSION = "2021-05-26"
-M.SERVICE = "essbasic"
+-- The API version and service: written once, in the schema (generated from the API's own description).
+M.VERSION = schema.version
+M.SERVICE = schema.service
 M.CONTENT_TYPE = "application/json"
 M.ALGORITHM = "TC3-HMAC-SHA256"
 
@@ -48,7 +51,7 @@ function M.headers(parts, creds)
   if not e then return nil, bad end
   local host, timestamp, region = parts.host, parts.timestamp, parts.region
   -- the headers the signature covers (the C signer reads them during sign() and keeps no reference)
-  local signature, signed_headers, scope = creds.signer:sign(timestamp, SERVICE, "POST", "",
+  local signature, signed_headers, scope = creds.signing_key:sign(timestamp, SERVICE, "POST", "",
     { "content-type", CONTENT_TYPE, "host", host }, parts.body)
   local headers = {
     ["Authorization"] = e.prefix .. scope .. ", SignedHeaders=" .. signed_headers .. ", Signature=" .. signature,

@@ -18,6 +18,7 @@
 local core = require("essbasic.core")
 local json = require("essbasic.json")
 local errors = require("essbasic.errors")
+local retry = require("essbasic.retry")
 local personal = require("essbasic.personal")
 local common = require("essbasic.cli.common")
 local args = require("essbasic.cli.args")
@@ -29,7 +30,7 @@ local progress_mod = require("essbasic.cli.progress")
 
 local EXIT, fail = common.EXIT, common.fail
 local type, tostring, ipairs, pcall, concat = type, tostring, ipairs, pcall, table.concat
-local format, find = string.format, string.find
+local format = string.format
 
 local M = {}
 
@@ -66,12 +67,8 @@ function M.not_sent(err)
   if err.sent == false then return true end
   if err.kind == "validation" then return true end
   if err.attempts == 0 then return true end
-  -- RequestLimitExceeded: the API's documented "refused, not processed" (the client retries it for any action).
-  if err.kind == "service" and type(err.code) == "string"
-      and (err.code == "RequestLimitExceeded" or find(err.code, "^RequestLimitExceeded%.")) then
-    return true
-  end
-  return false
+  -- refused unread (RequestLimitExceeded, a request that never left): decided once, by the retry rules
+  return retry.classify(err) == "refused"
 end
 
 local function progress_mode(opts)

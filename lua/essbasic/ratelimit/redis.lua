@@ -101,7 +101,7 @@ local REDIS_ONLY = { redis = true, outage = true, fleet = true, logger = true, j
 local Redis = { __name = "essbasic.ratelimit.redis" }
 Redis.__index = Redis
 
-local default_logger = require("essbasic.runtime").logger -- a client passes its own (essbasic.client)
+local default_logger = runtime.logger -- a client passes its own (essbasic.client)
 
 -- opts: the checked rate_limit table; make_local(opts, own) builds a local limiter (used through its take, hold
 -- and horizon only); level: of the user's call; defaults: { rate, jitter } of essbasic.ratelimit (passed, not
@@ -145,7 +145,7 @@ function M.new(opts, make_local, level, defaults)
     local_opts = local_opts,
     make_local = make_local,
     fallbacks = {},    -- local limiters by share (1 = the full rate)
-    booked = {},       -- per action (and app): { the last slot booked in Redis (runtime.now() time), action, app }
+    booked = {},       -- per action (and app): { the last slot booked in Redis (interval clock), action, app }
     handed = nil,      -- the local limiter of the current or last outage, until its bookings are gone
     handed_for = nil,  -- the outage it was handed for
     handed_until = nil,
@@ -195,7 +195,7 @@ end
 -- Only for this process's own bucket (outage = "closed" with a fleet): the nginx-wide dict keeps its windows.
 local function hand_to_local(self, lim)
   self.handed, self.handed_until = lim, nil
-  local now = runtime.now()
+  local now = runtime.interval_clock()
   for bid, booked in pairs(self.booked) do
     local left = booked[1] - now
     if left > 0 and self:share() > 1 then
@@ -263,7 +263,7 @@ function Redis:take(action, wait, app)
   if wait == nil then wait = self.wait end
   local id = self.cfg.id
   local state = outages[id]
-  local now = runtime.now()
+  local now = runtime.interval_clock()
   if state then
     if now < state.retry_at then return take_local(self, state, action, wait, app) end
     state.retry_at = now + M.RETRY_INTERVAL -- one probe at a time (light threads in nginx)
@@ -294,7 +294,7 @@ function Redis:take(action, wait, app)
   if not ran then res, err = nil, "redis " .. id .. ": " .. tostring(res) end
   if type(res) ~= "table" or type(res[1]) ~= "number" then
     if heartbeat ~= "" then self.next_heartbeat = 0 end
-    went_down(self, err or ("redis " .. id .. ": unexpected answer " .. tostring(res)), runtime.now())
+    went_down(self, err or ("redis " .. id .. ": unexpected answer " .. tostring(res)), runtime.interval_clock())
     return take_local(self, outages[id], action, wait, app)
   end
   if res[2] and res[2] > 0 then self.fleet_seen = res[2] end
@@ -303,7 +303,7 @@ function Redis:take(action, wait, app)
     outages[id] = nil
     -- at the outage warning's level: a log that shows the outage shows its end
     self.logger("warn", format("essbasic rate limit: Redis %s answers again after %.1f s; the limit is shared "
-      .. "again", id, runtime.now() - state.since))
+      .. "again", id, runtime.interval_clock() - state.since))
   end
   if self.handed and not self.handed_until then
     -- Back from an outage: every local booking is gone by then, whatever the action.

@@ -15,11 +15,39 @@
 -- that failed part-way). "No byte of the answer arrived" is not proof: a server that carried the request out and
 -- then lost the connection looks exactly like a server that closed an idle connection.
 
-local errors = require("essbasic.errors")
+--
+-- What a transport declares: its concurrency model, the field `concurrency` (one of M.CONCURRENCY), from which the
+-- scheduler (essbasic.scheduler) picks how client:call_many runs many calls. An object without one is "serial".
+--   "serial"          request(req) only: calls run one after another
+--   "batch"           request(req), and batch() → an object with add(id, req) and poll(seconds) → a list of
+--                     { id =, res = } or { id =, err = }, and abandon_batch() (drop what a batch left behind)
+--   "light_threads"   request(req) yields (nginx cosockets): calls run at once on runtime.light_threads
+-- A transport object of the caller's may declare "light_threads" when its request yields; it is checked to be
+-- able to (inside nginx).
 
-local type, tostring, pcall, setmetatable = type, tostring, pcall, setmetatable
+local errors = require("essbasic.errors")
+local runtime = require("essbasic.runtime")
+
+local type, tostring, pcall, setmetatable, error = type, tostring, pcall, setmetatable, error
 
 local M = {}
+
+M.CONCURRENCY = { serial = true, batch = true, light_threads = true }
+
+-- The concurrency model a transport declares, checked against what it offers and where the code runs.
+function M.concurrency(transport)
+  local model = transport.concurrency or "serial"
+  if not M.CONCURRENCY[model] then
+    error("essbasic: a transport's concurrency must be serial, batch or light_threads, not " .. tostring(model), 0)
+  end
+  if model == "batch" and (type(transport.batch) ~= "function" or type(transport.abandon_batch) ~= "function") then
+    error("essbasic: a transport of concurrency 'batch' needs batch() and abandon_batch()", 0)
+  end
+  if model == "light_threads" and not runtime.light_threads then
+    error("essbasic: a transport of concurrency 'light_threads' runs only inside nginx", 0)
+  end
+  return model
+end
 
 -- The network kinds a transport reports, each with the start of its message.
 M.NETWORK_KINDS = {
@@ -83,8 +111,15 @@ function Checked:close()
   if type(self.inner.close) == "function" then self.inner:close() end
 end
 
+-- The caller's object keeps its declared concurrency; one without a declaration is "serial", except inside nginx,
+-- where a request() that did not yield would block the worker anyway, and one that does runs on light threads.
 function M.checked(obj)
-  return setmetatable({ inner = obj }, Checked)
+  local model = obj.concurrency
+  if model == nil then model = runtime.light_threads and "light_threads" or "serial" end
+  if model ~= "serial" and model ~= "light_threads" then
+    error("essbasic: a transport object of the caller's declares concurrency serial or light_threads", 0)
+  end
+  return setmetatable({ inner = obj, concurrency = model }, Checked)
 end
 
 return M

@@ -6,7 +6,7 @@
 local core = require("essbasic.core")
 local contract = require("essbasic.transport.contract")
 
-local setmetatable = setmetatable
+local setmetatable, pairs, error = setmetatable, pairs, error
 
 local M = {}
 
@@ -17,7 +17,7 @@ local function failure(kind, message, sent)
   return network_error(kind, message, sent)
 end
 
-local Transport = { __name = "essbasic.transport.curl" }
+local Transport = { __name = "essbasic.transport.curl", concurrency = "batch" } -- call_many: libcurl's multi
 Transport.__index = Transport
 
 function M.session_options(opts)
@@ -28,8 +28,23 @@ function M.session_options(opts)
   }
 end
 
+-- What an http table (essbasic.new{ http = ... }) may ask that libcurl here cannot honour, and what to do instead.
+-- libcurl keeps its own connection cache per session (one per client, one per call_many multi), kept alive until
+-- the server or libcurl closes it: it has no idle timeout, size or name to set from here.
+local NOT_HONOURED = {
+  keepalive_timeout = "libcurl keeps a connection until the server closes it; leave keepalive_timeout out",
+  pool_size = "libcurl keeps one connection cache per client; use fewer clients, or call_many's concurrency",
+  pool = "each client has its own libcurl connection cache already; leave pool out",
+}
+
+-- opts: the http table of essbasic.new (client.HTTP_OPTIONS). Raises on an option it cannot honour.
 function M.new(opts)
   opts = opts or {}
+  for name, advice in pairs(NOT_HONOURED) do
+    if opts[name] ~= nil then
+      error("essbasic: the libcurl transport cannot honour http." .. name .. " (" .. advice .. ")", 0)
+    end
+  end
   local options = M.session_options(opts)
   return setmetatable({ session = core.http_session(options), options = options }, Transport)
 end

@@ -3,17 +3,12 @@
 -- send a request twice, is the contract in transport/contract.lua.
 
 local contract = require("essbasic.transport.contract")
+local runtime = require("essbasic.runtime")
 
 local M = {}
 
--- True when this code runs inside nginx's Lua module (OpenResty or Debian's libnginx-mod-http-lua).
-function M.in_nginx()
-  local ngx = rawget(_G, "ngx")
-  return type(ngx) == "table" and type(ngx.config) == "table" and ngx.config.ngx_lua_version ~= nil
-end
-
 function M.default(opts)
-  if M.in_nginx() then return require("essbasic.transport.ngx").new(opts) end
+  if runtime.in_nginx() then return require("essbasic.transport.ngx").new(opts) end
   return require("essbasic.transport.curl").new(opts)
 end
 

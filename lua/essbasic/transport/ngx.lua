@@ -46,7 +46,7 @@ M.COSOCKET_PHASES = {
   ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 
-local Transport = { __name = "essbasic.transport.ngx" }
+local Transport = { __name = "essbasic.transport.ngx", concurrency = "light_threads" } -- cosockets yield
 Transport.__index = Transport
 
 local function ngx_api()

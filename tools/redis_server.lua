@@ -1,6 +1,6 @@
---[==[ A throwaway redis-server on loopback, for the fleet rate limit and callback store specs.
+--[==[ A throwaway redis-server on loopback, for the Redis specs and bench/ratelimit_redis.lua.
 
-  local redis_server = require("helpers.redis")
+  local redis_server = require("tools.redis_server")
   local srv = redis_server.start{ password = "pw" }  -- a random free port, its own temp dir, no persistence
   srv.port, srv.url, srv.dir      -- srv.url = "redis://[:pw@]127.0.0.1:PORT/0"
   srv:cli("GET", "k")             -- redis-cli's answer (raw), through the server's port and password
