@@ -295,6 +295,30 @@ describe("essbasic.core http", function()
       assert.are.equal(20, info.requests)
     end)
 
+    -- The handle keeps its session's options between requests (src/http.c, xfer_prepare): what one request brought
+    -- (method, body, headers, timeout) must not carry over into the next, nor survive a failed transfer.
+    it("sends each request of a session with its own method, body, headers and timeout", function()
+      local function echo(method, hdrs, body, opts)
+        local status, headers, got = s:request(method, base .. "/echo", hdrs, body, opts)
+        assert.are.equal(200, status)
+        return headers, got
+      end
+      local h, got = echo("POST", { ["X-Custom"] = "one" }, "first body")
+      assert.are.same({ "POST", "10", "one", "first body" }, { h["x-method"], h["x-body-length"], h["x-custom"], got })
+      h, got = echo("POST", {}, "second")
+      assert.are.same({ "POST", "6", "second" }, { h["x-method"], h["x-body-length"], got })
+      assert.are.equal("none", h["x-custom"])
+      h = echo("GET", { ["X-Custom"] = "three" })
+      assert.are.same({ "GET", "0", "three" }, { h["x-method"], h["x-body-length"], h["x-custom"] })
+      local status, kind = s:request("GET", base .. "/sleep?s=5", {}, nil, { timeout = 0.2 })
+      assert.is_nil(status)
+      assert.are.equal("timeout", kind)
+      h, got = echo("POST", {}, "after a failure")
+      assert.are.same({ "POST", "15", "after a failure" }, { h["x-method"], h["x-body-length"], got })
+      -- the per-call timeout of 0.2 s did not stay with the handle: the session's 5 s applies again
+      assert.are.equal(200, (s:request("GET", base .. "/sleep?s=0.5", {})))
+    end)
+
     it("leaves the header map out when asked (response_headers = false), and only then", function()
       local status, headers, body = s:request("POST", base .. "/echo", {}, "abc", { response_headers = false })
       assert.are.equal(200, status)

@@ -1,5 +1,5 @@
--- signer.headers keeps per-credentials work (header checks, the Authorization prefix) and one signed-headers
--- array between calls: what it sends must stay what a fresh computation gives, call after call.
+-- signer.headers keeps per-credentials work (header checks, the Authorization up to the signature, the signed-headers
+-- list, the timestamp digits) between calls: what it sends must stay what a fresh computation gives, call after call.
 
 local signer = require("essbasic.signer")
 local credentials = require("essbasic.credentials")

@@ -227,6 +227,10 @@ typedef struct xfer {
   int stale;          /* on_prereq refused a reused connection that held unread bytes; nothing was written */
   int stale_retries;
   conn_memo *memo; /* the session's or multi's notes on its kept-alive HTTP/1 connections */
+  /* The handle keeps the options of its last request (xfer_prepare): set up for a POST or a GET (conf_post) with
+   * the CA file conf_ca (a copy; NULL: libcurl's default). configured = 0: reset and set every option again. */
+  int configured, conf_post;
+  char *conf_ca;
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
   int id_ref, body_ref; /* multi only: the caller's id and the request body, kept alive in the multi's table */
@@ -297,6 +301,9 @@ static void xfer_init(xfer *x) {
 static void xfer_release(xfer *x) {
   if (x->easy) curl_easy_cleanup(x->easy);
   x->easy = NULL;
+  free(x->conf_ca);
+  x->conf_ca = NULL;
+  x->configured = 0;
   free(x->nodes);
   x->nodes = NULL;
   x->nodes_cap = 0;
@@ -443,59 +450,77 @@ static long seconds_to_ms(double s) {
   return ms < 1 ? 1 : (long)ms; /* 0 would mean "no timeout" to libcurl */
 }
 
-/* Sets every option, every time: after curl_easy_reset nothing from an earlier request survives except the
- * connection, DNS and TLS session caches. No Lua here. */
+static int same_string(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Sets the options of one request. The first request of a handle, and any after a failed transfer, a fresh-connect
+ * retry (xfer_again), a change between POST and GET or of the CA file, starts from curl_easy_reset and sets every
+ * option: nothing from an earlier request survives except the connection, DNS and TLS session caches. Otherwise
+ * the handle still holds this session's options from the last request (libcurl keeps them between transfers) and
+ * only what a request brings is set again: URL, body, header list and timeouts. That saves the reset and two dozen
+ * setopt calls per request. No Lua here. */
 static CURLcode xfer_prepare(xfer *x, struct curl_slist *headers, const http_opts *o, const req_args *r) {
   CURL *e = x->easy;
   CURLcode rc = CURLE_OK;
-  curl_easy_reset(e);
+  const char *ca_file = o->ca_file ? o->ca_file : getenv("CURL_CA_BUNDLE");
+  int full = !x->configured || x->conf_post != r->post || !same_string(x->conf_ca, ca_file);
   x->body.len = x->resp_headers.len = 0;
   x->want_headers = r->want_headers;
   x->too_large = x->out_of_memory = x->resend_refused = x->stale = x->stale_retries = x->requests_begun = 0;
   x->repeatable = r->repeatable;
   x->max_body = o->max_response_bytes;
   x->errbuf[0] = '\0';
-  const char *ca_file = o->ca_file ? o->ca_file : getenv("CURL_CA_BUNDLE");
 #define SET(opt, val) \
   if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val)
-  SET(CURLOPT_ERRORBUFFER, x->errbuf);
+  if (full) {
+    x->configured = 0; /* until every option below is set */
+    free(x->conf_ca);
+    x->conf_ca = NULL;
+    if (ca_file && !(x->conf_ca = strdup(ca_file))) return CURLE_OUT_OF_MEMORY;
+    curl_easy_reset(e);
+    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    if (!r->post) SET(CURLOPT_HTTPGET, 1L);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_SSL_VERIFYPEER, o->ssl_verify ? 1L : 0L);
+    SET(CURLOPT_SSL_VERIFYHOST, o->ssl_verify ? 2L : 0L);
+    if (ca_file) SET(CURLOPT_CAINFO, ca_file);
+    if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
+    if (o->proxy) SET(CURLOPT_PROXY, o->proxy);
+    SET(CURLOPT_ACCEPT_ENCODING, (char *)NULL);
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    /* Lets libcurl refuse early on a Content-Length over the limit; 0 would mean "no limit" to it. */
+    if (o->max_response_bytes > 0) SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_response_bytes);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, x);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
+    SET(CURLOPT_PREREQDATA, x);
+    SET(CURLOPT_PRIVATE, (void *)x);
+  }
   SET(CURLOPT_URL, r->url);
   if (r->post) {
     /* One buffer, so headers and body leave in one send; libcurl reads it in place (the caller keeps it alive). */
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     SET(CURLOPT_POSTFIELDS, r->body);
-  } else {
-    SET(CURLOPT_HTTPGET, 1L);
   }
   SET(CURLOPT_HTTPHEADER, headers);
-  SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_TIMEOUT_MS, seconds_to_ms(r->timeout));
   SET(CURLOPT_CONNECTTIMEOUT_MS, seconds_to_ms(r->connect_timeout));
-  SET(CURLOPT_SSL_VERIFYPEER, o->ssl_verify ? 1L : 0L);
-  SET(CURLOPT_SSL_VERIFYHOST, o->ssl_verify ? 2L : 0L);
-  if (ca_file) SET(CURLOPT_CAINFO, ca_file);
-  if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
-  if (o->proxy) SET(CURLOPT_PROXY, o->proxy);
-  SET(CURLOPT_ACCEPT_ENCODING, (char *)NULL);
-  SET(CURLOPT_FOLLOWLOCATION, 0L);
-  SET(CURLOPT_TCP_KEEPALIVE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#else
-  SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-  SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-  /* Lets libcurl refuse early on a Content-Length over the limit; 0 would mean "no limit" to it. */
-  if (o->max_response_bytes > 0) SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_response_bytes);
-  SET(CURLOPT_WRITEFUNCTION, on_body);
-  SET(CURLOPT_WRITEDATA, x);
-  SET(CURLOPT_HEADERFUNCTION, on_header);
-  SET(CURLOPT_HEADERDATA, x);
-  SET(CURLOPT_PREREQFUNCTION, on_prereq);
-  SET(CURLOPT_PREREQDATA, x);
-  SET(CURLOPT_PRIVATE, (void *)x);
 #undef SET
+  if (rc == CURLE_OK && full) {
+    x->configured = 1;
+    x->conf_post = r->post;
+  }
   return rc;
 }
 
@@ -531,6 +556,7 @@ static int is_tls_failure(CURLcode rc) {
  * on a fresh connection, refused) does not make the first sending undone. */
 static void xfer_outcome(xfer *x, CURLcode rc, int performed, outcome_t *out) {
   memset(out, 0, sizeof *out);
+  if (rc != CURLE_OK) x->configured = 0; /* the next request starts from a reset handle */
   if (performed) curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &out->connects);
   if (rc == CURLE_OK) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
@@ -575,6 +601,7 @@ static int xfer_again(xfer *x, CURLcode rc) {
     return 0;
   x->stale = 0;
   x->stale_retries++;
+  x->configured = 0; /* FRESH_CONNECT must not outlive this request */
   x->errbuf[0] = '\0';
   x->body.len = x->resp_headers.len = 0;
   return curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;

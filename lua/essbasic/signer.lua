@@ -50,17 +50,27 @@ function M.headers(parts, creds)
   local e, bad = creds_entry(creds)
   if not e then return nil, bad end
   local host, timestamp, region = parts.host, parts.timestamp, parts.region
-  -- the headers the signature covers (the C signer reads them during sign() and keeps no reference)
-  local signature, signed_headers, scope = creds.signing_key:sign(timestamp, SERVICE, "POST", "",
-    { "content-type", CONTENT_TYPE, "host", host }, parts.body)
+  -- What stays the same from one call to the next is kept in the entry and rebuilt only when it changes: the list
+  -- of headers the signature covers (per host; the C signer reads it during sign() and keeps no reference), the
+  -- timestamp's digits (per second) and the Authorization value up to the signature (per scope, i.e. per day).
+  if e.host ~= host then e.host, e.signed_list = host, { "content-type", CONTENT_TYPE, "host", host } end
+  local signature, signed_headers, scope = creds.signing_key:sign(timestamp, SERVICE, "POST", "", e.signed_list,
+    parts.body)
+  if e.timestamp ~= timestamp then
+    -- "%d", as the C signer writes it (sign() checked it): a float such as 1700000000.0 goes as the digits signed
+    e.timestamp, e.timestamp_digits = timestamp, format("%d", timestamp)
+  end
+  if e.scope ~= scope or e.signed_headers ~= signed_headers then
+    e.scope, e.signed_headers = scope, signed_headers
+    e.authorization_start = e.prefix .. scope .. ", SignedHeaders=" .. signed_headers .. ", Signature="
+  end
   local headers = {
-    ["Authorization"] = e.prefix .. scope .. ", SignedHeaders=" .. signed_headers .. ", Signature=" .. signature,
+    ["Authorization"] = e.authorization_start .. signature,
     ["Content-Type"] = CONTENT_TYPE,
     ["Host"] = host,
     ["X-TC-Action"] = parts.action,
     ["X-TC-Version"] = parts.version or VERSION,
-    -- "%d", as the C signer writes it (sign() checked it): a float such as 1700000000.0 goes as the digits signed
-    ["X-TC-Timestamp"] = format("%d", timestamp),
+    ["X-TC-Timestamp"] = e.timestamp_digits,
     ["X-TC-Language"] = parts.language,
     ["X-TC-RequestClient"] = parts.request_client,
   }
