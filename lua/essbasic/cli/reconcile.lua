@@ -6,8 +6,9 @@
 -- Each send of a row whose flows carry CustomerData recorded its keys in the journal before it went out (an
 -- attempt). For an unknown row every attempt is looked up with essbasic.resolve: a proven creation makes the row
 -- `done` with the ids its lost answer would have held (FlowGroupId and FlowIds in request order, or FlowId), and
--- `resolved` says so. Only a complete proof counts (every FlowId known); anything less, and silence, leaves the
--- row `unknown`: never "not created". When two sends of one row were both carried out (a row sent again with
+-- `resolved` says so; resolved.complete = false when some id is still missing (a lookup failed, or
+-- CreateFlowsByTemplates made only some flows): the row is created all the same and is never sent again. Silence
+-- leaves the row `unknown`: never "not created". When two sends of one row were both carried out (a row sent again with
 -- --retry-unknown or --resend-unknown-after whose first send's callback came late), the row is done with the
 -- first one's ids and `resolved.duplicates` lists the other's: a contract made twice, for a person to cancel.
 
@@ -41,7 +42,7 @@ local function response_of(action, ids)
   return { FlowGroupId = ids.FlowGroupId, FlowIds = json.array(ids.FlowIds) }
 end
 
--- The attempts of a row that the callbacks prove carried out (complete ids only): { { try, response } ... }, or
+-- The attempts of a row that the callbacks prove carried out: { { try, response, complete } ... }, or
 -- raises with the store's error (nothing may be decided, or sent, on a store that did not answer).
 local function proven(j, client, line)
   local out = {}
@@ -51,8 +52,8 @@ local function proven(j, client, line)
       if not client then c.agent = nil end -- no client: no DescribeFlowDetailInfo lookups
       local state, ids = resolve.resolve(client, c, j.store)
       if state == nil then error({ store = true, message = ids and ids.message or tostring(ids) }, 0) end
-      if state == resolve.CREATED and ids.complete then
-        out[#out + 1] = { try = a.try, response = response_of(c.action, ids) }
+      if state == resolve.CREATED then
+        out[#out + 1] = { try = a.try, response = response_of(c.action, ids), complete = ids.complete }
       end
     end
   end
@@ -71,7 +72,7 @@ function M.settle(j, client, store)
       local dups = json.array()
       for i = 2, #found do dups[#dups + 1] = found[i].response end
       j:resolved(r.line, found[1].response, { from = "callbacks", try = found[1].try,
-        duplicates = #dups > 0 and dups or nil })
+        complete = found[1].complete, duplicates = #dups > 0 and dups or nil })
       result.resolved = result.resolved + 1
       result.lines[#result.lines + 1] = r.line
       if #dups > 0 then result.duplicates[#result.duplicates + 1] = r.line end

@@ -1,0 +1,256 @@
+-- `essbasic batch` never lost, from outside: group creations through the fault proxy with a quarter of the answers
+-- lost, the SANDBOX itself delivering its flow callbacks (signed with the token, encrypted with the key) to a
+-- running `essbasic callback serve --store`, then `essbasic batch reconcile`: every row done with the FlowGroupId
+-- the sandbox holds for that row's name, no creation carried out twice (the sandbox's count), nothing resent (the
+-- proxy's count). A forged callback (no token, or the wrong one) never resolves a row; a row whose callbacks
+-- never came stays unknown, and is sent again only with --resend-unknown-after.
+local json = require("essbasic.json")
+local core = require("essbasic.core")
+local luasql = require("luasql.sqlite3")
+local sandbox = require("helpers.sandbox")
+local fault_proxy = require("helpers.fault_proxy")
+local cli_helper = require("helpers.cli")
+local files = require("helpers.files")
+local nginx = require("tools.nginx")
+local sender = require("tools.callback_sender")
+
+local CREATE = "ChannelCreateFlowGroupByFiles"
+local KEY, TOKEN = sender.KEY, sender.TOKEN
+local N = 8 -- rows per batch; the proxy loses every 4th answer
+
+local function root()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = src:match("^(.*)/spec/[^/]+$") or "."
+  if dir:sub(1, 1) ~= "/" then dir = (os.getenv("PWD") or ".") .. "/" .. dir end
+  return dir
+end
+
+-- The journal's rows: line → { state, response, resolved } and line → { correlation of each send }.
+local function journal(path)
+  local env = luasql.sqlite3()
+  local con = assert(env:connect(path))
+  local rows, attempts = {}, {}
+  local cur = assert(con:execute("SELECT line, state, response, resolved FROM rows"))
+  local r = cur:fetch({}, "a")
+  while r do
+    rows[tonumber(r.line)] = { state = r.state, response = r.response and json.decode(r.response),
+      resolved = r.resolved and json.decode(r.resolved) }
+    r = cur:fetch({}, "a")
+  end
+  cur:close()
+  cur = assert(con:execute("SELECT line, try, correlation FROM attempts ORDER BY line, try"))
+  r = cur:fetch({}, "a")
+  while r do
+    local line = tonumber(r.line)
+    attempts[line] = attempts[line] or {}
+    attempts[line][#attempts[line] + 1] = json.decode(r.correlation)
+    r = cur:fetch({}, "a")
+  end
+  cur:close()
+  con:close()
+  env:close()
+  return rows, attempts
+end
+
+describe("essbasic batch, never lost", function()
+  local sb, fp, cli, http, port, sid, env, file_id
+
+  setup(function()
+    cli = cli_helper.new()
+    files.write(cli.dir .. "/key", KEY)
+    files.write(cli.dir .. "/token", TOKEN .. "\n")
+    port = nginx.pick_ports(1)[1]
+    -- The sandbox delivers its callbacks to the receiver's port; one attempt each, so a callback sent while no
+    -- receiver listens is lost for good (the row whose callbacks never came).
+    sb = sandbox.start{ rate_limit = 100000, callback = { url = "http://127.0.0.1:" .. port .. "/", key = KEY,
+      token = TOKEN, base_delay = 0.05, max_delay = 0.1, max_attempts = 1 } }
+    fp = fault_proxy.start{ upstream = sb.endpoint }
+    http = core.http_session({ timeout = 10 })
+    file_id = sb:upload()
+    env = { TENCENTCLOUD_SECRET_ID = sb.secret_id, TENCENTCLOUD_SECRET_KEY = sb.secret_key,
+      ESSBASIC_ENDPOINT = fp.endpoint, ESSBASIC_FILE_ENDPOINT = fp.endpoint }
+  end)
+  teardown(function()
+    if sid then
+      os.execute("kill -TERM -" .. sid .. " 2>/dev/null") -- the receiver's session: essbasic, sh, nginx
+      sandbox.wait_for(function() return not nginx.pid_alive(sid) end, 10)
+    end
+    if http then http:close() end
+    if fp then fp:stop() end
+    if sb then sb:stop() end
+    if cli then cli:remove() end
+  end)
+
+  -- `essbasic callback serve` in a session of its own (its id names the process group killed at the end).
+  local function start_receiver()
+    local cmd = cli:command({ "callback", "serve", "--key", "@" .. cli.dir .. "/key", "--token",
+      "@" .. cli.dir .. "/token", "--store", cli.dir .. "/cb.db", "--port", tostring(port) },
+      { ESSBASIC_NGINX_LUA_CPATH = root() .. "/build/5.1/?.so;;" })
+    local sid_file = cli.dir .. "/sid"
+    os.execute("cd " .. cli_helper.quote(root()) .. "; setsid sh -c " .. cli_helper.quote("echo $$ >" .. sid_file
+      .. "; exec " .. cmd .. " >" .. cli.dir .. "/serve.out 2>" .. cli.dir .. "/serve.err")
+      .. " </dev/null >/dev/null 2>&1 &")
+    sid = assert(sandbox.wait_for(function() return tonumber(nginx.read_file(sid_file) or "") end, 10))
+    assert.equal("up", sandbox.wait_for(function()
+      if not nginx.pid_alive(sid) then return "exited" end
+      return nginx.accepts(port) and "up"
+    end, 10), tostring(nginx.read_file(cli.dir .. "/serve.err")))
+  end
+
+  local function input(tag)
+    local lines = {}
+    for i = 1, N do lines[i] = json.encode(sb:group_request({ file_id, file_id }, { name = tag .. i })) end
+    local path = cli.dir .. "/" .. tag .. ".jsonl"
+    files.write(path, table.concat(lines, "\n") .. "\n")
+    return path
+  end
+
+  local function batch(tag, extra)
+    local argv = { "batch", "--action", CREATE, "--input", cli.dir .. "/" .. tag .. ".jsonl", "--journal",
+      cli.dir .. "/" .. tag .. ".db", "--concurrency", "2", "--quiet" }
+    for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
+    return cli:run(argv, { env = env })
+  end
+
+  local function reconcile(tag)
+    return cli:run({ "batch", "reconcile", "--journal", cli.dir .. "/" .. tag .. ".db", "--callbacks",
+      cli.dir .. "/cb.db", "--output", cli.dir .. "/" .. tag .. ".out" }, { env = env })
+  end
+
+  -- The sandbox's own truth: group name → group id, and how many groups it created.
+  local function truth()
+    local state = json.decode(assert(files.read(sb.data_dir .. "/state.json")))
+    local by_name = {}
+    for id, g in pairs(state.groups) do
+      if not g.hidden then
+        assert.is_nil(by_name[g.name], "the group " .. g.name .. " was created twice")
+        by_name[g.name] = id
+      end
+    end
+    return by_name, state.counters.groups_created
+  end
+
+  local function unknown_lines(rows)
+    local out = {}
+    for line, r in pairs(rows) do if r.state == "unknown" then out[#out + 1] = line end end
+    table.sort(out)
+    return out
+  end
+
+  -- A FlowStatusChange for a key, encrypted with the key and signed with `token` (false: unsigned), POSTed to
+  -- the receiver → its HTTP status.
+  local function forge(key, token)
+    local body = sender.encrypted_body(json.encode{ MsgId = core.hex(core.random_bytes(16)),
+      MsgType = "FlowStatusChange", MsgVersion = "ThirdPartyApp", MsgData = { ApplicationId = sb.app_id,
+        FlowId = "forged" .. core.hex(core.random_bytes(8)), FlowGroupId = "forged-group", FlowStatus = "INIT",
+        FlowCallbackStatus = 1, CustomerData = key, OccurTime = os.time() } }, KEY)
+    local headers = { ["Content-Type"] = "application/json" }
+    if token then headers["Content-Signature"] = sender.signature(body, token) end
+    local status = http:request("POST", "http://127.0.0.1:" .. port .. "/", headers, body)
+    return status
+  end
+
+  it("resolves every lost answer from the sandbox's own callbacks; silence and forgeries resolve nothing",
+    function()
+      local _, groups0 = truth()
+      -- 1. No receiver yet: the callbacks of this batch are lost for good.
+      input("silent-")
+      fp:reset()
+      fp:plan{ { fault = "lose_answer", action = CREATE, every = 4 } }
+      local r = batch("silent-")
+      assert.equal(6, r.status, r.err)
+      assert.equal(string.format("%d done, 0 failed, %d unknown\n", N - N / 4, N / 4), r.out)
+      local silent_rows, silent_keys = journal(cli.dir .. "/silent-.db")
+      local silent_unknown = unknown_lines(silent_rows)
+      assert.equal(N / 4, #silent_unknown)
+      for line = 1, N do
+        assert.equal(1, #silent_keys[line], "one send, its keys journaled")
+        assert.equal(2, #silent_keys[line][1].keys)
+        assert.matches("^ess1:[%w_-]+$", silent_keys[line][1].keys[1])
+      end
+      assert.is_truthy(sandbox.wait_for(function()
+        local cb = sb:stats().callbacks
+        return cb.pending == 0 and cb.given_up >= 2 * N
+      end, 10), "the sandbox gave up the callbacks sent to no one")
+
+      -- 2. The receiver runs: this batch's callbacks arrive from the sandbox.
+      start_receiver()
+      input("heard-")
+      fp:reset()
+      fp:plan{ { fault = "lose_answer", action = CREATE, every = 4 } }
+      r = batch("heard-")
+      assert.equal(6, r.status, r.err)
+      assert.equal(string.format("%d done, 0 failed, %d unknown\n", N - N / 4, N / 4), r.out)
+      assert.equal(N, fp:stats().by_action[CREATE])
+      local _, heard_keys = journal(cli.dir .. "/heard-.db")
+      -- Wait for the sandbox to have delivered every flow's INIT callback (2 flows per row).
+      assert.is_truthy(sandbox.wait_for(function()
+        local cb = sb:stats().callbacks
+        return cb.pending == 0 and cb.delivered >= 2 * N
+      end, 15), "the sandbox delivered the callbacks")
+
+      -- Forged callbacks for the silent batch's unknown rows: refused by the receiver, and they resolve nothing.
+      for _, line in ipairs(silent_unknown) do
+        assert.equal(401, forge(silent_keys[line][1].keys[1], false))
+        assert.equal(401, forge(silent_keys[line][1].keys[1], "not-the-token"))
+      end
+      r = reconcile("silent-")
+      assert.equal(6, r.status, r.err)
+      assert.equal(string.format("%d done, 0 failed, %d unknown\n", N - N / 4, N / 4), r.out,
+        "no callback came for them: they stay unknown")
+
+      r = reconcile("heard-")
+      assert.equal(0, r.status, r.err)
+      assert.equal(string.format("%d done, 0 failed, 0 unknown\n", N), r.out)
+      assert.matches(string.format("%d unknown rows are done", N / 4), r.err)
+      local by_name, groups = truth()
+      assert.equal(2 * N, groups - groups0, "each creation carried out once")
+      assert.equal(N, fp:stats().by_action[CREATE], "reconcile sent nothing")
+      local out = {}
+      for l in assert(files.read(cli.dir .. "/heard-.out")):gmatch("[^\n]+") do out[#out + 1] = json.decode(l) end
+      assert.equal(N, #out)
+      local resolved = 0
+      for i, o in ipairs(out) do
+        assert.equal("done", o.state)
+        assert.equal(by_name["heard-" .. i], o.response.FlowGroupId, "line " .. i .. ": the sandbox's group")
+        assert.equal(2, #o.response.FlowIds)
+        if o.resolved then
+          resolved = resolved + 1
+          assert.equal("callbacks", o.resolved.from)
+          assert.is_nil(o.resolved.duplicates)
+        end
+        assert.equal(1, #heard_keys[i])
+      end
+      assert.equal(N / 4, resolved)
+
+      -- 3. A rerun with --callbacks sends nothing; the silent batch's rows are sent again only with
+      -- --resend-unknown-after, each with new keys (both sends recorded).
+      r = batch("heard-", { "--callbacks", cli.dir .. "/cb.db" })
+      assert.equal(0, r.status, r.err)
+      r = batch("silent-", { "--callbacks", cli.dir .. "/cb.db" })
+      assert.equal(6, r.status, r.err)
+      assert.equal(N, fp:stats().by_action[CREATE], "unknown rows are never sent again by default")
+      fp:reset()
+      r = batch("silent-", { "--callbacks", cli.dir .. "/cb.db", "--resend-unknown-after", "0s" })
+      assert.equal(0, r.status, r.err)
+      assert.equal(N / 4, fp:stats().by_action[CREATE], "the unknown rows only")
+      local _, resent_keys = journal(cli.dir .. "/silent-.db")
+      for _, line in ipairs(silent_unknown) do
+        assert.equal(2, #resent_keys[line])
+        assert.are_not.equal(resent_keys[line][1].keys[1], resent_keys[line][2].keys[1], "a new key")
+      end
+      -- The first send's callback arriving after all (signed): both creations exist, said plainly.
+      local line = silent_unknown[1]
+      local body = sender.encrypted_body(json.encode{ MsgId = core.hex(core.random_bytes(16)),
+        MsgType = "FlowStatusChange", MsgVersion = "ThirdPartyApp", MsgData = { ApplicationId = sb.app_id,
+          FlowId = "late-flow", FlowGroupId = "late-group", FlowStatus = "INIT", FlowCallbackStatus = 1,
+          CustomerData = resent_keys[line][1].keys[1], OccurTime = os.time() } }, KEY)
+      assert.equal(200, (http:request("POST", "http://127.0.0.1:" .. port .. "/", { ["Content-Type"] =
+        "application/json", ["Content-Signature"] = sender.signature(body, TOKEN) }, body)))
+      r = reconcile("silent-")
+      assert.equal(0, r.status, r.err)
+      assert.matches("CREATED TWICE", r.err)
+      local rows = journal(cli.dir .. "/silent-.db")
+      assert.equal("late-group", rows[line].resolved.duplicates[1].FlowGroupId)
+    end)
+end)
