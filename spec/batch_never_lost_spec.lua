@@ -253,4 +253,32 @@ describe("essbasic batch, never lost", function()
       local rows = journal(cli.dir .. "/silent-.db")
       assert.equal("late-group", rows[line].resolved.duplicates[1].FlowGroupId)
     end)
+
+  it("a journal of format 1 (no keys) is upgraded in place and goes on; a newer format is refused", function()
+    input("old-")
+    env.ESSBASIC_ENDPOINT, env.ESSBASIC_FILE_ENDPOINT = sb.endpoint, sb.endpoint
+    finally(function() env.ESSBASIC_ENDPOINT, env.ESSBASIC_FILE_ENDPOINT = fp.endpoint, fp.endpoint end)
+    local db = cli.dir .. "/old-.db"
+    -- A format-1 journal: made by the first run, then stripped of what format 2 added, one row left pending.
+    local function sql(list)
+      local e = luasql.sqlite3()
+      local con = assert(e:connect(db))
+      for _, s in ipairs(list) do assert(con:execute(s)) end
+      con:close()
+      e:close()
+    end
+    local r = batch("old-")
+    assert.equal(0, r.status, r.err)
+    sql{ "DROP TABLE attempts", "ALTER TABLE rows DROP COLUMN resolved", "UPDATE meta SET value = '1' WHERE key = "
+      .. "'format'", "UPDATE rows SET state = 'pending', tries = 0 WHERE line = " .. N }
+    r = batch("old-", { "--callbacks", cli.dir .. "/cb.db" })
+    assert.equal(0, r.status, r.err)
+    assert.equal(string.format("%d done, 0 failed, 0 unknown\n", N), r.out)
+    local _, keys = journal(db)
+    assert.equal(1, #keys[N], "the row sent after the upgrade carries keys")
+    sql{ "UPDATE meta SET value = '3' WHERE key = 'format'" }
+    r = batch("old-")
+    assert.equal(9, r.status)
+    assert.matches("has format 3; this essbasic writes format 2", r.err)
+  end)
 end)
