@@ -45,10 +45,14 @@ end
 -- The attempts of a row that the callbacks prove carried out: { { try, response, complete } ... }, or
 -- raises with the store's error (nothing may be decided, or sent, on a store that did not answer).
 local function proven(j, client, line)
-  local out = {}
+  local out, seen = {}, {}
   for _, a in ipairs(j:attempts(line)) do
     local c = a.correlation
-    if type(c) == "table" and type(c.keys) == "table" then
+    -- A send again with the row's own CustomerData carries the same keys: its callbacks cannot be told from the
+    -- first send's (the store keeps the first callback of a key), so it counts once.
+    local same = type(c) == "table" and type(c.keys) == "table" and table.concat(c.keys, "\0")
+    if same and not seen[same] then
+      seen[same] = true
       if not client then c.agent = nil end -- no client: no DescribeFlowDetailInfo lookups
       local state, ids = resolve.resolve(client, c, j.store)
       if state == nil then error({ store = true, message = ids and ids.message or tostring(ids) }, 0) end
