@@ -1,6 +1,8 @@
 -- essbasic batch --action ACTION --input rows.jsonl --journal run.db [--concurrency N] [--output results.jsonl]
 --                [--template T] [--format jsonl|csv] [--separator C] [--retry-failed] [--retry-unknown]
 --                [--quiet | --json | --progress bar|plain|json|none] [--progress-interval S]
+--                [--callbacks STORE [--resend-unknown-after DURATION]]
+-- essbasic batch reconcile --journal run.db --callbacks STORE [--output results.jsonl]
 --
 -- One request per input row, sent in waves of N: the wave's rows are marked `sending` in one committed
 -- statement, sent with client:call_many, and each answer is committed as it arrives (on_done). A run killed at any
@@ -9,6 +11,10 @@
 -- never reached the API are sent again; the other failed rows only with --retry-failed. The journal remembers
 -- the input's hash and refuses another input. The run ends with the line "N done, N failed, N unknown" on stdout
 -- and exits 0 only when every row is done (common.EXIT: 6 when some are unknown, 8 when some failed).
+--
+-- The rows of a creating action carry correlation keys in their flows' CustomerData (essbasic.correlate), journaled
+-- with the `sending` mark; --callbacks and `batch reconcile` settle unknown rows from the callbacks
+-- (essbasic.cli.reconcile); --resend-unknown-after sends an unsettled one again with new keys.
 --
 -- Memory stays flat whatever the input's size: the input is read as a stream (twice for a new journal: once to
 -- check every row and list it in the journal, once to send), the journal is read a chunk at a time, and only one
