@@ -100,6 +100,10 @@ describe("essbasic batch, never lost", function()
     end, 10), tostring(nginx.read_file(cli.dir .. "/serve.err")))
   end
 
+  local function start_receiver_once()
+    if not sid then start_receiver() end
+  end
+
   local function input(tag)
     local lines = {}
     for i = 1, N do lines[i] = json.encode(sb:group_request({ file_id, file_id }, { name = tag .. i })) end
@@ -120,12 +124,13 @@ describe("essbasic batch, never lost", function()
       cli.dir .. "/cb.db", "--output", cli.dir .. "/" .. tag .. ".out" }, { env = env })
   end
 
-  -- The sandbox's own truth: group name → group id, and how many groups it created.
-  local function truth()
+  -- The sandbox's own truth: group name → group id (the names starting with prefix, each made once), and how many
+  -- groups it created.
+  local function truth(prefix)
     local state = json.decode(assert(files.read(sb.data_dir .. "/state.json")))
     local by_name = {}
     for id, g in pairs(state.groups) do
-      if not g.hidden then
+      if not g.hidden and prefix and g.name:sub(1, #prefix) == prefix then
         assert.is_nil(by_name[g.name], "the group " .. g.name .. " was created twice")
         by_name[g.name] = id
       end
@@ -206,7 +211,7 @@ describe("essbasic batch, never lost", function()
       assert.equal(0, r.status, r.err)
       assert.equal(string.format("%d done, 0 failed, 0 unknown\n", N), r.out)
       assert.matches(string.format("%d unknown rows are done", N / 4), r.err)
-      local by_name, groups = truth()
+      local by_name, groups = truth("heard-")
       assert.equal(2 * N, groups - groups0, "each creation carried out once")
       assert.equal(N, fp:stats().by_action[CREATE], "reconcile sent nothing")
       local out = {}
@@ -284,4 +289,44 @@ describe("essbasic batch, never lost", function()
     assert.equal(9, r.status)
     assert.matches("has format 3; this essbasic writes format 2", r.err)
   end)
+
+  it("a run killed with SIGKILL mid-wave: its keys were on disk, so reconcile settles the rows it left sending",
+    function()
+      start_receiver_once()
+      input("killed-")
+      fp:reset()
+      fp:plan{ { fault = "slow_answer", action = CREATE, delay = 10 } }
+      local _, groups0 = truth()
+      local pid_file = cli.dir .. "/killed.pid"
+      local cmd = cli:command({ "batch", "--action", CREATE, "--input", cli.dir .. "/killed-.jsonl", "--journal",
+        cli.dir .. "/killed-.db", "--concurrency", "4", "--quiet" }, env)
+      os.execute("cd " .. cli_helper.quote(root()) .. "; sh -c " .. cli_helper.quote("echo $$ >" .. pid_file
+        .. "; exec " .. cmd) .. " </dev/null >/dev/null 2>&1 &")
+      local pid = assert(sandbox.wait_for(function() return tonumber(nginx.read_file(pid_file) or "") end, 10))
+      -- The first wave reached the sandbox (and was carried out); its answers are held back: kill now.
+      assert.is_truthy(sandbox.wait_for(function() return fp:stats().forwarded >= 4 end, 20))
+      os.execute("kill -KILL " .. pid)
+      assert.is_truthy(sandbox.wait_for(function() return not nginx.pid_alive(pid) end, 10))
+      assert.is_truthy(sandbox.wait_for(function()
+        local cb = sb:stats().callbacks
+        return cb.pending == 0 and cb.delivered >= 2 * 4
+      end, 15), "the sandbox delivered the first wave's callbacks")
+      local r = reconcile("killed-")
+      assert.equal(8, r.status, r.err) -- 4 done from the callbacks, the rest not sent yet
+      assert.equal(string.format("4 done, 0 failed, 0 unknown, %d not sent\n", N - 4), r.out)
+      fp:reset()
+      r = batch("killed-", { "--callbacks", cli.dir .. "/cb.db", "--output", cli.dir .. "/killed-.out" })
+      assert.equal(0, r.status, r.err)
+      assert.equal(N - 4, fp:stats().by_action[CREATE], "only the rows never sent")
+      local by_name, groups = truth("killed-")
+      assert.equal(N, groups - groups0, "none created twice")
+      local i = 0
+      for l in assert(files.read(cli.dir .. "/killed-.out")):gmatch("[^\n]+") do
+        i = i + 1
+        local o = json.decode(l)
+        assert.equal("done", o.state)
+        assert.equal(by_name["killed-" .. i], o.response.FlowGroupId)
+      end
+      assert.equal(N, i)
+    end)
 end)
