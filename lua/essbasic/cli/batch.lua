@@ -205,7 +205,7 @@ local function run_reconcile(opts, ctx)
     store:close()
     if client then client:close() end
     common.print_error({ code = jerr.code, message = jerr.message }, false, opts.json)
-    return jerr.code == journal_mod.MISMATCH and EXIT.journal or EXIT.failure
+    return (jerr.code == journal_mod.MISMATCH or jerr.code == journal_mod.IN_USE) and EXIT.journal or EXIT.failure
   end
   local result, serr = reconcile.settle(j, client, store)
   store:close()
