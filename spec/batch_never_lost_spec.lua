@@ -21,12 +21,13 @@ local KEY, TOKEN = sender.KEY, sender.TOKEN
 local N = tonumber(os.getenv("ESSBASIC_NEVER_LOST_ROWS")) or 8
 assert(N % 4 == 0, "ESSBASIC_NEVER_LOST_ROWS is a multiple of 4")
 
-local function root()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/spec/[^/]+$") or "."
-  if dir:sub(1, 1) ~= "/" then dir = (os.getenv("PWD") or ".") .. "/" .. dir end
+-- The repository's root: the working directory, as for every command helpers.cli runs (bin/essbasic).
+local ROOT = (function()
+  local p = assert(io.popen("pwd"))
+  local dir = p:read("*l")
+  p:close()
   return dir
-end
+end)()
 
 -- The journal's rows: line → { state, response, resolved } and line → { correlation of each send }.
 local function journal(path)
@@ -88,9 +89,9 @@ describe("essbasic batch, never lost", function()
   local function start_receiver()
     local cmd = cli:command({ "callback", "serve", "--key", "@" .. cli.dir .. "/key", "--token",
       "@" .. cli.dir .. "/token", "--store", cli.dir .. "/cb.db", "--port", tostring(port) },
-      { ESSBASIC_NGINX_LUA_CPATH = root() .. "/build/5.1/?.so;;" })
+      { ESSBASIC_NGINX_LUA_CPATH = ROOT .. "/build/5.1/?.so;;" })
     local sid_file = cli.dir .. "/sid"
-    os.execute("cd " .. cli_helper.quote(root()) .. "; setsid sh -c " .. cli_helper.quote("echo $$ >" .. sid_file
+    os.execute("setsid sh -c " .. cli_helper.quote("echo $$ >" .. sid_file
       .. "; exec " .. cmd .. " >" .. cli.dir .. "/serve.out 2>" .. cli.dir .. "/serve.err")
       .. " </dev/null >/dev/null 2>&1 &")
     sid = assert(sandbox.wait_for(function() return tonumber(nginx.read_file(sid_file) or "") end, 10))
@@ -300,7 +301,7 @@ describe("essbasic batch, never lost", function()
       local pid_file = cli.dir .. "/killed.pid"
       local cmd = cli:command({ "batch", "--action", CREATE, "--input", cli.dir .. "/killed-.jsonl", "--journal",
         cli.dir .. "/killed-.db", "--concurrency", "4", "--quiet" }, env)
-      os.execute("cd " .. cli_helper.quote(root()) .. "; sh -c " .. cli_helper.quote("echo $$ >" .. pid_file
+      os.execute("sh -c " .. cli_helper.quote("echo $$ >" .. pid_file
         .. "; exec " .. cmd) .. " </dev/null >/dev/null 2>&1 &")
       local pid = assert(sandbox.wait_for(function() return tonumber(nginx.read_file(pid_file) or "") end, 10))
       -- The first wave reached the sandbox (and was carried out); its answers are held back: kill now.
