@@ -293,9 +293,6 @@ function Journal:meta()
   return out
 end
 
--- The rows this run may send, in line order, at most `limit` of them after line `after`: pending ones, failed
--- ones that never reached the API, and with the flags the other failed ones and the unknown ones.
--- → list of { line, state } (read a chunk at a time: memory does not grow with the journal).
 -- The condition of an unknown row that --resend-unknown-after DURATION sends again: its last send carried keys
 -- (an attempt) and went out at least flags.resend_before (a time) ago. (Its callbacks were looked for first.)
 local function resend_condition(before)
@@ -311,6 +308,10 @@ local function eligible_where(flags)
   return concat(where, " OR ")
 end
 
+-- The rows this run may send, in line order, at most `limit` of them after line `after`: pending ones, failed
+-- ones that never reached the API, and with the flags the other failed ones and the unknown ones (all of them:
+-- retry_unknown; those resend_condition names: resend_before).
+-- → list of { line, state } (read a chunk at a time: memory does not grow with the journal).
 function Journal:eligible(flags, after, limit)
   local out = {}
   -- NOT INDEXED: walk the rows in line order from `after` (the state index would sort every match per chunk).
