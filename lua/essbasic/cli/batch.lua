@@ -334,7 +334,8 @@ function M.run(opts, words, ctx)
   local progress = progress_mod.new{ mode = mode, total = counts.total, to_send = to_send, counts = counts,
     interval = interval, name = "batch" }
   progress:start{ recovered = j.recovered,
-    skipped_unknown = not flags.retry_unknown and counts.unknown or 0,
+    skipped_unknown = not flags.retry_unknown and counts.unknown
+      - (flags.resend_before and j:count_resend(flags.resend_before) or 0) or 0,
     skipped_failed = not flags.retry_failed and (counts.failed - counts.failed_unsent) or 0 }
   local said = settled and reconcile.describe(settled, line_list)
   if said then progress:notice(said, { resolved = settled.resolved, duplicates = #settled.duplicates }, true) end

@@ -330,9 +330,14 @@ function Journal:count_eligible(flags)
   if flags.retry_unknown then
     n = n + c.unknown
   elseif flags.resend_before then
-    n = n + tonumber(self:select("SELECT count(*) AS n FROM rows WHERE " .. resend_condition(flags.resend_before))[1].n)
+    n = n + self:count_resend(flags.resend_before)
   end
   return n
+end
+
+-- How many unknown rows --resend-unknown-after sends again (resend_condition).
+function Journal:count_resend(before)
+  return tonumber(self:select("SELECT count(*) AS n FROM rows WHERE " .. resend_condition(before))[1].n)
 end
 
 -- Marks rows `sending` in one transaction, before any of them is sent; correlations[i] (JSON text, or nil) is
