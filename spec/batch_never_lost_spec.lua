@@ -296,7 +296,7 @@ describe("essbasic batch, never lost", function()
       start_receiver_once()
       input("killed-")
       fp:reset()
-      fp:plan{ { fault = "slow_answer", action = CREATE, delay = 10 } }
+      fp:plan{ { fault = "slow_answer", action = CREATE, delay = 3 } }
       local _, groups0 = truth()
       local pid_file = cli.dir .. "/killed.pid"
       local cmd = cli:command({ "batch", "--action", CREATE, "--input", cli.dir .. "/killed-.jsonl", "--journal",
