@@ -384,10 +384,12 @@ function Journal:attempts(line)
 end
 
 -- Calls fn(row) for the rows the callbacks may settle, in line order, a chunk at a time: unknown rows with keys,
--- and done rows sent more than once with keys (an earlier send may have been carried out as well).
+-- done rows sent more than once with keys (an earlier send may have been carried out as well), and done rows
+-- settled with an id missing (resolved.complete = false: a lookup may succeed now).
 function Journal:each_correlated(fn)
   self:each_row("line IN (SELECT line FROM attempts) AND (state = 'unknown' OR (state = 'done' AND "
-    .. "(SELECT count(*) FROM attempts a WHERE a.line = rows.line) > 1))", fn)
+    .. "((SELECT count(*) FROM attempts a WHERE a.line = rows.line) > 1 OR resolved LIKE '%\"complete\":false%')))",
+    fn)
 end
 
 -- An unknown row the callbacks proved created: done with the ids (a response-like object: FlowGroupId,

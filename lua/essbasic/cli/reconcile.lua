@@ -87,7 +87,13 @@ function M.settle(j, client, store)
     local own = type(had) == "table" and had.try or r.tries
     local dups = json.array()
     for _, f in ipairs(found) do
-      if f.try ~= own then dups[#dups + 1] = f.response end
+      if f.try ~= own then
+        dups[#dups + 1] = f.response
+      elseif type(had) == "table" and had.complete == false and f.complete then
+        -- settled earlier with an id missing (a lookup failed): now every id is known
+        had.complete = nil
+        j:resolved(r.line, f.response, had)
+      end
     end
     if #dups > 0 then
       local t = type(had) == "table" and had or { from = "answer", try = own }
