@@ -10,6 +10,7 @@ local luasql = require("luasql.sqlite3")
 local sandbox = require("helpers.sandbox")
 local fault_proxy = require("helpers.fault_proxy")
 local cli_helper = require("helpers.cli")
+local callback_serve = require("helpers.callback_serve")
 local files = require("helpers.files")
 local nginx = require("tools.nginx")
 local sender = require("tools.callback_sender")
@@ -20,14 +21,6 @@ local KEY, TOKEN = sender.KEY, sender.TOKEN
 -- by hand.
 local N = tonumber(os.getenv("ESSBASIC_NEVER_LOST_ROWS")) or 8
 assert(N % 4 == 0, "ESSBASIC_NEVER_LOST_ROWS is a multiple of 4")
-
--- The repository's root: the working directory, as for every command helpers.cli runs (bin/essbasic).
-local ROOT = (function()
-  local p = assert(io.popen("pwd"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end)()
 
 -- The journal's rows: line → { state, response, resolved } and line → { correlation of each send }.
 local function journal(path)
@@ -57,16 +50,20 @@ local function journal(path)
 end
 
 describe("essbasic batch, never lost", function()
-  local sb, fp, cli, http, port, sid, env, file_id
+  local sb, fp, cbp, cli, http, receiver, port, env, file_id
 
   setup(function()
     cli = cli_helper.new()
     files.write(cli.dir .. "/key", KEY)
     files.write(cli.dir .. "/token", TOKEN .. "\n")
-    port = nginx.pick_ports(1)[1]
-    -- The sandbox delivers its callbacks to the receiver's port; three attempts within about 0.15 s, so a callback
-    -- sent while no receiver listens is lost for good (the rows whose callbacks never came).
-    sb = sandbox.start{ rate_limit = 100000, callback = { url = "http://127.0.0.1:" .. port .. "/", key = KEY,
+    receiver = callback_serve.start(cli, { key = cli.dir .. "/key", token = cli.dir .. "/token",
+      store = cli.dir .. "/cb.db" })
+    port = receiver.port
+    -- The sandbox delivers its callbacks through a second fault proxy to the receiver, three attempts within about
+    -- 0.15 s: while that proxy resets every request, a callback is lost for good (the rows whose callbacks never
+    -- came).
+    cbp = fault_proxy.start{ upstream = "http://127.0.0.1:" .. port }
+    sb = sandbox.start{ rate_limit = 100000, callback = { url = cbp.endpoint .. "/", key = KEY,
       token = TOKEN, base_delay = 0.05, max_delay = 0.1, max_attempts = 3 } }
     fp = fault_proxy.start{ upstream = sb.endpoint }
     http = core.http_session({ timeout = 10 })
@@ -75,35 +72,13 @@ describe("essbasic batch, never lost", function()
       ESSBASIC_ENDPOINT = fp.endpoint, ESSBASIC_FILE_ENDPOINT = fp.endpoint }
   end)
   teardown(function()
-    if sid then
-      os.execute("kill -TERM -" .. sid .. " 2>/dev/null") -- the receiver's session: essbasic, sh, nginx
-      sandbox.wait_for(function() return not nginx.pid_alive(sid) end, 10)
-    end
+    if receiver then receiver:stop() end
     if http then http:close() end
     if fp then fp:stop() end
     if sb then sb:stop() end
+    if cbp then cbp:stop() end
     if cli then cli:remove() end
   end)
-
-  -- `essbasic callback serve` in a session of its own (its id names the process group killed at the end).
-  local function start_receiver()
-    local cmd = cli:command({ "callback", "serve", "--key", "@" .. cli.dir .. "/key", "--token",
-      "@" .. cli.dir .. "/token", "--store", cli.dir .. "/cb.db", "--port", tostring(port) },
-      { ESSBASIC_NGINX_LUA_CPATH = ROOT .. "/build/5.1/?.so;;" })
-    local sid_file = cli.dir .. "/sid"
-    os.execute("setsid sh -c " .. cli_helper.quote("echo $$ >" .. sid_file
-      .. "; exec " .. cmd .. " >" .. cli.dir .. "/serve.out 2>" .. cli.dir .. "/serve.err")
-      .. " </dev/null >/dev/null 2>&1 &")
-    sid = assert(sandbox.wait_for(function() return tonumber(nginx.read_file(sid_file) or "") end, 10))
-    assert.equal("up", sandbox.wait_for(function()
-      if not nginx.pid_alive(sid) then return "exited" end
-      return nginx.accepts(port) and "up"
-    end, 10), tostring(nginx.read_file(cli.dir .. "/serve.err")))
-  end
-
-  local function start_receiver_once()
-    if not sid then start_receiver() end
-  end
 
   local function input(tag)
     local lines = {}
@@ -167,7 +142,8 @@ describe("essbasic batch, never lost", function()
   it("resolves every lost answer from the sandbox's own callbacks; silence and forgeries resolve nothing",
     function()
       local _, groups0 = truth()
-      -- 1. No receiver yet: the callbacks of this batch are lost for good.
+      -- 1. The way to the receiver is cut: the callbacks of this batch are lost for good.
+      cbp:plan{ { fault = "reset_before" } }
       input("silent-")
       fp:reset()
       fp:plan{ { fault = "lose_answer", action = CREATE, every = 4 } }
@@ -187,8 +163,8 @@ describe("essbasic batch, never lost", function()
         return cb.pending == 0 and cb.given_up >= 2 * N
       end, 10), "the sandbox gave up the callbacks sent to no one")
 
-      -- 2. The receiver runs: this batch's callbacks arrive from the sandbox.
-      start_receiver()
+      -- 2. The way is open: this batch's callbacks arrive from the sandbox.
+      cbp:plan{}
       input("heard-")
       fp:reset()
       fp:plan{ { fault = "lose_answer", action = CREATE, every = 4 } }
@@ -316,7 +292,6 @@ describe("essbasic batch, never lost", function()
 
   it("a run killed with SIGKILL mid-wave: its keys were on disk, so reconcile settles the rows it left sending",
     function()
-      start_receiver_once()
       input("killed-")
       fp:reset()
       fp:plan{ { fault = "slow_answer", action = CREATE, delay = 3 } }
