@@ -3,7 +3,9 @@
 -- running `essbasic callback serve --store`, then `essbasic batch reconcile`: every row done with the FlowGroupId
 -- the sandbox holds for that row's name, no creation carried out twice (the sandbox's count), nothing resent (the
 -- proxy's count). A forged callback (no token, or the wrong one) never resolves a row; a row whose callbacks
--- never came stays unknown, and is sent again only with --resend-unknown-after.
+-- never came stays unknown, and is sent again only with --resend-unknown-after (new keys; a late callback of the
+-- first send is reported as a contract made twice). A batch killed with SIGKILL mid-wave is settled from the keys
+-- it journaled before sending; a format-1 journal is upgraded.
 local json = require("essbasic.json")
 local core = require("essbasic.core")
 local luasql = require("luasql.sqlite3")
