@@ -59,6 +59,7 @@ build = {
     ["essbasic.cli.call"] = "lua/essbasic/cli/call.lua",
     ["essbasic.cli.callback"] = "lua/essbasic/cli/callback.lua",
     ["essbasic.cli.callback_serve"] = "lua/essbasic/cli/callback_serve.lua",
+    ["essbasic.cli.reconcile"] = "lua/essbasic/cli/reconcile.lua",
     ["essbasic.cli.common"] = "lua/essbasic/cli/common.lua",
     ["essbasic.cli.config"] = "lua/essbasic/cli/config.lua",
     ["essbasic.cli.journal"] = "lua/essbasic/cli/journal.lua",

@@ -17,6 +17,7 @@ local correlate = require("essbasic.correlate")
 local sandbox = require("helpers.sandbox")
 local fault_proxy = require("helpers.fault_proxy")
 local cli_helper = require("helpers.cli")
+local callback_serve = require("helpers.callback_serve")
 local redis_server = require("tools.redis_server")
 local files = require("helpers.files")
 local nginx = require("tools.nginx")
@@ -25,13 +26,6 @@ local sender = require("tools.callback_sender")
 local CREATE = "ChannelCreateFlowGroupByFiles"
 local KEY, TOKEN = sender.KEY, sender.TOKEN
 local N = 8 -- creations per run; the proxy loses every 4th answer
-
-local function root()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/spec/[^/]+$") or "."
-  if dir:sub(1, 1) ~= "/" then dir = (os.getenv("PWD") or ".") .. "/" .. dir end
-  return dir
-end
 
 -- Inside nginx: /cb receives callbacks into a shared dict store; /create runs call_many with correlate = true;
 -- /resolve runs client:resolve on that store.
@@ -165,37 +159,12 @@ describe("never lost", function()
       local db = cli.dir .. "/run.db"
       files.write(cli.dir .. "/key", KEY)
       files.write(cli.dir .. "/token", TOKEN .. "\n")
-      -- `essbasic callback serve` in a session of its own, whose id (its first shell's pid, written to a file:
-      -- setsid may fork) names the process group killed at the end; holding none of busted's pipes. A port taken
-      -- between the pick and nginx's bind (other servers start on this machine too): another port.
-      local sid, port
-      for attempt = 1, 5 do
-        port = nginx.pick_ports(1)[1]
-        local cmd = cli:command({ "callback", "serve", "--key", "@" .. cli.dir .. "/key", "--token",
-          "@" .. cli.dir .. "/token", "--store", db, "--port", tostring(port) },
-          { ESSBASIC_NGINX_LUA_CPATH = root() .. "/build/5.1/?.so;;" })
-        local sid_file = cli.dir .. "/sid" .. attempt
-        os.execute("cd " .. cli_helper.quote(root()) .. "; setsid sh -c " .. cli_helper.quote("echo $$ >" .. sid_file
-          .. "; exec " .. cmd .. " >" .. cli.dir .. "/serve.out 2>" .. cli.dir .. "/serve.err")
-          .. " </dev/null >/dev/null 2>&1 &")
-        sid = assert(sandbox.wait_for(function() return tonumber(nginx.read_file(sid_file) or "") end, 10))
-        local up = sandbox.wait_for(function()
-          if not nginx.pid_alive(sid) then return "exited" end
-          return nginx.accepts(port) and "up"
-        end, 10)
-        if up == "up" then break end
-        local log = tostring(nginx.read_file(cli.dir .. "/serve.err"))
-        assert.is_truthy(log:find("Address already in use", 1, true), "the receiver did not come up: " .. log)
-        sid = nil
-      end
-      assert.is_truthy(sid, "no free port for the receiver")
+      local receiver = callback_serve.start(cli, { key = cli.dir .. "/key", token = cli.dir .. "/token", store = db })
       finally(function()
-        os.execute("kill -TERM -" .. sid .. " 2>/dev/null") -- the session's group: essbasic, sh, nginx
-        assert.is_truthy(sandbox.wait_for(function() return not nginx.pid_alive(sid) end, 10))
-        assert.is_truthy(sandbox.wait_for(function() return not nginx.accepts(port) end, 10))
+        assert.is_true(receiver:stop())
         cli:remove()
       end)
-      local url = "http://127.0.0.1:" .. port .. "/"
+      local url = receiver.url
 
       fp:reset()
       fp:plan{ { fault = "lose_answer", action = CREATE, every = 4 } }

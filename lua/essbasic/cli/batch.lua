@@ -1,6 +1,8 @@
 -- essbasic batch --action ACTION --input rows.jsonl --journal run.db [--concurrency N] [--output results.jsonl]
 --                [--template T] [--format jsonl|csv] [--separator C] [--retry-failed] [--retry-unknown]
 --                [--quiet | --json | --progress bar|plain|json|none] [--progress-interval S]
+--                [--callbacks STORE [--resend-unknown-after DURATION]]
+-- essbasic batch reconcile --journal run.db --callbacks STORE [--output results.jsonl]
 --
 -- One request per input row, sent in waves of N: the wave's rows are marked `sending` in one committed
 -- statement, sent with client:call_many, and each answer is committed as it arrives (on_done). A run killed at any
@@ -9,6 +11,10 @@
 -- never reached the API are sent again; the other failed rows only with --retry-failed. The journal remembers
 -- the input's hash and refuses another input. The run ends with the line "N done, N failed, N unknown" on stdout
 -- and exits 0 only when every row is done (common.EXIT: 6 when some are unknown, 8 when some failed).
+--
+-- The rows of a creating action carry correlation keys in their flows' CustomerData (essbasic.correlate), journaled
+-- with the `sending` mark; --callbacks and `batch reconcile` settle unknown rows from the callbacks
+-- (essbasic.cli.reconcile); --resend-unknown-after sends an unsettled one again with new keys.
 --
 -- Memory stays flat whatever the input's size: the input is read as a stream (twice for a new journal: once to
 -- check every row and list it in the journal, once to send), the journal is read a chunk at a time, and only one
@@ -27,6 +33,8 @@ local call = require("essbasic.cli.call")
 local rows_mod = require("essbasic.cli.rows")
 local journal_mod = require("essbasic.cli.journal")
 local progress_mod = require("essbasic.cli.progress")
+local reconcile = require("essbasic.cli.reconcile")
+local correlate = require("essbasic.correlate")
 
 local EXIT, fail = common.EXIT, common.fail
 local type, tostring, ipairs, pcall, concat = type, tostring, ipairs, pcall, table.concat
@@ -53,9 +61,15 @@ M.OPTIONS = {
   progress = { value = true, arg = "MODE", help = "bar, plain, json or none (default: bar on a terminal)" },
   ["progress-interval"] = { value = true, arg = "S", help = "seconds between plain or JSON progress lines (5)" },
   ["no-validate"] = { help = "send rows as they are, without the API's rules" },
+  callbacks = { value = true, arg = "STORE", help = "the SQLite file of `essbasic callback serve --store`: unknown "
+    .. "rows whose callbacks came become done (before anything is sent)" },
+  ["resend-unknown-after"] = { value = true, arg = "DURATION", help = "send again an unknown row whose last send "
+    .. "is older than DURATION (90s, 30m, 2h, 1d) and whose callbacks never came: RISK of a contract made twice "
+    .. "(needs --callbacks)" },
 }
 
-M.SYNOPSIS = "essbasic batch --action ACTION --input rows.jsonl --journal run.db [options]\n\n"
+M.SYNOPSIS = "essbasic batch --action ACTION --input rows.jsonl --journal run.db [options]\n"
+  .. "essbasic batch reconcile --journal run.db --callbacks STORE [--output FILE]\n\n"
   .. "One request per row, safe to stop (Ctrl-C, SIGTERM) or kill and run again with the same journal.\n"
   .. "Exit: 0 every row done, 6 some unknown, 8 some failed, 9 journal refused, 130 SIGINT, 143 SIGTERM."
 
@@ -111,6 +125,7 @@ local function write_output(path, j)
     if r.state == "failed" then parts[#parts + 1] = ',"sent":' .. (r.sent == 0 and "false" or "true") end
     if r.response then parts[#parts + 1] = ',"response":' .. r.response end
     if r.error then parts[#parts + 1] = ',"error":' .. r.error end
+    if r.resolved then parts[#parts + 1] = ',"resolved":' .. r.resolved end
     parts[#parts + 1] = "}\n"
     local written, err = f:write(concat(parts))
     if not written then error(err, 0) end
@@ -164,8 +179,76 @@ M.FAILURES_SHOWN = 20 -- rows of the failure table before "… and N more"
 -- The exit code of a run stopped by a signal (README, "Command line").
 M.SIGNAL_EXIT = { SIGINT = EXIT.interrupted, SIGTERM = EXIT.terminated }
 
+-- --resend-unknown-after: "90", "90s", "30m", "2h", "1d" → seconds.
+local UNIT = { s = 1, m = 60, h = 3600, d = 86400 }
+function M.duration(text)
+  local n, unit = tostring(text):match("^(%d+%.?%d*)([smhd]?)$")
+  if not n then return nil end
+  return tonumber(n) * UNIT[unit ~= "" and unit or "s"]
+end
+
+-- `essbasic batch reconcile --journal run.db --callbacks STORE [--output FILE]`: the unknown rows whose callbacks
+-- came become done; nothing is sent. The exit code is the batch's (0 every row done, 6 some unknown, 8 some
+-- failed or not sent).
+local function run_reconcile(opts, ctx)
+  local journal_path = need(opts, "journal")
+  local store = reconcile.open_store(need(opts, "callbacks"))
+  -- A client only for DescribeFlowDetailInfo, when a callback lacked the group's id (none configured: no lookups).
+  local made, client = pcall(config.client, opts, ctx)
+  if not made then client = nil end
+  core.private_umask()
+  local j, jerr = journal_mod.open(journal_path, { any_input = true, options = json.encode{ reconcile = true } })
+  if not j then
+    store:close()
+    if client then client:close() end
+    common.print_error({ code = jerr.code, message = jerr.message }, false, opts.json)
+    return (jerr.code == journal_mod.MISMATCH or jerr.code == journal_mod.IN_USE) and EXIT.journal or EXIT.failure
+  end
+  local result, serr = reconcile.settle(j, client, store)
+  store:close()
+  if client then client:close() end
+  if not result then
+    j:close()
+    fail(EXIT.failure, "the callback store did not answer: " .. tostring(serr))
+  end
+  local said = reconcile.describe(result, line_list)
+  if said then common.stderr(said, "\n") end
+  local c = j:counts()
+  local summary = format("%d done, %d failed, %d unknown", c.done, c.failed, c.unknown)
+  if c.pending > 0 then summary = summary .. format(", %d not sent", c.pending) end
+  pcall(j.finish, j, "reconcile: " .. summary)
+  local output_failed
+  if opts.output then
+    local ok, werr = write_output(opts.output, j)
+    if not ok then
+      output_failed = true
+      common.stderr("essbasic: cannot write --output ", opts.output, ": ", tostring(werr), "\n")
+    end
+  end
+  j:close()
+  common.stdout(summary, "\n")
+  if output_failed then return EXIT.failure end
+  if c.done == c.total then return EXIT.ok end
+  if c.unknown > 0 then return EXIT.unknown end
+  return EXIT.incomplete
+end
+
 function M.run(opts, words, ctx)
-  if words[1] then fail(EXIT.usage, "batch takes no arguments (--action, --input and --journal say what to do)") end
+  if words[1] == "reconcile" and not words[2] then return run_reconcile(opts, ctx) end
+  if words[1] then fail(EXIT.usage, "batch takes no arguments (--action, --input and --journal say what to do; "
+    .. "`batch reconcile` settles unknown rows from --callbacks)") end
+  local resend_after
+  if opts["resend-unknown-after"] then
+    resend_after = M.duration(opts["resend-unknown-after"])
+    if not resend_after then
+      fail(EXIT.usage, "--resend-unknown-after takes a duration: 90s, 30m, 2h, 1d")
+    end
+    if not opts.callbacks then
+      fail(EXIT.usage, "--resend-unknown-after needs --callbacks: a row is sent again only when its callbacks were "
+        .. "looked for and never came")
+    end
+  end
+  local callbacks = opts.callbacks and reconcile.open_store(opts.callbacks) or nil
   local action = call.action_named(need(opts, "action"))
   local input_path = need(opts, "input"):gsub("^@", "")
   local journal_path = need(opts, "journal")
@@ -228,14 +311,31 @@ function M.run(opts, words, ctx)
     return code
   end
 
-  local flags = { retry_failed = opts["retry-failed"] == true, retry_unknown = opts["retry-unknown"] == true }
+  -- The callbacks first: an unknown row they prove created is done, before anything is sent (or resent).
+  local settled
+  if callbacks then
+    local serr
+    settled, serr = reconcile.settle(j, client, callbacks)
+    callbacks:close()
+    if not settled then
+      j:close()
+      client:close()
+      fail(EXIT.failure, "the callback store did not answer (nothing was sent): " .. tostring(serr))
+    end
+  end
+
+  local flags = { retry_failed = opts["retry-failed"] == true, retry_unknown = opts["retry-unknown"] == true,
+    resend_before = resend_after and (os.time() - resend_after) or nil }
   local counts = j:counts()
   local to_send = j:count_eligible(flags)
   local progress = progress_mod.new{ mode = mode, total = counts.total, to_send = to_send, counts = counts,
     interval = interval, name = "batch" }
   progress:start{ recovered = j.recovered,
-    skipped_unknown = not flags.retry_unknown and counts.unknown or 0,
+    skipped_unknown = not flags.retry_unknown and counts.unknown
+      - (flags.resend_before and j:count_resend(flags.resend_before) or 0) or 0,
     skipped_failed = not flags.retry_failed and (counts.failed - counts.failed_unsent) or 0 }
+  local said = settled and reconcile.describe(settled, line_list)
+  if said then progress:notice(said, { resolved = settled.resolved, duplicates = #settled.duplicates }, true) end
 
   -- Answers the journal could not store (a full disk): line → state. They stay `sending` in the journal (the next
   -- run makes them unknown); the summary counts them as what they are.
@@ -282,10 +382,17 @@ function M.run(opts, words, ctx)
   -- stored together when the wave ends (a kill before that leaves them `sending`: unknown, never sent twice).
   local function send_wave(wave)
     local lines = {}
-    for i, r in ipairs(wave) do lines[i] = r.line end
-    j:mark_sending(lines)
-    local list, outcomes = {}, {}
-    for i, r in ipairs(wave) do list[i] = { action.name, r.params } end
+    -- Correlation keys in every flow (CustomerData: a fresh key, or the row's own value), on disk with the
+    -- `sending` mark before the request goes out: the callbacks can then settle a lost answer.
+    local list, keys = {}, {}
+    for i, r in ipairs(wave) do
+      lines[i] = r.line
+      local params, c = correlate.apply(action.name, r.params)
+      list[i] = { action.name, params }
+      keys[i] = c and json.encode{ action = c.action, keys = json.array(c.keys), agent = c.agent } or nil
+    end
+    j:mark_sending(lines, keys)
+    local outcomes = {}
     local config_errors = 0
     client:call_many(list, { concurrency = concurrency, on_done = function(i, resp, err)
       local o = outcome(wave[i].line, resp, err)
@@ -406,8 +513,8 @@ function M.run(opts, words, ctx)
   end
   if mode ~= "json" then
     if c.unknown > 0 then
-      progress:notice("outcome unknown for lines " .. line_list(unknown_lines) .. ": check them (a group: "
-        .. "DescribeFlowDetailInfo, or the callbacks) before --retry-unknown")
+      progress:notice("outcome unknown for lines " .. line_list(unknown_lines) .. ": their callbacks settle them ("
+        .. "--callbacks, or `essbasic batch reconcile`); never send them again before checking")
     end
     if c.failed > 0 then
       local shown = {}

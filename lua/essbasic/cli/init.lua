@@ -23,7 +23,10 @@ usage: essbasic COMMAND [options]
                       an action's request and response members (or a structure's)
   batch --action ACTION --input rows.jsonl --journal run.db [--concurrency N] [--output results.jsonl]
         [--template T] [--format jsonl|csv] [--retry-failed] [--retry-unknown] [--quiet | --json] ...
+        [--callbacks STORE] [--resend-unknown-after DURATION]
                       one request per row, safe to kill and run again with the same journal
+  batch reconcile --journal run.db --callbacks STORE [--output results.jsonl]
+                      unknown rows whose callbacks came (callback serve's store) become done
   callback decrypt --key KEY --token TOKEN [--signature V | --header 'Content-Signature: V'] < body
                       check, decrypt and print a callback message
   callback serve --store run.db --token TOKEN [--key KEY] --port N [--listen ADDR]

@@ -11,6 +11,11 @@
 --                       request_id, ids (the Response's *Id and *Ids members, JSON), response (JSON),
 --                       error_code, error (the error object, JSON)
 --   runs                one per run: id, pid, started, ended, recovered (sending → unknown at its start), summary
+--   attempts            one per send of a row whose flows carry correlation keys (format 2): line, try (the row's
+--                       tries when it was sent), sent (time), correlation ({ action, keys, agent }, JSON), written
+--                       in the transaction that marks the row `sending`, so a key is on disk before it goes out
+--   rows.resolved       (format 2) how an `unknown` row became `done` from the callbacks: { from = "callbacks",
+--                       try, duplicates = [ ids of another try's creation ... ] } (JSON)
 --
 -- A row goes pending → sending → done | failed | unknown. `sending` is committed before the request is sent and
 -- the answer after it arrives, so a run that is killed leaves exactly the rows it may have sent in `sending`; the
@@ -30,7 +35,10 @@ local format, find, concat = string.format, string.find, table.concat
 
 local M = {}
 
-M.FORMAT = "1"
+M.FORMAT = "2"
+-- Format 1 (essbasic 0.2 and 0.3 before correlation keys) is upgraded in place on open: the attempts table and
+-- rows.resolved are added; its rows have no keys, so the callbacks cannot resolve them (they stay as they are).
+M.UPGRADABLE = { ["1"] = true }
 M.STATES = { "pending", "sending", "done", "failed", "unknown" }
 
 -- Error codes of open().
@@ -129,6 +137,13 @@ local SCHEMA = {
       options TEXT, summary TEXT)]],
 }
 
+-- What format 2 adds to format 1 (a new journal gets it too).
+local SCHEMA_2 = {
+  [[ALTER TABLE rows ADD COLUMN resolved TEXT]],
+  [[CREATE TABLE attempts (line INTEGER NOT NULL, try INTEGER NOT NULL, sent INTEGER NOT NULL,
+      correlation TEXT NOT NULL, PRIMARY KEY (line, try))]],
+}
+
 local function own_pid()
   local f = io.open("/proc/self/stat", "rb")
   if not f then return nil end
@@ -141,7 +156,8 @@ end
 -- before anything is read. want = { action, input_name, options = JSON text,
 --   input_hash = function() → hex or nil, why: the input's fingerprint (called once the lock is held),
 --   rows = function(add) → nil or problems: for a new journal only, calls add(line) for every row of the input
---     (problems: the input cannot be used; the new file is removed) }.
+--     (problems: the input cannot be used; the new file is removed),
+--   any_input = true: an existing journal of any action and input (reconcile: it sends nothing) }.
 -- Recovers the rows an earlier run left in `sending`.
 -- → journal, or nil and { code, message [, problems] } (NO_BINDING, IN_USE, MISMATCH, SQLITE, BAD_INPUT).
 function M.open(path, want)
@@ -211,8 +227,12 @@ function Journal:prepare(want)
   if next(tables) and not (tables.meta and tables.rows and tables.runs) then
     return jerr(M.MISMATCH, self.path .. " is a database but not an essbasic batch journal: name a new file")
   end
+  if not tables.meta and want.any_input then
+    return jerr(M.MISMATCH, self.path .. " is no batch journal (reconcile reads the journal of an earlier run)")
+  end
   if not tables.meta then
     for _, sql in ipairs(SCHEMA) do self:exec(sql) end
+    for _, sql in ipairs(SCHEMA_2) do self:exec(sql) end
     local values, n = {}, 0
     local function flush()
       if #values > 0 then
@@ -242,10 +262,16 @@ function Journal:prepare(want)
     return nil
   end
   local meta = self:meta()
+  if M.UPGRADABLE[meta.format] then
+    for _, sql in ipairs(SCHEMA_2) do self:exec(sql) end
+    self:exec(format("UPDATE meta SET value = %s WHERE key = 'format'", self:q(M.FORMAT)))
+    meta.format = M.FORMAT
+  end
   if meta.format ~= M.FORMAT then
     return jerr(M.MISMATCH, "the journal " .. self.path .. " has format " .. tostring(meta.format)
       .. "; this essbasic writes format " .. M.FORMAT)
   end
+  if want.any_input then return nil end -- reconcile: reads the journal, sends nothing
   if meta.action ~= want.action then
     return jerr(M.MISMATCH, "the journal " .. self.path .. " is for " .. tostring(meta.action) .. ", not "
       .. tostring(want.action) .. ": use another journal")
@@ -267,17 +293,30 @@ function Journal:meta()
   return out
 end
 
--- The rows this run may send, in line order, at most `limit` of them after line `after`: pending ones, failed
--- ones that never reached the API, and with the flags the other failed ones and the unknown ones.
--- → list of { line, state } (read a chunk at a time: memory does not grow with the journal).
-function Journal:eligible(flags, after, limit)
+-- The condition of an unknown row that --resend-unknown-after DURATION sends again: its last send carried keys
+-- (an attempt) and went out at least flags.resend_before (a time) ago. (Its callbacks were looked for first.)
+local function resend_condition(before)
+  return "(state = 'unknown' AND EXISTS (SELECT 1 FROM attempts a WHERE a.line = rows.line AND a.try = rows.tries "
+    .. "AND a.sent <= " .. int(before) .. "))"
+end
+
+local function eligible_where(flags)
   local where = { "state = 'pending'", "(state = 'failed' AND sent = 0)" }
   if flags.retry_failed then where[#where + 1] = "state = 'failed'" end
   if flags.retry_unknown then where[#where + 1] = "state = 'unknown'" end
+  if flags.resend_before then where[#where + 1] = resend_condition(flags.resend_before) end
+  return concat(where, " OR ")
+end
+
+-- The rows this run may send, in line order, at most `limit` of them after line `after`: pending ones, failed
+-- ones that never reached the API, and with the flags the other failed ones and the unknown ones (all of them:
+-- retry_unknown; those resend_condition names: resend_before).
+-- → list of { line, state } (read a chunk at a time: memory does not grow with the journal).
+function Journal:eligible(flags, after, limit)
   local out = {}
   -- NOT INDEXED: walk the rows in line order from `after` (the state index would sort every match per chunk).
   for i, r in ipairs(self:select("SELECT line, state FROM rows NOT INDEXED WHERE line > " .. int(after or 0) .. " AND ("
-      .. concat(where, " OR ") .. ") ORDER BY line LIMIT " .. int(limit or 1000))) do
+      .. eligible_where(flags) .. ") ORDER BY line LIMIT " .. int(limit or 1000))) do
     out[i] = { line = tonumber(r.line), state = r.state }
   end
   return out
@@ -288,16 +327,82 @@ function Journal:count_eligible(flags)
   local c = self:counts()
   local n = c.pending + c.failed_unsent
   if flags.retry_failed then n = n + c.failed - c.failed_unsent end
-  if flags.retry_unknown then n = n + c.unknown end
+  if flags.retry_unknown then
+    n = n + c.unknown
+  elseif flags.resend_before then
+    n = n + self:count_resend(flags.resend_before)
+  end
   return n
 end
 
--- Marks rows `sending` in one transaction (one statement), before any of them is sent.
-function Journal:mark_sending(lines)
-  local list = {}
-  for i, line in ipairs(lines) do list[i] = int(line) end
-  self:exec(format("UPDATE rows SET state = 'sending', run = %s, tries = tries + 1, updated = %s, sent = NULL "
-    .. "WHERE line IN (%s)", int(self.run), int(now()), concat(list, ",")))
+-- How many unknown rows --resend-unknown-after sends again (resend_condition).
+function Journal:count_resend(before)
+  return tonumber(self:select("SELECT count(*) AS n FROM rows WHERE " .. resend_condition(before))[1].n)
+end
+
+-- Marks rows `sending` in one transaction, before any of them is sent; correlations[i] (JSON text, or nil) is
+-- the correlation of lines[i]'s request, recorded as that row's attempt in the same transaction.
+function Journal:mark_sending(lines, correlations)
+  local list, keyed = {}, false
+  for i, line in ipairs(lines) do
+    list[i] = int(line)
+    if correlations and correlations[i] then keyed = true end
+  end
+  local sql = format("UPDATE rows SET state = 'sending', run = %s, tries = tries + 1, updated = %s, sent = NULL "
+    .. "WHERE line IN (%s)", int(self.run), int(now()), concat(list, ","))
+  if not keyed then
+    self:exec(sql)
+    return
+  end
+  local values = {}
+  for i, line in ipairs(lines) do
+    if correlations[i] then
+      values[#values + 1] = format("(%s, (SELECT tries FROM rows WHERE line = %s), %s, %s)", int(line), int(line),
+        int(now()), self:q(correlations[i]))
+    end
+  end
+  self:exec("BEGIN IMMEDIATE")
+  local ok, err = pcall(function()
+    self:exec(sql)
+    self:exec("INSERT OR REPLACE INTO attempts (line, try, sent, correlation) VALUES " .. concat(values, ","))
+    self:exec("COMMIT")
+  end)
+  if not ok then
+    pcall(self.exec, self, "ROLLBACK")
+    error(err, 0)
+  end
+end
+
+-- The attempts of a row, oldest first: { try, sent, correlation (decoded) }.
+function Journal:attempts(line)
+  local out = {}
+  for i, r in ipairs(self:select("SELECT try, sent, correlation FROM attempts WHERE line = " .. int(line)
+      .. " ORDER BY try")) do
+    out[i] = { try = tonumber(r.try), sent = tonumber(r.sent), correlation = json.decode(r.correlation) }
+  end
+  return out
+end
+
+-- Calls fn(row) for the rows the callbacks may settle, in line order, a chunk at a time: unknown rows with keys,
+-- done rows sent more than once with keys (an earlier send may have been carried out as well), and done rows
+-- settled with an id missing (resolved.complete = false: a lookup may succeed now).
+function Journal:each_correlated(fn)
+  self:each_row("line IN (SELECT line FROM attempts) AND (state = 'unknown' OR (state = 'done' AND "
+    .. "((SELECT count(*) FROM attempts a WHERE a.line = rows.line) > 1 OR resolved LIKE '%\"complete\":false%')))",
+    fn)
+end
+
+-- An unknown row the callbacks proved created: done with the ids (a response-like object: FlowGroupId,
+-- FlowIds, FlowId), and how (resolved: a table, stored as JSON).
+function Journal:resolved(line, ids, resolved)
+  self:exec(format("UPDATE rows SET state = 'done', updated = %s, ids = %s, response = %s, resolved = %s, "
+    .. "error_code = NULL, error = NULL WHERE line = %s", int(now()), self:q(json.encode(ids)),
+    self:q(json.encode(ids)), self:q(json.encode(resolved)), int(line)))
+end
+
+-- A done row whose other send was carried out too (resolved: the row's resolved table with its duplicates).
+function Journal:duplicated(line, resolved)
+  self:exec(format("UPDATE rows SET resolved = %s WHERE line = %s", self:q(json.encode(resolved)), int(line)))
 end
 
 -- The members of a Response that identify what it made or found: *Id and *Ids at the top (RequestId aside).
@@ -354,10 +459,11 @@ function Journal:counts()
 end
 
 -- Rows in line order (matching the SQL condition `where`, at most `limit`): { line, state, sent, tries,
--- request_id, ids, response, error_code, error } (JSON text left as text).
+-- request_id, ids, response, error_code, error, resolved } (JSON text left as text).
 function Journal:rows(where, limit, after)
   local cond = "line > " .. int(after or 0) .. (where and (" AND (" .. where .. ")") or "")
-  local out = self:select("SELECT line, state, sent, tries, request_id, ids, response, error_code, error FROM rows"
+  local out = self:select("SELECT line, state, sent, tries, request_id, ids, response, error_code, error, resolved "
+    .. "FROM rows"
     .. " WHERE " .. cond .. " ORDER BY line" .. (limit and (" LIMIT " .. int(limit)) or ""))
   for _, r in ipairs(out) do
     r.line, r.tries, r.sent = tonumber(r.line), tonumber(r.tries), tonumber(r.sent)
