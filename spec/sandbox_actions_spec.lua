@@ -8,7 +8,7 @@ local core = require("essbasic.core")
 local json = require("essbasic.json")
 local api = require("essbasic.api")
 
-local conforms_response, wait_for = sandbox.conforms_response, sandbox.wait_for
+local wait_for = sandbox.wait_for
 
 -- Codes any action may answer (the common error codes, before an action's own rules).
 local COMMON = { RequestLimitExceeded = true }
@@ -42,21 +42,9 @@ describe("sandbox lifecycle", function()
       ProxyOperator = { OpenId = operator or "spec_operator" } }
   end
 
-  -- A successful call: asserts it succeeded and that the answer has the response struct's shape.
-  local function ok(action, params)
-    local resp, err = client:call(action, params)
-    assert.is_table(resp, action .. ": " .. tostring(err and (tostring(err.code) .. ": " .. tostring(err.message))))
-    conforms_response(action, resp)
-    return resp
-  end
-
-  -- A refusal with the given code.
-  local function refused(code, action, params)
-    local resp, err = client:call(action, params)
-    assert.is_nil(resp, action .. " should have been refused with " .. code)
-    assert.are.equal(code, err.code, action .. ": " .. tostring(err.message))
-    return err
-  end
+  -- A successful call (the answer has the response struct's shape), and a refusal with the given code.
+  local function ok(action, params) return sandbox.ok(client, action, params) end
+  local function refused(code, action, params) return sandbox.refused(client, code, action, params) end
 
   local function get(url)
     local status, headers, body = http:request("GET", url, {}, "")

@@ -22,19 +22,8 @@ describe("sandbox semantics follow the documentation", function()
   end)
   teardown(function() if sb then sb:stop() end end)
 
-  local function ok(action, params)
-    local resp, err = client:call(action, params)
-    assert.is_table(resp, action .. ": " .. tostring(err and (tostring(err.code) .. ": " .. tostring(err.message))))
-    sandbox.conforms_response(action, resp)
-    return resp
-  end
-
-  local function refused(code, action, params)
-    local resp, err = client:call(action, params)
-    assert.is_nil(resp, action .. " should have been refused with " .. code)
-    assert.are.equal(code, err.code, action .. ": " .. tostring(err.message))
-    return err
-  end
+  local function ok(action, params) return sandbox.ok(client, action, params) end
+  local function refused(code, action, params) return sandbox.refused(client, code, action, params) end
 
   local function single_flow(extra)
     local params = { Agent = sb.agent, FlowName = "单份合同", FileIds = { sb:upload(client) },

@@ -17,6 +17,8 @@
                               --    requests = { Action = n }, refused = { Code = n }, callbacks = { ... } }
   sandbox.wait_for(cond, s)   -- cond()'s first truthy value within s seconds (default 10), or nil
   sandbox.conforms_response(action, resp)   -- asserts the answer has exactly its response struct's members, typed
+  sandbox.ok(client, action, params)        -- asserts the call succeeded and conforms; returns the response
+  sandbox.refused(client, code, action, params) -- asserts the call was refused with code; returns the error
   sandbox.start_receiver(token, key)        -- a second nginx receiving callbacks (essbasic.callback checks them);
                               --    srv.received() → { { msg, body, signature, attempts }, ... }, srv:stop()
   sb:halt()                   -- stop nginx, keep the data folder (then restart())
@@ -95,6 +97,20 @@ M.checked = {} -- action → number of answers checked by conforms_response
 function M.conforms_response(action, resp)
   conforms(api.action(action).output, resp, action)
   M.checked[action] = (M.checked[action] or 0) + 1
+end
+
+function M.ok(client, action, params)
+  local resp, err = client:call(action, params)
+  luassert.is_table(resp, action .. ": " .. tostring(err and (tostring(err.code) .. ": " .. tostring(err.message))))
+  M.conforms_response(action, resp)
+  return resp
+end
+
+function M.refused(client, code, action, params)
+  local resp, err = client:call(action, params)
+  luassert.is_nil(resp, action .. " should have been refused with " .. code)
+  luassert.are.equal(code, err.code, action .. ": " .. tostring(err.message))
+  return err
 end
 
 -- A second nginx that receives callbacks with essbasic.callback (signature check + decryption), records each
