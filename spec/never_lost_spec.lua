@@ -317,6 +317,15 @@ describe("callback records", function()
 
   it("memory", function() behaves(callback_store.memory()) end)
 
+  it("takes the key from MsgData.UserData too (the name Tencent's callback dispatcher reads)", function()
+    local store = callback_store.memory()
+    local key = "ess1:" .. core.hex(core.random_bytes(8))
+    assert.equal("handled", callback_store.process(store, assert(signed({ FlowId = "F2", FlowGroupId = "G2",
+      UserData = key, FlowStatus = "INIT" })), handler))
+    assert.same({ FlowId = "F2", FlowGroupId = "G2", FlowStatus = "INIT", MsgType = "FlowStatusChange" },
+      callback_store.recall(store, key))
+  end)
+
   it("sqlite, shared by two connections", function()
     local path = os.tmpname()
     finally(function() os.remove(path) os.remove(path .. "-wal") os.remove(path .. "-shm") end)

@@ -302,7 +302,9 @@ function M.record(store, msg)
   if type(store.remember) ~= "function" or not callback.authenticated(msg) then return true end
   local data = msg.MsgData
   if type(data) ~= "table" then return true end
-  local key, flow_id = text(data.CustomerData), text(data.FlowId)
+  -- The partner API documents a flow's CustomerData as echoed back in its callbacks; Tencent's own callback
+  -- dispatcher (tsign-callback-dispatcher) reads contract messages' MsgData.UserData. Either names the key.
+  local key, flow_id = text(data.CustomerData) or text(data.UserData), text(data.FlowId)
   if not key or not flow_id then return true end
   return store:remember(key, json.encode({ FlowId = flow_id, FlowGroupId = text(data.FlowGroupId),
     FlowStatus = text(data.FlowStatus), MsgType = text(msg.MsgType) }))
