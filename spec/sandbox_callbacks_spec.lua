@@ -132,6 +132,16 @@ describe("sandbox callbacks", function()
     local function group_message(gid)
       return wait_one(function(m) return m.MsgType == "FlowGroupStatusChange" and m.MsgData.FlowGroupId == gid end)
     end
+    -- both signers of sb:group_request sign, each on their link (which covers every contract of the group)
+    local function sign_all(flow_id)
+      for _, who in ipairs({ { ApproverType = "PERSON", Name = "张三", Mobile = "13800138000" },
+        { ApproverType = "ORGANIZATION", Name = "李四", Mobile = "13900139000", OpenId = "spec_hr",
+          OrganizationName = "示例科技有限公司", OrganizationOpenId = "spec_org" } }) do
+        local url = assert(client:ChannelCreateFlowSignUrl{ Agent = sb.agent, FlowId = flow_id,
+          FlowApproverInfos = { who } }).FlowApproverUrlInfos[1].SignUrl
+        assert.are.equal(200, (sb:sign(url)))
+      end
+    end
     local function new_group(name)
       local req = sb:group_request({ sb:upload(client), sb:upload(client) }, { name = name })
       return assert(client:ChannelCreateFlowGroupByFiles(req))
@@ -156,26 +166,14 @@ describe("sandbox callbacks", function()
       and m.MsgData.FlowGroupId == g1.FlowGroupId end))
     -- every signer signs the whole group on one link: ALL
     local g2 = new_group("全部签署")
-    for _, who in ipairs({ { ApproverType = "PERSON", Name = "张三", Mobile = "13800138000" },
-      { ApproverType = "ORGANIZATION", Name = "李四", Mobile = "13900139000", OpenId = "spec_hr",
-        OrganizationName = "示例科技有限公司", OrganizationOpenId = "spec_org" } }) do
-      local url = assert(client:ChannelCreateFlowSignUrl{ Agent = sb.agent, FlowId = g2.FlowIds[1],
-        FlowApproverInfos = { who } }).FlowApproverUrlInfos[1].SignUrl
-      assert.are.equal(200, (sb:sign(url)))
-    end
+    sign_all(g2.FlowIds[1])
     got = group_message(g2.FlowGroupId)
     assert.is_table(got, "no FlowGroupStatusChange for a signed group")
     assert.are.equal("ALL", got[1].MsgData.FlowGroupStatus)
     -- one signed, one cancelled: PART (部分合同已失效)
     local g3 = new_group("部分失效")
     assert(client:ChannelCancelFlow{ Agent = sb.agent, FlowId = g3.FlowIds[2] })
-    for _, who in ipairs({ { ApproverType = "PERSON", Name = "张三", Mobile = "13800138000" },
-      { ApproverType = "ORGANIZATION", Name = "李四", Mobile = "13900139000", OpenId = "spec_hr",
-        OrganizationName = "示例科技有限公司", OrganizationOpenId = "spec_org" } }) do
-      local url = assert(client:ChannelCreateFlowSignUrl{ Agent = sb.agent, FlowId = g3.FlowIds[1],
-        FlowApproverInfos = { who } }).FlowApproverUrlInfos[1].SignUrl
-      assert.are.equal(200, (sb:sign(url)))
-    end
+    sign_all(g3.FlowIds[1])
     got = group_message(g3.FlowGroupId)
     assert.is_table(got, "no FlowGroupStatusChange for a partly signed group")
     assert.are.equal("PART", got[1].MsgData.FlowGroupStatus)

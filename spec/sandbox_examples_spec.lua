@@ -5,13 +5,7 @@
 -- emulate answers UnsupportedOperation; the spec checks that exactly the 26 emulated actions were replayed.
 local sandbox = require("helpers.sandbox")
 local json = require("essbasic.json")
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("helpers.files").read
 
 local ROOT = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/spec/[^/]+$") or "."
 
