@@ -1,4 +1,5 @@
--- Callback delivery, as essbasic does it: one message per flow whose status changed, POSTed to the configured URL,
+-- Callback delivery, as essbasic does it: one message per flow whose status changed, and the other events the
+-- sandbox emulates (sandbox/README.md, "Callbacks"; built by M.event), POSTed to the configured URL,
 -- encrypted ({"encrypt": base64(AES-256-CBC(key, iv = key[1..16], PKCS#7))}) when a key is set and signed
 -- (Content-Signature: sha256=<hex HMAC-SHA256(token, raw body)>) when a token is set. Sent from ngx.timer
 -- callbacks through the project's cosocket transport, retried with exponential backoff until the receiver answers

@@ -61,6 +61,34 @@ local function agent_of(params)
   return a.AppId, a.ProxyOrganizationOpenId, op.OpenId
 end
 
+-- CancelFlows, DocumentFill and FlowGroupStatusChange: MsgTypes of Tencent's partner callback list whose MsgData
+-- members were not found (sandbox/README.md, "Callbacks"). Their members carry the app, sub-company and operator as
+-- every partner message does, and name each fact as the API's own structures name it.
+local function emit_about(msg_type, owner, data)
+  data.ApplicationId, data.ProxyOrganizationOpenId, data.ProxyOperatorOpenId = owner.app, owner.org_open_id,
+    owner.operator_open_id
+  M.emit(msg_type, data)
+end
+
+-- A group of contracts (not the hidden one-flow group of a single contract) whose last flow has just ended sends
+-- FlowGroupStatusChange once, with a FlowGroupStatus of the documented vocabulary: ALL (every contract signed),
+-- INVALID (none signed) or PART (部分合同已失效: some contracts ended unsigned).
+local function settle_group(group_id)
+  local g = state().groups[group_id]
+  if not g or g.hidden or g.final_status then return end
+  local signed = 0
+  for _, fid in ipairs(g.flow_ids) do
+    local f = state().flows[fid]
+    if not FINAL[f.status] then return end
+    if f.status == "ALL" then signed = signed + 1 end
+  end
+  g.final_status = signed == #g.flow_ids and "ALL" or signed == 0 and "INVALID" or "PART"
+  local ids = array()
+  for i, fid in ipairs(g.flow_ids) do ids[i] = fid end
+  emit_about("FlowGroupStatusChange", g, { FlowGroupId = g.id, FlowGroupName = g.name,
+    FlowGroupStatus = g.final_status, FlowIds = ids })
+end
+
 ---------------------------------------------------------------------------------------------------------------
 -- Deadlines
 ---------------------------------------------------------------------------------------------------------------
@@ -97,6 +125,7 @@ function M.expire(now, changes)
       finish_approvers(flow, "DEADLINE")
       changes[#changes + 1] = id
       moved = moved + 1
+      settle_group(flow.group)
     end
   end
   state().counters.deadlines = state().counters.deadlines + moved
@@ -316,6 +345,8 @@ function M.add_flow(group, spec, ctx)
   end
   group.flow_ids[#group.flow_ids + 1] = flow.id
   state().flows[flow.id] = flow
+  -- a template's document is composed with the filled fields when the contract is made: 合同文档合成完成
+  if spec.template_id then emit_about("DocumentFill", flow, { FlowId = flow.id }) end
   state().counters.flows_created = state().counters.flows_created + 1
   return flow, items
 end
@@ -480,6 +511,7 @@ local function cancel(flow, message, changes, now)
   finish_approvers(flow, "CANCEL")
   changes[#changes + 1] = flow.id
   state().counters.cancelled = state().counters.cancelled + 1
+  settle_group(flow.group)
   return true
 end
 
@@ -490,6 +522,14 @@ function M.ChannelCancelFlow(params, ctx)
   if not ok then return fail("OperationDenied.FlowHasTerminated", "cannot cancel the flow " .. params.FlowId .. ": "
     .. why) end
   return {}
+end
+
+-- A batch cancel task's result, as DescribeCancelFlowsTask answers it.
+local function task_result(task)
+  local success, failures = array(), array()
+  for i, id in ipairs(task.success) do success[i] = id end
+  for i, f in ipairs(task.failures) do failures[i] = f end
+  return { TaskId = task.id, TaskStatus = task.status, SuccessFlowIds = success, FailureFlows = failures }
 end
 
 function M.ChannelBatchCancelFlows(params, ctx)
@@ -514,6 +554,10 @@ function M.ChannelBatchCancelFlows(params, ctx)
     end
   end
   state().tasks[task.id] = task
+  -- the task's result (批量撤销结果回调), after each cancelled flow's CANCEL, as DescribeCancelFlowsTask names it
+  local _, org_open_id, operator_open_id = agent_of(ctx.params)
+  emit_about("CancelFlows", { app = ctx.app, org_open_id = org_open_id, operator_open_id = operator_open_id },
+    task_result(task))
   return { TaskId = task.id, FailMessages = fail_messages }
 end
 
@@ -522,10 +566,7 @@ function M.DescribeCancelFlowsTask(params, ctx)
   if not task or task.app ~= ctx.app then
     return fail("ResourceNotFound", "the cancel task " .. tostring(params.TaskId) .. " does not exist")
   end
-  local success, failures = array(), array()
-  for i, id in ipairs(task.success) do success[i] = id end
-  for i, f in ipairs(task.failures) do failures[i] = f end
-  return { TaskId = task.id, TaskStatus = task.status, SuccessFlowIds = success, FailureFlows = failures }
+  return task_result(task)
 end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -594,6 +635,7 @@ function M.act(token, decision, message, ctx)
     end
     ctx.changes[#ctx.changes + 1] = flow.id
   end
+  for _, m in ipairs(mine) do settle_group(m.flow.group) end
   local counters = state().counters
   if decision == "sign" then counters.signed = counters.signed + 1 else counters.rejected = counters.rejected + 1 end
   return M.summary(g, signer)

@@ -1,7 +1,9 @@
 -- Callbacks for every event the sandbox emulates, received by a second nginx that checks them with
 -- essbasic.callback (signature and decryption): flow status changes with INIT always first (auto-signers
 -- included), CustomerData echoed and the group's id where there is a group, a signer's own deadline, single and
--- batch cancels, seals (OperateSeal Create/Enable) and a sub-company opening e-signing (OrgOpenTsignBiz).
+-- batch cancels, a batch cancel's result (CancelFlows), a group as a whole (FlowGroupStatusChange), a template's
+-- document composed (DocumentFill), seals (OperateSeal Create/Enable) and a sub-company opening e-signing
+-- (OrgOpenTsignBiz).
 -- Sources of the names: sandbox/README.md, "Callbacks".
 local sandbox = require("helpers.sandbox")
 
@@ -84,6 +86,125 @@ describe("sandbox callbacks", function()
     assert.are.equal(6, got[2].MsgData.FlowCallbackStatus)
     assert.are.equal("c-3", got[2].MsgData.CustomerData)
     assert.is_nil(got[2].MsgData.FlowGroupId) -- a single contract is in no group
+  end)
+
+  -- Where a message arrived among all of them (1-based), or nil.
+  local function position(match)
+    for i, r in ipairs(receiver.received()) do
+      if match(r.msg) then return i end
+    end
+  end
+
+  local function wait_one(match)
+    return sandbox.wait_for(function()
+      local m = messages(match)
+      return #m > 0 and m
+    end, 10)
+  end
+
+  it("a batch cancel sends its task's result (CancelFlows) after each flow's CANCEL", function()
+    local a = assert(client:ChannelCreateFlowByFiles{ Agent = sb.agent, FlowName = "批量撤销一", FileIds = {
+      sb:upload(client) }, FlowApprovers = { { ApproverType = "PERSON", Name = "王五", Mobile = "13700137000" } }
+      }).FlowId
+    local unknown = string.rep("7", 32)
+    local task = assert(client:ChannelBatchCancelFlows{ Agent = sb.agent, FlowIds = { a, unknown } }).TaskId
+    local got = wait_one(function(m) return m.MsgType == "CancelFlows" and m.MsgData.TaskId == task end)
+    assert.is_table(got, "no CancelFlows callback")
+    assert.are.equal(1, #got)
+    local d = got[1].MsgData
+    assert.are.equal("END", d.TaskStatus)
+    assert.are.same({ a }, d.SuccessFlowIds)
+    assert.are.equal(1, #d.FailureFlows)
+    assert.are.equal(unknown, d.FailureFlows[1].FlowId)
+    assert.are.equal(sb.app_id, d.ApplicationId)
+    assert.are.equal("spec_org", d.ProxyOrganizationOpenId)
+    assert.are.equal("spec_operator", d.ProxyOperatorOpenId)
+    -- the same result DescribeCancelFlowsTask answers
+    local described = assert(client:DescribeCancelFlowsTask{ Agent = sb.agent, TaskId = task })
+    assert.are.same(described.SuccessFlowIds, d.SuccessFlowIds)
+    local cancel_at = position(function(m) return of_flow(a)(m) and m.MsgData.FlowStatus == "CANCEL" end)
+    local init_at = position(function(m) return of_flow(a)(m) and m.MsgData.FlowStatus == "INIT" end)
+    local result_at = position(function(m) return m.MsgType == "CancelFlows" and m.MsgData.TaskId == task end)
+    assert.is_true(init_at < cancel_at and cancel_at < result_at, init_at .. " " .. cancel_at .. " " .. result_at)
+  end)
+
+  it("a group sends FlowGroupStatusChange once, when its last contract ends: ALL, INVALID or PART", function()
+    local function group_message(gid)
+      return wait_one(function(m) return m.MsgType == "FlowGroupStatusChange" and m.MsgData.FlowGroupId == gid end)
+    end
+    -- both signers of sb:group_request sign, each on their link (which covers every contract of the group)
+    local function sign_all(flow_id)
+      for _, who in ipairs({ { ApproverType = "PERSON", Name = "张三", Mobile = "13800138000" },
+        { ApproverType = "ORGANIZATION", Name = "李四", Mobile = "13900139000", OpenId = "spec_hr",
+          OrganizationName = "示例科技有限公司", OrganizationOpenId = "spec_org" } }) do
+        local url = assert(client:ChannelCreateFlowSignUrl{ Agent = sb.agent, FlowId = flow_id,
+          FlowApproverInfos = { who } }).FlowApproverUrlInfos[1].SignUrl
+        assert.are.equal(200, (sb:sign(url)))
+      end
+    end
+    local function new_group(name)
+      local req = sb:group_request({ sb:upload(client), sb:upload(client) }, { name = name })
+      return assert(client:ChannelCreateFlowGroupByFiles(req))
+    end
+    -- every contract cancelled: INVALID, after both CANCELs
+    local g1 = new_group("全部撤销")
+    assert(client:ChannelCancelFlow{ Agent = sb.agent, FlowId = g1.FlowIds[1] })
+    assert.is_table(flow_messages(g1.FlowIds[1], "CANCEL"))
+    assert.are.same({}, messages(function(m) return m.MsgType == "FlowGroupStatusChange"
+      and m.MsgData.FlowGroupId == g1.FlowGroupId end)) -- one contract still open: nothing yet
+    assert(client:ChannelCancelFlow{ Agent = sb.agent, FlowId = g1.FlowIds[2] })
+    local got = group_message(g1.FlowGroupId)
+    assert.is_table(got, "no FlowGroupStatusChange for a cancelled group")
+    local d = got[1].MsgData
+    assert.are.equal("INVALID", d.FlowGroupStatus)
+    assert.are.equal("全部撤销", d.FlowGroupName)
+    assert.are.same(g1.FlowIds, d.FlowIds)
+    assert.are.equal(sb.app_id, d.ApplicationId)
+    assert.are.equal("spec_org", d.ProxyOrganizationOpenId)
+    local last_cancel = position(function(m) return of_flow(g1.FlowIds[2])(m) and m.MsgData.FlowStatus == "CANCEL" end)
+    assert.is_true(last_cancel < position(function(m) return m.MsgType == "FlowGroupStatusChange"
+      and m.MsgData.FlowGroupId == g1.FlowGroupId end))
+    -- every signer signs the whole group on one link: ALL
+    local g2 = new_group("全部签署")
+    sign_all(g2.FlowIds[1])
+    got = group_message(g2.FlowGroupId)
+    assert.is_table(got, "no FlowGroupStatusChange for a signed group")
+    assert.are.equal("ALL", got[1].MsgData.FlowGroupStatus)
+    -- one signed, one cancelled: PART (部分合同已失效)
+    local g3 = new_group("部分失效")
+    assert(client:ChannelCancelFlow{ Agent = sb.agent, FlowId = g3.FlowIds[2] })
+    sign_all(g3.FlowIds[1])
+    got = group_message(g3.FlowGroupId)
+    assert.is_table(got, "no FlowGroupStatusChange for a partly signed group")
+    assert.are.equal("PART", got[1].MsgData.FlowGroupStatus)
+    for _, g in ipairs({ g1, g2, g3 }) do -- once each
+      assert.are.equal(1, #messages(function(m) return m.MsgType == "FlowGroupStatusChange"
+        and m.MsgData.FlowGroupId == g.FlowGroupId end))
+    end
+  end)
+
+  it("a contract from a template sends DocumentFill, after its INIT", function()
+    local template = assert(client:DescribeTemplates{ Agent = sb.agent }).Templates[1]
+    local fid = assert(client:CreateFlowsByTemplates{ Agent = sb.agent, FlowInfos = { {
+      FlowName = "模板合同", TemplateId = template.TemplateId, Deadline = os.time() + 86400,
+      FlowApprovers = { { ApproverType = "PERSON", Name = "孙八", Mobile = "13400134000" },
+        { ApproverType = "ORGANIZATION", OpenId = "spec_hr", OrganizationOpenId = "spec_org",
+          OrganizationName = "示例科技有限公司", Name = "李四", Mobile = "13900139000" } },
+      FormFields = { { ComponentName = "员工姓名", ComponentValue = "孙八" } } } } }).FlowIds[1]
+    local got = wait_one(function(m) return m.MsgType == "DocumentFill" and m.MsgData.FlowId == fid end)
+    assert.is_table(got, "no DocumentFill callback")
+    assert.are.equal(1, #got)
+    assert.are.equal(sb.app_id, got[1].MsgData.ApplicationId)
+    assert.are.equal("spec_org", got[1].MsgData.ProxyOrganizationOpenId)
+    assert.are.equal("spec_operator", got[1].MsgData.ProxyOperatorOpenId)
+    local init_at = position(function(m) return of_flow(fid)(m) and m.MsgData.FlowStatus == "INIT" end)
+    assert.is_true(init_at < position(function(m) return m.MsgType == "DocumentFill" and m.MsgData.FlowId == fid end))
+    -- a contract from an uploaded file has no document to compose
+    local plain = assert(client:ChannelCreateFlowByFiles{ Agent = sb.agent, FlowName = "文件合同", FileIds = {
+      sb:upload(client) }, FlowApprovers = { { ApproverType = "PERSON", Name = "王五", Mobile = "13700137000" } }
+      }).FlowId
+    assert.is_table(flow_messages(plain, "INIT"))
+    assert.are.same({}, messages(function(m) return m.MsgType == "DocumentFill" and m.MsgData.FlowId == plain end))
   end)
 
   it("a signer's own deadline passing ends the flow with DEADLINE", function()
