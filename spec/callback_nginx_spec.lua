@@ -411,7 +411,7 @@ describe("callback.handle's body limit in nginx", function()
 
   -- curl sends the body from a file (-T: streamed, with its Content-Length) or from a pipe, chunked.
   local function curl(path, source)
-    local p = assert(io.popen("curl -s -X POST -H 'Content-Type: application/json' " .. source
+    local p = assert(io.popen("env -u LD_PRELOAD curl -s -X POST -H 'Content-Type: application/json' " .. source
       .. " -w '\\n%{http_code}' http://127.0.0.1:" .. srv.port .. path .. " 2>&1"))
     local out = p:read("*a")
     p:close()
