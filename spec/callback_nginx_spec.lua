@@ -403,7 +403,7 @@ describe("callback.handle's body limit in nginx", function()
 
   local function worker_rss_kb()
     local master = assert(read_file(srv.prefix .. "/nginx.pid")):match("%d+")
-    local p = assert(io.popen("ps -o pid= --ppid " .. master))
+    local p = assert(io.popen("env -u LD_PRELOAD ps -o pid= --ppid " .. master))
     local worker = assert(p:read("*l"):match("%d+"))
     p:close()
     return tonumber(assert(read_file("/proc/" .. worker .. "/status")):match("VmRSS:%s*(%d+)"))
