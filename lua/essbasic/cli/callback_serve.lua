@@ -24,11 +24,7 @@ local M = {}
 M.NGINX = "/usr/sbin/nginx"
 M.MODULES = { "/usr/share/nginx/modules/ndk_http_module.so", "/usr/share/nginx/modules/ngx_http_lua_module.so" }
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = common.exists
 
 local function modules()
   local env = os.getenv("ESSBASIC_NGINX_MODULES")

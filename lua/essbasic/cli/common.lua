@@ -201,6 +201,13 @@ end
 -- Files and input
 ---------------------------------------------------------------------------------------------------------------
 
+-- Whether path names a file this process can open.
+function M.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
 function M.read_file(path)
   local f, why = io.open(path, "rb")
   if not f then return nil, why end

@@ -23,11 +23,7 @@ local SYSTEM = {
   { "pdftotext", "poppler-utils" },
 }
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = common.exists
 
 local function missing_packages()
   local missing, seen = {}, {}
